@@ -1,0 +1,1 @@
+"""Command messages and the applications that handle them, one per bounded context."""

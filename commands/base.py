@@ -1,0 +1,170 @@
+"""What every command and every context's application shares.
+
+A command is handled exactly once: the application records the command id in
+its tracking table in the same transaction as the events the command produced,
+so a repeated command is recognised and changes nothing. Two writers of one
+aggregate version conflict on the store's primary key; the handler then reloads
+and decides again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from domain.base import Aggregate, DomainError, ValidationError, caused_by
+
+H = TypeVar("H", bound=Callable[..., Any])
+TAggregate = TypeVar("TAggregate", bound=Aggregate)
+
+
+class Command(BaseModel):
+    """A request to change the system. Frozen; its shape is validated on construction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    command_id: UUID = Field(default_factory=uuid4)
+    correlation_id: UUID | None = None
+    causation_id: str | None = None
+
+    @property
+    def tracking_name(self) -> str:
+        return f"command:{self.command_id}"
+
+
+class ConcurrencyError(DomainError):
+    """Writers kept colliding on the same aggregate; the command was not applied."""
+
+    code = "CONCURRENCY_CONFLICT"
+
+
+def handles(command_type: type[Command]) -> Callable[[H], H]:
+    """Mark an application method as the handler of one command type."""
+
+    def mark(method: H) -> H:
+        method.__handles__ = command_type  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class ContextApplication(Application[UUID]):
+    """An eventsourcing application for one bounded context, with exactly-once commands."""
+
+    max_conflict_retries: ClassVar[int] = 50
+    handlers: ClassVar[dict[type[Command], str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.handlers = {
+            getattr(member, "__handles__"): attr
+            for klass in reversed(cls.__mro__)
+            for attr, member in vars(klass).items()
+            if hasattr(member, "__handles__")
+        }
+
+    def handle(self, command: Command) -> Any:
+        """Dispatch a command to the method marked `@handles(type(command))`."""
+        try:
+            method_name = self.handlers[type(command)]
+        except KeyError:
+            raise TypeError(f"{self.name} does not handle {type(command).__name__}") from None
+        return getattr(self, method_name)(command)
+
+    def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    def execute(
+        self,
+        command: Command,
+        decide: Callable[[], Sequence[Aggregate]],
+        *,
+        correlation_id: UUID | None = None,
+    ) -> bool:
+        """Run `decide` and save the aggregates it returns with the command's tracking row.
+
+        Returns False when the command had already been handled (nothing changes).
+        `decide` reloads what it needs on every call: it runs again after a conflict.
+        """
+        tracking = Tracking(command.tracking_name, 1)
+        if self.has_handled(command):
+            return False
+        for attempt in range(self.max_conflict_retries):
+            with caused_by(correlation_id or command.correlation_id, command.tracking_name):
+                aggregates = decide()
+            try:
+                self.record(aggregates, tracking)
+                return True
+            except IntegrityError:
+                if self.has_handled(command):
+                    return False
+                _back_off(attempt)
+        raise ConcurrencyError(
+            f"gave up after {self.max_conflict_retries} conflicting writes", field=None
+        )
+
+    def has_handled(self, command: Command) -> bool:
+        return self.process_recorder.has_tracking_id(command.tracking_name, 1)
+
+    def record(self, aggregates: Sequence[Aggregate], tracking: Tracking | None) -> None:
+        """Save the aggregates' pending events and the tracking row in one transaction."""
+        processing = ProcessingEvent[UUID](tracking)
+        processing.collect_events(*aggregates)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+
+    def get(
+        self, aggregate_id: UUID, cls: type[TAggregate], *, version: int | None = None
+    ) -> TAggregate:
+        aggregate = self.repository.get(aggregate_id, version=version)
+        if not isinstance(aggregate, cls):
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not {cls.__name__}")
+        return aggregate
+
+    def find(
+        self, aggregate_id: UUID, cls: type[TAggregate], *, version: int | None = None
+    ) -> TAggregate | None:
+        try:
+            return self.get(aggregate_id, cls, version=version)
+        except AggregateNotFoundError:
+            return None
+
+
+def _back_off(attempt: int) -> None:
+    # Full jitter keeps colliding writers from retrying in lockstep.
+    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
+
+
+C = TypeVar("C", bound=Command)
+
+
+def parse_command(cls: type[C], data: Any) -> C:
+    """Build a command from untrusted input; a bad field becomes a ValidationError naming it."""
+    try:
+        return cls.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        field = field_path(first["loc"])
+        raise ValidationError(f"{field}: {first['msg']}", field=field) from exc
+
+
+def field_path(loc: Sequence[int | str]) -> str:
+    """('items', 0, 'quantity') -> 'items[0].quantity'."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path

@@ -1,0 +1,144 @@
+"""The orders context: placing, completing and cancelling orders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from commands.base import Command, ContextApplication, handles
+from domain.base import NotFoundError, ValidationError
+from domain.order import MAX_LINES, MAX_QUANTITY, Order, OrderLine
+from domain.values import Address, Money
+
+
+class CatalogueEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    product_id: UUID
+    name: str
+    price: Money
+
+
+Catalogue = Callable[[Iterable[UUID]], Mapping[UUID, CatalogueEntry]]
+"""Looks up the listed products among the given ids; unknown ids are absent from the result."""
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product_id: UUID
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
+    price: Decimal | None = Field(default=None, description="if given, must equal the catalogue")
+
+
+class PlaceOrder(Command):
+    customer_id: UUID
+    items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_LINES)]
+    shipping_address: Address
+
+    @property
+    def order_id(self) -> UUID:
+        return Order.create_id(self.command_id)
+
+
+class RequestCancellation(Command):
+    order_id: UUID
+    reason: Annotated[str, Field(max_length=500)] = "cancelled by customer"
+
+
+class CompleteOrder(Command):
+    order_id: UUID
+
+
+class CancelOrder(Command):
+    order_id: UUID
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class UnknownProductError(NotFoundError):
+    code = "UNKNOWN_PRODUCT"
+
+
+class PriceMismatchError(ValidationError):
+    code = "PRICE_MISMATCH"
+
+
+class OrderNotFoundError(NotFoundError):
+    code = "ORDER_NOT_FOUND"
+
+
+class Orders(ContextApplication):
+    """Places orders at catalogue prices and moves them to their end."""
+
+    name = "Orders"
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, catalogue: Catalogue) -> None:
+        super().__init__(env)
+        self.catalogue = catalogue
+
+    @handles(PlaceOrder)
+    def place_order(self, command: PlaceOrder) -> UUID:
+        """Place the order; repeating the same command returns the same order id."""
+        lines = self._price(command.items)
+        order_id = command.order_id
+        self.execute(
+            command,
+            lambda: [
+                Order.place(
+                    command.command_id, command.customer_id, lines, command.shipping_address
+                )
+            ],
+            correlation_id=order_id,
+        )
+        return order_id
+
+    @handles(RequestCancellation)
+    def request_cancellation(self, command: RequestCancellation) -> bool:
+        return self._on_order(command, lambda order: order.request_cancellation(command.reason))
+
+    @handles(CompleteOrder)
+    def complete_order(self, command: CompleteOrder) -> bool:
+        return self._on_order(command, lambda order: order.complete())
+
+    @handles(CancelOrder)
+    def cancel_order(self, command: CancelOrder) -> bool:
+        return self._on_order(command, lambda order: order.cancel(command.reason))
+
+    def get_order(self, order_id: UUID, *, version: int | None = None) -> Order:
+        order = self.find(order_id, Order, version=version)
+        if order is None:
+            raise OrderNotFoundError(f"no order {order_id}", field="order_id")
+        return order
+
+    def _on_order(self, command: RequestCancellation | CompleteOrder | CancelOrder,
+                  change: Callable[[Order], None]) -> bool:
+        def decide() -> list[Order]:
+            order = self.get_order(command.order_id)
+            change(order)
+            return [order]
+
+        return self.execute(command, decide, correlation_id=command.order_id)
+
+    def _price(self, items: list[OrderItem]) -> list[OrderLine]:
+        entries = self.catalogue(item.product_id for item in items)
+        lines = []
+        for index, item in enumerate(items):
+            entry = entries.get(item.product_id)
+            if entry is None:
+                raise UnknownProductError(
+                    f"no product {item.product_id} in the catalogue",
+                    field=f"items[{index}].product_id",
+                )
+            if item.price is not None and item.price != entry.price.amount:
+                raise PriceMismatchError(
+                    f"price {item.price} differs from the catalogue price {entry.price.amount}",
+                    field=f"items[{index}].price",
+                )
+            lines.append(
+                OrderLine(product_id=item.product_id, quantity=item.quantity, unit_price=entry.price)
+            )
+        return lines

@@ -1,0 +1,124 @@
+"""The aggregate and event base classes every context builds on.
+
+Events are frozen pydantic models, so each event's schema is written once and
+validated on the way in and out of the store. Every event also carries the
+correlation id (the order the whole saga is about) and the causation id (the
+message or command that caused it), taken from the ambient `caused_by` context
+so aggregates never have to thread them through their methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why events are being recorded: the saga they belong to and the message behind them."""
+
+    correlation_id: UUID | None = None
+    causation_id: str | None = None
+
+
+_current_cause: ContextVar[Cause] = ContextVar("current_cause", default=Cause())
+
+
+@contextmanager
+def caused_by(correlation_id: UUID | None, causation_id: str | None) -> Iterator[Cause]:
+    """Stamp every event triggered inside the block with these ids."""
+    cause = Cause(correlation_id, causation_id)
+    token = _current_cause.set(cause)
+    try:
+        yield cause
+    finally:
+        _current_cause.reset(token)
+
+
+def current_cause() -> Cause:
+    return _current_cause.get()
+
+
+class DomainEvent(BaseModel):
+    """An immutable fact about one aggregate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    correlation_id: UUID | None = None
+    causation_id: str | None = None
+
+
+def _with_cause(kwargs: dict[str, Any]) -> dict[str, Any]:
+    cause = _current_cause.get()
+    kwargs.setdefault("correlation_id", cause.correlation_id)
+    kwargs.setdefault("causation_id", cause.causation_id)
+    return kwargs
+
+
+class Aggregate(BaseAggregate[UUID]):
+    """Base aggregate with a UUID id and pydantic events."""
+
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> UUID:
+        return uuid4()
+
+    class Event(DomainEvent, CanMutateAggregate[UUID]):
+        pass
+
+    class Created(Event, CanInitAggregate[UUID]):
+        originator_topic: str
+
+    @classmethod
+    def _create(
+        cls,
+        event_class: type[CanInitAggregate[UUID]],
+        *,
+        id: UUID | None = None,  # noqa: A002
+        **kwargs: Any,
+    ) -> Any:
+        return super()._create(event_class, id=id, **_with_cause(kwargs))
+
+    def trigger_event(
+        self,
+        event_class: type[CanMutateAggregate[UUID]],
+        **kwargs: Any,
+    ) -> None:
+        super().trigger_event(event_class, **_with_cause(kwargs))
+
+
+class DomainError(Exception):
+    """A rule of the domain refused a request. `code` is stable; `field` names the input at fault."""
+
+    code: ClassVar[str] = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationError(DomainError):
+    """An input is malformed or out of range."""
+
+    code = "VALIDATION_ERROR"
+
+
+class NotFoundError(DomainError):
+    code = "NOT_FOUND"
+
+
+class InvalidStateError(DomainError):
+    """The aggregate's status does not allow the request."""
+
+    code = "INVALID_STATE"

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, persistence, bootstrap and the command line."""

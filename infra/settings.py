@@ -1,0 +1,120 @@
+"""Configuration from the environment (pydantic-settings).
+
+`DATABASE_URL` selects PostgreSQL; without it the system runs embedded on SQLite
+files under `DATA_DIR`. The old system's `DB_*` and `RABBITMQ_*` variables are
+accepted too, so existing deployments keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class PostgresDsn:
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+    schema_name: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> PostgresDsn:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+            raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            dbname=unquote(parts.path.lstrip("/")) or "postgres",
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            schema_name=query.get("schema"),
+        )
+
+    @property
+    def url(self) -> str:
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
+
+
+class Settings(BaseSettings):
+    """Everything the system reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = None
+    amqp_url: str | None = None
+    data_dir: Path = Path("data")
+
+    payment_failure_rate: float = Field(0.1, ge=0, le=1)
+    shipping_failure_rate: float = Field(0.05, ge=0, le=1)
+    notification_failure_rate: float = Field(0.02, ge=0, le=1)
+    failure_seed: int | None = None
+    step_timeout_seconds: float = Field(30, gt=0)
+
+    admin_token: str | None = None
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    create_table: bool = True
+    postgres_pool_size: int = 5
+    postgres_max_overflow: int = 20
+    postgres_lock_timeout: int = 5
+
+    # The old system's names, folded into the new ones below.
+    db_host: str | None = None
+    db_port: int = 5432
+    db_user: str = "postgres"
+    db_password: str = ""
+    db_name: str = "postgres"
+    rabbitmq_url: str | None = None
+    rabbitmq_host: str | None = None
+    rabbitmq_port: int = 5672
+    rabbitmq_user: str = "guest"
+    rabbitmq_password: str = "guest"
+
+    @field_validator("database_url", "amqp_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _accept_old_names(self) -> Settings:
+        if self.database_url is None and self.db_host:
+            auth = self.db_user + (f":{self.db_password}" if self.db_password else "")
+            self.database_url = f"postgresql://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+        if self.amqp_url is None and self.rabbitmq_url:
+            self.amqp_url = self.rabbitmq_url
+        if self.amqp_url is None and self.rabbitmq_host:
+            self.amqp_url = (
+                f"amqp://{self.rabbitmq_user}:{self.rabbitmq_password}"
+                f"@{self.rabbitmq_host}:{self.rabbitmq_port}/"
+            )
+        if self.database_url and not self.database_url.startswith(("sqlite", "memory")):
+            PostgresDsn.parse(self.database_url)  # fail at start-up, naming the variable
+        return self
+
+    @property
+    def is_in_memory(self) -> bool:
+        """`DATABASE_URL=memory://`: nothing is kept; for unit tests and trials."""
+        return self.database_url is not None and self.database_url.startswith("memory")
+
+    @property
+    def postgres(self) -> PostgresDsn | None:
+        if self.database_url is None or self.database_url.startswith(("sqlite", "memory")):
+            return None
+        return PostgresDsn.parse(self.database_url)
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.postgres is None
