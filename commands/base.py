@@ -65,7 +65,7 @@ class ContextApplication(Application[UUID]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.handlers = {
-            getattr(member, "__handles__"): attr
+            member.__handles__: attr
             for klass in reversed(cls.__mro__)
             for attr, member in vars(klass).items()
             if hasattr(member, "__handles__")
@@ -79,7 +79,7 @@ class ContextApplication(Application[UUID]):
             raise TypeError(f"{self.name} does not handle {type(command).__name__}") from None
         return getattr(self, method_name)(command)
 
-    def construct_recorder(self) -> ProcessRecorder:  # type: ignore[override]
+    def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
     @property
@@ -100,21 +100,24 @@ class ContextApplication(Application[UUID]):
         `decide` reloads what it needs on every call: it runs again after a conflict.
         """
         tracking = Tracking(command.tracking_name, 1)
-        if self.has_handled(command):
-            return False
         for attempt in range(self.max_conflict_retries):
-            with caused_by(correlation_id or command.correlation_id, command.tracking_name):
-                aggregates = decide()
+            try:
+                with caused_by(correlation_id or command.correlation_id, command.tracking_name):
+                    aggregates = decide()
+            except DomainError:
+                # A repeat of a command that already changed things may now be refused.
+                if self.has_handled(command):
+                    return False
+                raise
             try:
                 self.record(aggregates, tracking)
                 return True
             except IntegrityError:
+                # The tracking row makes a repeat collide too, so ask which it was.
                 if self.has_handled(command):
                     return False
                 _back_off(attempt)
-        raise ConcurrencyError(
-            f"gave up after {self.max_conflict_retries} conflicting writes", field=None
-        )
+        raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
 
     def has_handled(self, command: Command) -> bool:
         return self.process_recorder.has_tracking_id(command.tracking_name, 1)
@@ -130,7 +133,7 @@ class ContextApplication(Application[UUID]):
     def get(
         self, aggregate_id: UUID, cls: type[TAggregate], *, version: int | None = None
     ) -> TAggregate:
-        aggregate = self.repository.get(aggregate_id, version=version)
+        aggregate: object = self.repository.get(aggregate_id, version=version)
         if not isinstance(aggregate, cls):
             raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not {cls.__name__}")
         return aggregate

@@ -29,7 +29,8 @@ class Cause:
     causation_id: str | None = None
 
 
-_current_cause: ContextVar[Cause] = ContextVar("current_cause", default=Cause())
+_NO_CAUSE = Cause()
+_current_cause: ContextVar[Cause] = ContextVar("current_cause")
 
 
 @contextmanager
@@ -44,7 +45,7 @@ def caused_by(correlation_id: UUID | None, causation_id: str | None) -> Iterator
 
 
 def current_cause() -> Cause:
-    return _current_cause.get()
+    return _current_cause.get(_NO_CAUSE)
 
 
 class DomainEvent(BaseModel):
@@ -60,7 +61,7 @@ class DomainEvent(BaseModel):
 
 
 def _with_cause(kwargs: dict[str, Any]) -> dict[str, Any]:
-    cause = _current_cause.get()
+    cause = _current_cause.get(_NO_CAUSE)
     kwargs.setdefault("correlation_id", cause.correlation_id)
     kwargs.setdefault("causation_id", cause.causation_id)
     return kwargs
@@ -84,7 +85,7 @@ class Aggregate(BaseAggregate[UUID]):
         cls,
         event_class: type[CanInitAggregate[UUID]],
         *,
-        id: UUID | None = None,  # noqa: A002
+        id: UUID | None = None,
         **kwargs: Any,
     ) -> Any:
         return super()._create(event_class, id=id, **_with_cause(kwargs))

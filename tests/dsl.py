@@ -1,7 +1,9 @@
 """Given/when/then over events, for aggregates and for whole context applications.
 
-    given(ev(Order.Placed, ...)).when(lambda order: order.cancel("x")).then(ev(Order.Cancelled, reason="x"))
-    given(ev(Stock.Listed, id=p, ...), app=inventory).when(ReserveStock(...)).then(ev(Stock.Reserved, id=p, ...))
+    given(ev(Order.Placed, ...)).when(lambda order: order.cancel("x")).then(
+        ev(Order.Cancelled, reason="x"))
+    given(ev(Stock.Listed, id=p, ...), app=inventory).when(ReserveStock(...)).then(
+        ev(Stock.Reserved, id=p, ...))
 
 `ev` names an event by its class and the fields that matter; ids, versions and
 timestamps are filled in when given and ignored when expected unless named.
@@ -15,16 +17,15 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.utils import get_topic, resolve_topic
 
 from commands.base import Command, ContextApplication
 from domain.base import Aggregate, DomainEvent
 
 
-class ev:  # noqa: N801 - reads as a noun in scenarios
+class ev:
     """An event named by class and the fields a scenario cares about."""
 
-    def __init__(self, cls: type[Any], id: UUID | None = None, **fields: Any) -> None:  # noqa: A002
+    def __init__(self, cls: type[Any], id: UUID | None = None, **fields: Any) -> None:
         self.cls = cls
         self.id = id
         self.fields = fields
@@ -73,7 +74,7 @@ def materialise(specs: tuple[ev | DomainEvent, ...], default_id: UUID) -> list[A
     return events
 
 
-class given:  # noqa: N801
+class given:
     """Past events, for one aggregate or, with `app=`, in a context application's store."""
 
     def __init__(self, *history: ev | DomainEvent, app: ContextApplication | None = None) -> None:
@@ -94,7 +95,7 @@ class given:  # noqa: N801
         aggregate = self.aggregate() if self.events else None
         try:
             result = action(aggregate)
-        except Exception as error:  # noqa: BLE001 - the outcome is inspected by then/raises
+        except Exception as error:
             return Outcome([], error, None)
         produced = result if isinstance(result, Aggregate) else aggregate
         new = list(produced.collect_events()) if produced is not None else []
@@ -107,7 +108,7 @@ class given:  # noqa: N801
         before = self.app.recorder.max_notification_id() or 0
         try:
             result = self.app.handle(command)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             result, failure = None, error
         else:
             failure = None
@@ -150,10 +151,3 @@ def _mismatch(expected: tuple[ev, ...], actual: list[Any]) -> str:
     wanted = "\n  ".join(repr(e) for e in expected) or "(none)"
     return f"expected:\n  {wanted}\nrecorded:\n  {shown}"
 
-
-def resolve_owner(event_cls: type[Any]) -> type[Any]:
-    owner: type[Any] = resolve_topic(owner_topic(event_cls))
-    return owner
-
-
-__all__ = ["ev", "given", "get_topic"]

@@ -1,0 +1,172 @@
+"""Write-side throughput: events/s for one command per transaction and for batched saves.
+
+Runs on the embedded SQLite store and on PostgreSQL, each in a fresh store, and
+beside them the bare eventsourcing library (dataclass events, its default JSON
+mapper) doing the same saves, so the figures can be read as ratios on a noisy
+machine. Prints one JSON document; medians of --runs runs.
+
+    python bench/write_side.py [--commands 2000] [--batched 50000] [--batch 500] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate as LibraryAggregate
+from eventsourcing.domain import event
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from commands.orders import CatalogueEntry, Orders, PlaceOrder
+from domain.order import Order, OrderLine
+from domain.values import Address, Money
+from infra.persistence import application_env
+from infra.settings import PostgresDsn, Settings
+
+PRODUCT = uuid.UUID("550e8400-e29b-41d4-a716-446655440002")
+ADDRESS = Address(street="1 Main St", city="Springfield", state="IL", zip_code="62701", country="US")
+
+
+def catalogue(ids: Iterable[uuid.UUID]) -> Mapping[uuid.UUID, CatalogueEntry]:
+    price = Money.of("49.99")
+    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=price) for i in ids}
+
+
+class Plain(LibraryAggregate):
+    @event("Placed")
+    def __init__(self, customer: str, quantity: int, total: str) -> None:
+        self.customer, self.quantity, self.total = customer, quantity, total
+
+
+def timed(n_events: int, work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return n_events / (time.perf_counter() - started)
+
+
+def one_per_transaction(app: Orders, n: int) -> float:
+    commands = [
+        PlaceOrder(customer_id=uuid.uuid4(), items=[{"product_id": PRODUCT, "quantity": 1}],
+                   shipping_address=ADDRESS)
+        for _ in range(n)
+    ]
+    return timed(n, lambda: [app.place_order(c) for c in commands])
+
+
+def batched(app: Orders, n: int, batch: int) -> float:
+    line = [OrderLine(product_id=PRODUCT, quantity=1, unit_price=Money.of("49.99"))]
+    orders = [Order.place(uuid.uuid4(), uuid.uuid4(), line, ADDRESS) for _ in range(n)]
+
+    def save() -> None:
+        for i in range(0, n, batch):
+            app.record(orders[i : i + batch], None)
+
+    return timed(n, save)
+
+
+def library_one(app: Application[uuid.UUID], n: int) -> float:
+    aggregates = [Plain(customer=str(uuid.uuid4()), quantity=1, total="49.99") for _ in range(n)]
+    return timed(n, lambda: [app.save(a) for a in aggregates])
+
+
+def library_batched(app: Application[uuid.UUID], n: int, batch: int) -> float:
+    aggregates = [Plain(customer=str(uuid.uuid4()), quantity=1, total="49.99") for _ in range(n)]
+
+    def save() -> None:
+        for i in range(0, n, batch):
+            app.save(*aggregates[i : i + batch])
+
+    return timed(n, save)
+
+
+class Store:
+    """A fresh, throw-away store per run."""
+
+    def __init__(self, kind: str, server: PostgresDsn) -> None:
+        self.kind, self.server = kind, server
+
+    def __enter__(self) -> Settings:
+        if self.kind == "sqlite":
+            self.tmp = tempfile.TemporaryDirectory(prefix="bench_write_")
+            return Settings(_env_file=None, data_dir=Path(self.tmp.name))
+        self.db = f"bench_write_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(self.server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db)))
+        dsn = PostgresDsn(self.server.host, self.server.port, self.db, self.server.user,
+                          self.server.password)
+        return Settings(_env_file=None, database_url=dsn.url)
+
+    def __exit__(self, *_: object) -> None:
+        if self.kind == "sqlite":
+            self.tmp.cleanup()
+            return
+        with psycopg.connect(self.server.url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.db))
+            )
+
+
+def run_once(
+    kind: str, server: PostgresDsn, commands: int, n_batched: int, batch: int
+) -> dict[str, float]:
+    with Store(kind, server) as settings:
+        env = application_env(settings, "Orders")
+        ours = Orders(env, catalogue=catalogue)
+        library_env = {k: v for k, v in env.items() if k not in ("MAPPER_TOPIC", "TRANSCODER_TOPIC")}
+        if kind == "sqlite":
+            library_env["SQLITE_DBNAME"] = str(settings.data_dir / "library.sqlite")
+        library: Application[uuid.UUID] = Application(
+            {**library_env, "CREATE_TABLE": "y"}
+        )
+        try:
+            return {
+                "one_per_transaction": one_per_transaction(ours, commands),
+                "batched": batched(ours, n_batched, batch),
+                "library_one_per_transaction": library_one(library, commands),
+                "library_batched": library_batched(library, n_batched, batch),
+            }
+        finally:
+            ours.close()
+            library.close()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--commands", type=int, default=2000, help="commands, one per transaction")
+    parser.add_argument("--batched", type=int, default=50_000, help="events saved in batches")
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stores", default="sqlite,postgres")
+    args = parser.parse_args(argv)
+    server = PostgresDsn.parse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    figures: dict[str, Any] = {"unit": "events/s", "runs": args.runs, "batch": args.batch}
+    for kind in args.stores.split(","):
+        runs = [run_once(kind, server, args.commands, args.batched, args.batch) for _ in range(args.runs)]
+        medians: dict[str, float] = {k: round(statistics.median(r[k] for r in runs)) for k in runs[0]}
+        medians["ratio_one_vs_library"] = round(
+            medians["one_per_transaction"] / medians["library_one_per_transaction"], 2)
+        medians["ratio_batched_vs_library"] = round(
+            medians["batched"] / medians["library_batched"], 2)
+        figures[kind] = medians
+        print(f"{kind}: {medians}", file=sys.stderr)
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""One place that builds the system from settings.
+
+Tests pass fakes as overrides (`bootstrap(settings, gateway=AlwaysDecline())`);
+nothing else in the code base constructs applications or adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from commands.inventory import Inventory
+from commands.notifications import Notifications
+from commands.payments import Payments
+from commands.shipping import Shipping
+from commands.simulation import (
+    FailureSimulator,
+    SimulatedCarrier,
+    SimulatedGateway,
+    SimulatedNotifier,
+)
+from psycopg import sql
+
+from commands.base import ContextApplication
+from commands.orders import Orders
+from infra.persistence import application_env
+from infra.settings import Settings
+
+
+@dataclass
+class System:
+    """Every bounded context's application, built from one set of settings."""
+
+    settings: Settings
+    orders: Orders
+    payments: Payments
+    inventory: Inventory
+    shipping: Shipping
+    notifications: Notifications
+
+    @property
+    def applications(self) -> tuple[ContextApplication, ...]:
+        return (self.orders, self.payments, self.inventory, self.shipping, self.notifications)
+
+    def __iter__(self) -> Iterator[ContextApplication]:
+        return iter(self.applications)
+
+    def check(self) -> dict[str, str]:
+        """Whether every event store answers; for readiness probes."""
+        try:
+            for application in self.applications:
+                application.recorder.max_notification_id()
+        except Exception as error:
+            return {"status": "unavailable", "error": str(error)}
+        return {"status": "ok"}
+
+    def close(self) -> None:
+        for app in self.applications:
+            app.close()
+
+    def __enter__(self) -> System:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
+    """Build the system. Overrides: `gateway`, `carrier`, `notifier`."""
+    settings = settings or Settings()
+    seed = settings.failure_seed
+    env = lambda name: application_env(settings, name)  # noqa: E731
+    inventory = Inventory(env(Inventory.name))
+    system = System(
+        settings=settings,
+        orders=Orders(env(Orders.name), catalogue=inventory.catalogue),
+        payments=Payments(
+            env(Payments.name),
+            gateway=overrides.get("gateway")
+            or SimulatedGateway(FailureSimulator(settings.payment_failure_rate, seed)),
+        ),
+        inventory=inventory,
+        shipping=Shipping(
+            env(Shipping.name),
+            carrier=overrides.get("carrier")
+            or SimulatedCarrier(FailureSimulator(settings.shipping_failure_rate, seed)),
+        ),
+        notifications=Notifications(
+            env(Notifications.name),
+            notifier=overrides.get("notifier")
+            or SimulatedNotifier(FailureSimulator(settings.notification_failure_rate, seed)),
+        ),
+    )
+    if settings.is_embedded and not settings.is_in_memory:
+        inventory.seed_if_empty()
+    return system
+
+
+APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications")
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Create every table once. Services then run with CREATE_TABLE=n, so replicas never race."""
+    dsn = settings.postgres
+    if dsn is not None and dsn.schema_name:
+        with psycopg.connect(dsn.url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dsn.schema_name))
+            )
+    creating = settings.model_copy(update={"create_table": True})
+    with bootstrap(creating):
+        pass
+    return list(APPLICATION_NAMES)
