@@ -106,12 +106,12 @@ class given:
         if self.events:
             self.app.events.put(self.events)
         before = self.app.recorder.max_notification_id() or 0
+        result: Any = None
+        failure: Exception | None = None
         try:
             result = self.app.handle(command)
         except Exception as error:
-            result, failure = None, error
-        else:
-            failure = None
+            failure = error
         after = self.app.recorder.select_notifications(before, 10_000, inclusive_of_start=False)
         new = [self.app.mapper.to_domain_event(n) for n in after]
         return Outcome(new, failure, result)
