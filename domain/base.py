@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
@@ -28,6 +28,8 @@ class Cause:
     correlation_id: UUID | None = None
     causation_id: str | None = None
 
+
+A = TypeVar("A", bound=BaseAggregate[Any])
 
 _NO_CAUSE = Cause()
 _current_cause: ContextVar[Cause] = ContextVar("current_cause")
@@ -96,6 +98,24 @@ class Aggregate(BaseAggregate[UUID]):
         **kwargs: Any,
     ) -> None:
         super().trigger_event(event_class, **_with_cause(kwargs))
+
+
+class OpensOrFollows(Aggregate.Created):
+    """An event that may start an aggregate's history or follow earlier events.
+
+    A compensation can arrive before the action it undoes; the aggregate is then
+    opened by the compensation, and the late action's outcome follows it.
+    """
+
+    def mutate(self, aggregate: A | None) -> A | None:
+        if aggregate is None:
+            return CanInitAggregate.mutate(self, None)
+        return CanMutateAggregate.mutate(self, aggregate)
+
+    @staticmethod
+    def topic_of(aggregate: object) -> str:
+        """The originator topic a follow-up repeats, written as the library writes it."""
+        return f"{type(aggregate).__module__}:{type(aggregate).__qualname__}"
 
 
 class DomainError(Exception):

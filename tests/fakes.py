@@ -1,0 +1,90 @@
+"""Hand-written fakes of the outside world, shared by the tests."""
+
+from __future__ import annotations
+
+import threading
+from uuid import UUID
+
+from commands.simulation import (
+    Accepted,
+    Approved,
+    Booked,
+    BookingResult,
+    ChargeResult,
+    Refused,
+    SendResult,
+)
+from domain.notification import Channel
+from domain.values import Address, Money
+
+
+class FakeGateway:
+    """Approves every charge unless told to decline. Like a real gateway, it moves money
+    once per idempotency key and answers a repeated key as it did the first time."""
+
+    def __init__(self, decline: str | None = None) -> None:
+        self.decline = decline
+        self.charges: dict[UUID, ChargeResult] = {}
+        self.taken: list[Money] = []
+        self.refunds: dict[UUID, tuple[str, Money]] = {}
+        self.charge_calls = 0
+        self.rendezvous: threading.Barrier | None = None
+        self._lock = threading.Lock()
+
+    def charge(self, *, order_id: UUID, customer_id: UUID, amount: Money) -> ChargeResult:
+        self._meet()
+        with self._lock:
+            self.charge_calls += 1
+            if order_id in self.charges:
+                return self.charges[order_id]
+            result: ChargeResult = Approved(f"txn_{order_id.hex[:8]}")
+            if self.decline is not None:
+                result = Refused(self.decline)
+            else:
+                self.taken.append(amount)
+            self.charges[order_id] = result
+            return result
+
+    def refund(self, *, transaction_id: str, amount: Money, key: UUID) -> str:
+        self._meet()
+        with self._lock:
+            self.refunds.setdefault(key, (f"rf_{key.hex[:8]}", amount))
+            return self.refunds[key][0]
+
+    @property
+    def returned(self) -> list[Money]:
+        return [amount for _, amount in self.refunds.values()]
+
+    def _meet(self) -> None:
+        if self.rendezvous is not None:
+            self.rendezvous.wait(timeout=5)
+
+
+class FakeCarrier:
+    """Books every parcel unless told to refuse; remembers each booking it was asked for."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.refuse = refuse
+        self.bookings: list[tuple[UUID, Address]] = []
+
+    def book(self, *, order_id: UUID, address: Address) -> BookingResult:
+        self.bookings.append((order_id, address))
+        if self.refuse is not None:
+            return Refused(self.refuse)
+        return Booked(f"TRK{order_id.hex[:10].upper()}")
+
+
+class FakeNotifier:
+    """Accepts every message unless told to fail; keeps what it delivered."""
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.fail = fail
+        self.outbox: list[tuple[UUID, Channel, str]] = []
+
+    def send(
+        self, *, message_id: UUID, customer_id: UUID, channel: Channel, subject: str, body: str
+    ) -> SendResult:
+        if self.fail is not None:
+            return Refused(self.fail)
+        self.outbox.append((customer_id, channel, subject))
+        return Accepted()
