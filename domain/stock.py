@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
-from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict
 
 from domain.base import Aggregate, InvalidStateError, ValidationError
@@ -136,7 +135,6 @@ class Stock(Aggregate):
         originator_id: UUID
         originator_version: int
         timestamp: datetime
-        topic: str
         state: StockState
 
         @classmethod
@@ -153,7 +151,6 @@ class Stock(Aggregate):
                 originator_id=stock.id,
                 originator_version=stock.version,
                 timestamp=stock.modified_on,
-                topic=get_topic(Stock),
                 state=state,
             )
 

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
+
+from commands.base import ContextApplication
 from commands.inventory import Inventory
 from commands.notifications import Notifications
+from commands.orders import Orders
 from commands.payments import Payments
 from commands.shipping import Shipping
 from commands.simulation import (
@@ -21,10 +25,6 @@ from commands.simulation import (
     SimulatedGateway,
     SimulatedNotifier,
 )
-from psycopg import sql
-
-from commands.base import ContextApplication
-from commands.orders import Orders
 from infra.persistence import application_env
 from infra.settings import Settings
 
@@ -71,7 +71,10 @@ def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
     """Build the system. Overrides: `gateway`, `carrier`, `notifier`."""
     settings = settings or Settings()
     seed = settings.failure_seed
-    env = lambda name: application_env(settings, name)  # noqa: E731
+
+    def env(name: str) -> dict[str, str]:
+        return application_env(settings, name)
+
     inventory = Inventory(env(Inventory.name))
     system = System(
         settings=settings,
@@ -94,7 +97,7 @@ def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
         ),
     )
     if settings.is_embedded and not settings.is_in_memory:
-        inventory.seed_if_empty()
+        inventory.seed()
     return system
 
 

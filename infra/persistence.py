@@ -11,6 +11,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
+from infra.recorders import MemoryFactory, PostgresExactlyOnceRecorder, SQLiteExactlyOnceRecorder
 from infra.settings import PostgresDsn, Settings
 
 
@@ -92,10 +93,11 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
     }
     dsn = settings.postgres
     if settings.is_in_memory:
-        env["PERSISTENCE_MODULE"] = "eventsourcing.popo"
+        env["PERSISTENCE_MODULE"] = get_topic(MemoryFactory)
     elif dsn is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+        env["PROCESS_RECORDER_TOPIC"] = get_topic(SQLiteExactlyOnceRecorder)
         env["SQLITE_DBNAME"] = str(settings.data_dir / f"{app_name.lower()}.sqlite")
         env["SQLITE_LOCK_TIMEOUT"] = "30"
     else:
@@ -106,6 +108,7 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
 def postgres_env(dsn: PostgresDsn, settings: Settings) -> dict[str, str]:
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PROCESS_RECORDER_TOPIC": get_topic(PostgresExactlyOnceRecorder),
         "POSTGRES_HOST": dsn.host,
         "POSTGRES_PORT": str(dsn.port),
         "POSTGRES_DBNAME": dsn.dbname,

@@ -73,7 +73,9 @@ def test_a_product_may_appear_on_one_line_only() -> None:
 
 
 def test_a_placed_order_is_pending() -> None:
-    assert given(placed()).aggregate().status is OrderStatus.PENDING
+    order = given(placed()).aggregate()
+    assert isinstance(order, Order)
+    assert order.status is OrderStatus.PENDING
 
 
 def test_a_pending_order_completes() -> None:

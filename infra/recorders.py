@@ -1,0 +1,85 @@
+"""Process recorders with exact, multi-row tracking on every store.
+
+Every handled message or command leaves its own tracking row, written in the
+same transaction as the events it caused. Messages may arrive out of order, so
+"was this one handled?" must ask for that row, not compare with the highest
+position seen, as the library's `has_tracking_id` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent, Tracking
+from eventsourcing.popo import POPOFactory, POPOProcessRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow
+
+
+class PostgresExactlyOnceRecorder(PostgresProcessRecorder):
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # Left in the pipeline, a duplicate tracking row aborts the statements queued
+        # after it and surfaces as PipelineAborted, which the library takes for a lost
+        # connection and retries ten times. Syncing here raises IntegrityError at once.
+        with curs.connection.pipeline():
+            super()._insert_events(curs, stored_events, **kwargs)
+
+    def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
+        if notification_id is None:
+            return True
+        statement = sql.SQL(
+            "SELECT 1 FROM {}.{} WHERE application_name = %s AND notification_id = %s"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.tracking_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (application_name, notification_id), prepare=True)
+            return curs.fetchone() is not None
+
+
+class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder):
+    def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
+        if notification_id is None:
+            return True
+        with self.datastore.transaction(commit=False) as cursor:
+            return _sqlite_has_row(cursor, application_name, notification_id)
+
+
+def _sqlite_has_row(cursor: SQLiteCursor, application_name: str, notification_id: int) -> bool:
+    cursor.execute(
+        "SELECT 1 FROM tracking WHERE application_name = ? AND notification_id = ?",
+        (application_name, notification_id),
+    )
+    return cursor.fetchone() is not None
+
+
+class MemoryExactlyOnceRecorder(POPOProcessRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._tracked: set[tuple[str, int]] = set()
+
+    def _assert_tracking_uniqueness(self, tracking: Tracking) -> None:
+        if (tracking.application_name, tracking.notification_id) in self._tracked:
+            raise IntegrityError(f"already tracked: {tracking}")
+
+    def _insert_tracking(self, tracking: Tracking) -> None:
+        self._tracked.add((tracking.application_name, tracking.notification_id))
+        current = self._max_tracking_ids[tracking.application_name]
+        if current is None or tracking.notification_id > current:
+            self._max_tracking_ids[tracking.application_name] = tracking.notification_id
+
+    def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
+        if notification_id is None:
+            return True
+        with self._database_lock:
+            return (application_name, notification_id) in self._tracked
+
+
+class MemoryFactory(POPOFactory):
+    """The library's in-memory store, with exact multi-row tracking."""
+
+    def process_recorder(self) -> ProcessRecorder:
+        return MemoryExactlyOnceRecorder()
