@@ -13,10 +13,10 @@ from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from commands.base import Command, ContextApplication, handles
-from commands.orders import CatalogueEntry, UnknownProductError
+from commands.orders import CatalogueEntry
 from domain.base import Aggregate, InvalidStateError, NotFoundError
 from domain.reservation import MAX_LINE_QUANTITY, MAX_LINES, Reservation, StockLine
-from domain.stock import MAX_RESTOCK, Stock
+from domain.stock import MAX_RESTOCK, Stock, UnknownProductError
 from domain.values import DEFAULT_CURRENCY, Money
 
 

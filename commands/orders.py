@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from commands.base import Command, ContextApplication, handles
 from domain.base import NotFoundError, ValidationError
 from domain.order import MAX_LINES, MAX_QUANTITY, Order, OrderLine
+from domain.stock import UnknownProductError
 from domain.values import Address, Money
 
 
@@ -57,10 +58,6 @@ class CompleteOrder(Command):
 class CancelOrder(Command):
     order_id: UUID
     reason: Annotated[str, Field(min_length=1, max_length=500)]
-
-
-class UnknownProductError(NotFoundError):
-    code = "UNKNOWN_PRODUCT"
 
 
 class PriceMismatchError(ValidationError):

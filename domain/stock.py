@@ -9,7 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 from pydantic import BaseModel, ConfigDict
 
-from domain.base import Aggregate, InvalidStateError, ValidationError
+from domain.base import Aggregate, InvalidStateError, NotFoundError, ValidationError
 from domain.values import Money
 
 MAX_RESTOCK = 100_000
@@ -19,6 +19,12 @@ class InsufficientStockError(InvalidStateError):
     """Fewer units are available than were asked for."""
 
     code = "INSUFFICIENT_STOCK"
+
+
+class UnknownProductError(NotFoundError):
+    """No product with that id is listed."""
+
+    code = "UNKNOWN_PRODUCT"
 
 
 class Stock(Aggregate):

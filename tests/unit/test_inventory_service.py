@@ -21,7 +21,7 @@ from commands.inventory import (
     ReserveStock,
     Restock,
 )
-from commands.orders import CatalogueEntry, Orders, PlaceOrder, UnknownProductError
+from commands.orders import CatalogueEntry, Orders, PlaceOrder
 from domain.base import ValidationError
 from domain.reservation import (
     RejectionCode,
@@ -31,7 +31,7 @@ from domain.reservation import (
     ReservationStatus,
     StockLine,
 )
-from domain.stock import Stock
+from domain.stock import Stock, UnknownProductError
 from domain.values import Money
 from infra.persistence import application_env
 from infra.settings import Settings

@@ -18,10 +18,10 @@ from commands.orders import (
     PlaceOrder,
     PriceMismatchError,
     RequestCancellation,
-    UnknownProductError,
 )
 from domain.base import ValidationError
 from domain.order import Order, OrderAlreadyCompletedError
+from domain.stock import UnknownProductError
 from domain.values import Money
 from infra.persistence import application_env
 from infra.settings import Settings
