@@ -96,8 +96,6 @@ def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
             or SimulatedNotifier(FailureSimulator(settings.notification_failure_rate, seed)),
         ),
     )
-    if settings.is_embedded and not settings.is_in_memory:
-        inventory.seed()
     return system
 
 

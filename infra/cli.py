@@ -31,6 +31,9 @@ def serve(
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper())
     system = bootstrap(settings)
+    if settings.is_embedded:
+        # The embedded default needs no setup: its first start lists the seed catalogue.
+        system.inventory.seed()
     where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
     address = f"http://{host or settings.host}:{port or settings.port}"
     console.print(f"[bold]saga[/] serving on {address} ({where})")
