@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Tracking
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -70,6 +70,20 @@ class ContextApplication(Application[UUID]):
             for attr, member in vars(klass).items()
             if hasattr(member, "__handles__")
         }
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(last_notification_id)` after every save in this process."""
+        self._listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            last = recordings[-1].notification.id
+            for listener in self._listeners:
+                listener(last)
 
     def handle(self, command: Command) -> Any:
         """Dispatch a command to the method marked `@handles(type(command))`."""

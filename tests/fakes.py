@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from uuid import UUID
 
+from commands.messages import Envelope
 from commands.simulation import (
     Accepted,
     Approved,
@@ -16,6 +18,7 @@ from commands.simulation import (
 )
 from domain.notification import Channel
 from domain.values import Address, Money
+from infra.bus import DeadLetter, Subscription
 
 
 class FakeGateway:
@@ -88,3 +91,38 @@ class FakeNotifier:
             return Refused(self.fail)
         self.outbox.append((customer_id, channel, subject))
         return Accepted()
+
+
+class RecordingBus:
+    """Keeps what is published; can be told to fail the next publishes, as a broker that is down."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Envelope]] = []
+        self.failures_left = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def publish(self, exchange: str, envelopes: Sequence[Envelope]) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise ConnectionError("broker unreachable")
+        self.published += [(exchange, envelope) for envelope in envelopes]
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        raise NotImplementedError("a recording bus delivers nothing")
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        return []
+
+    async def redrive(self, dead_letter_id: str) -> bool:
+        return False
+
+    async def healthy(self) -> bool:
+        return self.failures_left == 0
+
+    def types(self) -> list[str]:
+        return [envelope.type for _, envelope in self.published]

@@ -1,0 +1,106 @@
+"""The message bus port: what the relay and the consumers need of a transport.
+
+Two adapters implement it with the same semantics: RabbitMQ through aio-pika,
+and an in-process bus for the embedded default. Delivery is at least once; a
+handler's effects are made exactly once by the consumer's tracking rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+from commands.messages import Envelope
+
+EVENTS_EXCHANGE = "saga.events"
+COMMANDS_EXCHANGE = "saga.commands"
+
+# Attempt n waits RETRY_DELAYS[n-1] before it runs again; after the last, the message is parked.
+RETRY_DELAYS_SECONDS: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+
+
+class Verdict(Enum):
+    DONE = "done"  # handled, or a duplicate: acknowledge
+    RETRY = "retry"  # transient failure: try again later, with backoff
+    PARK = "park"  # can never succeed as it is: park it with the error at once
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    error: str | None = None
+
+    @classmethod
+    def done(cls) -> Outcome:
+        return cls(Verdict.DONE)
+
+    @classmethod
+    def retry(cls, error: str) -> Outcome:
+        return cls(Verdict.RETRY, error)
+
+    @classmethod
+    def park(cls, error: str) -> Outcome:
+        return cls(Verdict.PARK, error)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message as a handler receives it, with how often it has been tried before."""
+
+    envelope: Envelope
+    attempt: int = 1
+
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Outcome]]]
+"""Handles the deliveries available now (up to the prefetch) and returns one outcome each, in order."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    queue: str
+    exchange: str
+    routing_keys: tuple[str, ...]
+    handler: BatchHandler
+    prefetch: int = 100
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    queue: str
+    message_type: str
+    error: str
+    attempts: int
+    parked_at: datetime
+    envelope: Envelope | None = field(default=None, compare=False)
+    body: bytes = field(default=b"", compare=False, repr=False)
+
+
+class Bus(Protocol):
+    """A transport with publisher confirms, retries with backoff and parking."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, exchange: str, envelopes: Sequence[Envelope]) -> None:
+        """Publish in order; return only once the broker has confirmed every one (raise otherwise).
+
+        Publishing is mandatory: a message no queue is bound to receive is an error.
+        """
+        ...
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Declare the queue and its bindings and start handing batches to the handler."""
+        ...
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]: ...
+
+    async def redrive(self, dead_letter_id: str) -> bool:
+        """Send a parked message back to its queue as a first attempt; False if there is no such id."""
+        ...
+
+    async def healthy(self) -> bool: ...

@@ -1,0 +1,151 @@
+"""The outbox relay: each application's notification log, published to the bus.
+
+A service never publishes inside a request. The relay follows an application's
+notification log from its last recorded position, turns each event into the
+messages its neighbours hear, publishes a window of them with publisher
+confirms, and only then records the new position, in the application's own
+store. A crash between the two republishes the window: delivery is at least
+once, in order per application, and consumers make effects exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import Notification, Tracking
+
+from commands.base import ContextApplication
+from commands.messages import Envelope
+from commands.translation import to_integration_event
+from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
+
+log = logging.getLogger(__name__)
+
+Outgoing = tuple[str, Envelope]
+Translate = Callable[[str, Notification, Any], list[Outgoing]]
+
+
+def integration_messages(source: str, notification: Notification, event: Any) -> list[Outgoing]:
+    """A context's domain event as the integration event its neighbours hear, if any."""
+    fact = to_integration_event(event)
+    if fact is None:
+        return []
+    return [(EVENTS_EXCHANGE, Envelope(
+        message_id=f"{source}:{notification.id}",
+        type=type(fact).__name__,
+        kind="event",
+        schema_version=fact.schema_version,
+        correlation_id=event.correlation_id or fact.order_id,
+        causation_id=event.causation_id,
+        occurred_at=event.timestamp,
+        source=source,
+        position=notification.id,
+        routing_key=fact.routing_key(),
+        payload=fact.model_dump(mode="json"),
+    ))]
+
+
+def saga_commands(source: str, notification: Notification, event: Any) -> list[Outgoing]:
+    """A saga decision that asks another context to act, as the command it sends."""
+    command = getattr(event, "command", None)
+    if command is None:
+        return []
+    return [(COMMANDS_EXCHANGE, Envelope(
+        message_id=f"{source}:{notification.id}",
+        type=command.type,
+        kind="command",
+        correlation_id=event.correlation_id,
+        causation_id=f"{source}:{notification.id}",
+        occurred_at=event.timestamp,
+        source=source,
+        position=notification.id,
+        routing_key=f"{command.context}.{command.type}",
+        payload=command.payload,
+    ))]
+
+
+class OutboxRelay:
+    """Publishes one application's events, from its last confirmed position on."""
+
+    def __init__(
+        self,
+        app: ContextApplication,
+        bus: Bus,
+        translate: Translate = integration_messages,
+        *,
+        window: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.app = app
+        self.bus = bus
+        self.translate = translate
+        self.window = window
+        self.poll_interval = poll_interval
+        self.tracking_name = f"relay:{app.name}"
+        self.position: int | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Publish until `stopping` is set; wake on saves in this process, poll for the others."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def wake_up(_: int) -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        self.app.add_listener(wake_up)
+        failures = 0
+        while not stopping.is_set():
+            try:
+                published = await self.pump()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("relay of %s failed; retrying", self.app.name)
+                await _sleep_unless(stopping, min(30.0, 0.5 * 2**failures))
+                continue
+            if published < self.window:
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+
+    async def pump(self) -> int:
+        """Publish the next window; returns how many notifications it covered."""
+        if self.position is None:
+            self.position = await asyncio.to_thread(self._recorded_position)
+        notifications = await asyncio.to_thread(
+            self.app.recorder.select_notifications,
+            self.position, self.window, inclusive_of_start=False,
+        )
+        if not notifications:
+            return 0
+        outgoing = await asyncio.to_thread(self._messages, notifications)
+        for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
+            envelopes = [envelope for target, envelope in outgoing if target == exchange]
+            if envelopes:
+                await self.bus.publish(exchange, envelopes)
+        last = notifications[-1].id
+        await asyncio.to_thread(self.app.process_recorder.insert_tracking, Tracking(self.tracking_name, last))
+        self.position = last
+        return len(notifications)
+
+    def lag(self) -> int:
+        return (self.app.recorder.max_notification_id() or 0) - (self.position or 0)
+
+    def _recorded_position(self) -> int:
+        return self.app.process_recorder.max_tracking_id(self.tracking_name) or 0
+
+    def _messages(self, notifications: Sequence[Notification]) -> list[Outgoing]:
+        outgoing: list[Outgoing] = []
+        for notification in notifications:
+            event = self.app.mapper.to_domain_event(notification)
+            outgoing += self.translate(self.app.name, notification, event)
+        return outgoing
+
+
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

@@ -1,0 +1,94 @@
+"""The outbox relay publishes every event once it is recorded, and never loses one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from uuid import UUID, uuid4
+
+import pytest
+
+from commands.orders import CatalogueEntry, CompleteOrder, Orders, PlaceOrder
+from domain.values import Money
+from infra.bus import EVENTS_EXCHANGE
+from infra.persistence import application_env
+from infra.relay import OutboxRelay
+from infra.settings import Settings
+from tests.fakes import RecordingBus
+
+MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
+           "country": "US"}
+
+
+def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
+    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
+            for i in ids if i == MOUSE}
+
+
+@pytest.fixture
+def orders(store_settings: Settings) -> Iterator[Orders]:
+    app = Orders(application_env(store_settings, "Orders"), catalogue=catalogue)
+    yield app
+    app.close()
+
+
+def place(orders: Orders) -> UUID:
+    return orders.place_order(PlaceOrder(
+        customer_id=uuid4(), items=[{"product_id": MOUSE, "quantity": 1}], shipping_address=ADDRESS,
+    ))
+
+
+async def test_each_recorded_event_is_published_once_as_its_integration_event(orders: Orders) -> None:
+    order_id = place(orders)
+    orders.complete_order(CompleteOrder(order_id=order_id))
+    bus = RecordingBus()
+    relay = OutboxRelay(orders, bus)
+
+    assert await relay.pump() == 2
+    assert await relay.pump() == 0
+
+    assert bus.types() == ["OrderPlaced", "OrderCompleted"]
+    placed = bus.published[0][1]
+    assert bus.published[0][0] == EVENTS_EXCHANGE
+    assert placed.routing_key == "orders.OrderPlaced"
+    assert placed.correlation_id == order_id
+    assert placed.payload["total"] == {"amount": "49.99", "currency": "USD"}
+    assert placed.message_id == f"Orders:{placed.position}"
+
+
+async def test_a_restarted_relay_continues_from_its_recorded_position(orders: Orders) -> None:
+    place(orders)
+    first = RecordingBus()
+    await OutboxRelay(orders, first).pump()
+    place(orders)
+
+    second = RecordingBus()
+    assert await OutboxRelay(orders, second).pump() == 1
+
+    assert len(first.published) == 1
+    assert len(second.published) == 1
+    assert second.published[0][1].position > first.published[0][1].position
+
+
+async def test_a_failed_publish_keeps_the_position_so_nothing_is_lost(orders: Orders) -> None:
+    place(orders)
+    bus = RecordingBus()
+    bus.failures_left = 1
+    relay = OutboxRelay(orders, bus)
+
+    with pytest.raises(ConnectionError):
+        await relay.pump()
+    assert await OutboxRelay(orders, bus).pump() == 1
+
+    assert bus.types() == ["OrderPlaced"]
+
+
+async def test_the_relay_publishes_in_windows(orders: Orders) -> None:
+    for _ in range(7):
+        place(orders)
+    bus = RecordingBus()
+    relay = OutboxRelay(orders, bus, window=3)
+    counts = [await relay.pump() for _ in range(4)]
+    assert counts == [3, 3, 1, 0]
+    positions = [envelope.position for _, envelope in bus.published]
+    assert positions == sorted(positions) and len(set(positions)) == 7
