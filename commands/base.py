@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
@@ -46,6 +49,19 @@ class ConcurrencyError(DomainError):
     code = "CONCURRENCY_CONFLICT"
 
 
+@dataclass
+class UnitOfWork:
+    """What a batch of messages has decided so far, saved together at the end."""
+
+    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+    trackings: list[Tracking] = field(default_factory=list)
+
+    def add(self, aggregates: Sequence[Aggregate], tracking: Tracking) -> None:
+        for aggregate in aggregates:
+            self.aggregates[aggregate.id] = aggregate
+        self.trackings.append(tracking)
+
+
 def handles(command_type: type[Command]) -> Callable[[H], H]:
     """Mark an application method as the handler of one command type."""
 
@@ -74,6 +90,7 @@ class ContextApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self._listeners: list[Callable[[int], None]] = []
+        self._unit_of_work: ContextVar[UnitOfWork] = ContextVar(f"unit_of_work_{id(self)}")
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
         """Call `listener(last_notification_id)` after every save in this process."""
@@ -113,14 +130,34 @@ class ContextApplication(Application[UUID]):
         Returns False when the command had already been handled (nothing changes).
         `decide` reloads what it needs on every call: it runs again after a conflict.
         """
-        tracking = Tracking(command.tracking_name, 1)
+        return self.execute_once(
+            Tracking(command.tracking_name, 1),
+            decide,
+            correlation_id=correlation_id or command.correlation_id,
+            causation_id=command.tracking_name,
+        )
+
+    def execute_once(
+        self,
+        tracking: Tracking,
+        decide: Callable[[], Sequence[Aggregate]],
+        *,
+        correlation_id: UUID | None,
+        causation_id: str,
+    ) -> bool:
+        """Exactly once per tracking row: decide, then save the events with the row."""
+        unit = self._unit_of_work.get(None)
+        if unit is not None:
+            with caused_by(correlation_id, causation_id):
+                unit.add(decide(), tracking)
+            return True
         for attempt in range(self.max_conflict_retries):
             try:
-                with caused_by(correlation_id or command.correlation_id, command.tracking_name):
+                with caused_by(correlation_id, causation_id):
                     aggregates = decide()
             except DomainError:
-                # A repeat of a command that already changed things may now be refused.
-                if self.has_handled(command):
+                # A repeat of a message that already changed things may now be refused.
+                if self.has_tracked(tracking):
                     return False
                 raise
             try:
@@ -128,18 +165,49 @@ class ContextApplication(Application[UUID]):
                 return True
             except IntegrityError:
                 # The tracking row makes a repeat collide too, so ask which it was.
-                if self.has_handled(command):
+                if self.has_tracked(tracking):
                     return False
                 _back_off(attempt)
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
 
-    def has_handled(self, command: Command) -> bool:
-        return self.process_recorder.has_tracking_id(command.tracking_name, 1)
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """Handle several messages in one transaction.
 
-    def record(self, aggregates: Sequence[Aggregate], tracking: Tracking | None) -> None:
-        """Save the aggregates' pending events and the tracking row in one transaction."""
+        Inside the block, handlers decide against the aggregates the block has
+        already changed and record nothing; at its end every event and every
+        tracking row is saved at once. If the block raises, nothing is saved:
+        the caller handles the messages one by one instead.
+        """
+        unit = UnitOfWork()
+        token = self._unit_of_work.set(unit)
+        try:
+            yield unit
+        finally:
+            self._unit_of_work.reset(token)
+        self.record(list(unit.aggregates.values()), None, trackings=unit.trackings)
+
+    def has_handled(self, command: Command) -> bool:
+        return self.has_tracked(Tracking(command.tracking_name, 1))
+
+    def has_tracked(self, tracking: Tracking) -> bool:
+        return self.process_recorder.has_tracking_id(
+            tracking.application_name, tracking.notification_id
+        )
+
+    def record(
+        self,
+        aggregates: Sequence[Aggregate],
+        tracking: Tracking | None,
+        *,
+        trackings: Sequence[Tracking] = (),
+    ) -> None:
+        """Save the aggregates' pending events and the tracking rows in one transaction."""
         processing = ProcessingEvent[UUID](tracking)
-        processing.collect_events(*aggregates)
+        if trackings:
+            processing.collect_events(*aggregates, trackings=list(trackings))
+        else:
+            processing.collect_events(*aggregates)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
@@ -147,7 +215,11 @@ class ContextApplication(Application[UUID]):
     def get(
         self, aggregate_id: UUID, cls: type[TAggregate], *, version: int | None = None
     ) -> TAggregate:
-        aggregate: object = self.repository.get(aggregate_id, version=version)
+        unit = self._unit_of_work.get(None)
+        if unit is not None and version is None and aggregate_id in unit.aggregates:
+            aggregate: object = unit.aggregates[aggregate_id]
+        else:
+            aggregate = self.repository.get(aggregate_id, version=version)
         if not isinstance(aggregate, cls):
             raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not {cls.__name__}")
         return aggregate

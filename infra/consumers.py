@@ -4,8 +4,11 @@ Each context consumes the commands addressed to it; the saga consumes every
 integration event. A command is recorded with its command id, and an event
 with its origin (application name and notification id), in the same
 transaction as the events it causes, so a redelivered message changes nothing.
-Business refusals can never succeed by retrying and are parked; anything else
-(a conflict, a database that is down) is retried with backoff.
+
+A batch of deliveries is handled in one transaction when it can be; if any of
+it fails, the batch is handled again one message at a time, so one bad message
+costs only itself. Business refusals can never succeed by retrying and are
+parked; anything else (a conflict, a database that is down) is retried.
 """
 
 from __future__ import annotations
@@ -21,30 +24,14 @@ from pydantic import ValidationError as PydanticValidationError
 from commands.base import ConcurrencyError, ContextApplication
 from commands.messages import INTEGRATION_EVENTS, IntegrationEvent
 from domain.base import DomainError
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Delivery, Outcome, Subscription
+from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, BatchHandler, Delivery, Outcome, Subscription
 
 log = logging.getLogger(__name__)
 
 SAGA_QUEUE = "order_fulfillment"
 
-
-def command_subscription(app: ContextApplication, context: str, *, prefetch: int = 100) -> Subscription:
-    """The queue named for `context`, fed every command addressed to it."""
-    by_name = {command_type.__name__: command_type for command_type in app.handlers}
-
-    def handle_one(delivery: Delivery) -> Outcome:
-        command_type = by_name.get(delivery.envelope.type)
-        if command_type is None:
-            return Outcome.park(f"{context} handles no {delivery.envelope.type}")
-        return _guarded(lambda: command_type.model_validate(delivery.envelope.payload), app.handle)
-
-    return Subscription(
-        queue=context,
-        exchange=COMMANDS_EXCHANGE,
-        routing_keys=(f"{context}.*",),
-        handler=_in_thread(handle_one),
-        prefetch=prefetch,
-    )
+Parse = Callable[[Delivery], Any]
+Apply = Callable[[Any], object]
 
 
 class EventHandler(Protocol):
@@ -53,36 +40,75 @@ class EventHandler(Protocol):
     def handle_event(self, event: IntegrationEvent, tracking: Tracking | None) -> bool: ...
 
 
+def command_subscription(app: ContextApplication, context: str, *, prefetch: int = 100) -> Subscription:
+    """The queue named for `context`, fed every command addressed to it."""
+    by_name = {command_type.__name__: command_type for command_type in app.handlers}
+
+    def parse(delivery: Delivery) -> Any:
+        command_type = by_name.get(delivery.envelope.type)
+        if command_type is None:
+            return Outcome.park(f"{context} handles no {delivery.envelope.type}")
+        return _validated(lambda: command_type.model_validate(delivery.envelope.payload))
+
+    return Subscription(
+        queue=context,
+        exchange=COMMANDS_EXCHANGE,
+        routing_keys=(f"{context}.*",),
+        handler=batch_handler(app, parse, app.handle),
+        prefetch=prefetch,
+    )
+
+
 def event_subscription(
-    handler: EventHandler, *, queue: str = SAGA_QUEUE, prefetch: int = 100
+    app: ContextApplication, handler: EventHandler, *, queue: str = SAGA_QUEUE, prefetch: int = 100
 ) -> Subscription:
     """Every integration event, handled once each by `handler.handle_event`."""
 
-    def handle_one(delivery: Delivery) -> Outcome:
+    def parse(delivery: Delivery) -> Any:
         envelope = delivery.envelope
         event_type = INTEGRATION_EVENTS.get(envelope.type)
         if event_type is None:
             return Outcome.park(f"unknown integration event {envelope.type}")
-        tracking = Tracking(envelope.source, envelope.position)
-        return _guarded(
-            lambda: event_type.model_validate(envelope.payload),
-            lambda event: handler.handle_event(event, tracking),
-        )
+        event = _validated(lambda: event_type.model_validate(envelope.payload))
+        if isinstance(event, Outcome):
+            return event
+        return event, Tracking(envelope.source, envelope.position)
+
+    def apply(message: tuple[IntegrationEvent, Tracking]) -> object:
+        return handler.handle_event(*message)
 
     return Subscription(
         queue=queue,
         exchange=EVENTS_EXCHANGE,
         routing_keys=("#",),
-        handler=_in_thread(handle_one),
+        handler=batch_handler(app, parse, apply),
         prefetch=prefetch,
     )
 
 
-def _guarded(parse: Callable[[], Any], apply: Callable[[Any], object]) -> Outcome:
-    try:
-        message = parse()
-    except PydanticValidationError as error:
-        return Outcome.park(f"malformed payload: {error}")
+def batch_handler(app: ContextApplication, parse: Parse, apply: Apply) -> BatchHandler:
+    # The event store's client is synchronous: a batch runs in one worker thread.
+    async def handle(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        return await asyncio.to_thread(handle_batch, app, [parse(d) for d in deliveries], apply)
+
+    return handle
+
+
+def handle_batch(app: ContextApplication, parsed: list[Any], apply: Apply) -> list[Outcome]:
+    messages = [message for message in parsed if not isinstance(message, Outcome)]
+    if len(messages) > 1:
+        try:
+            with app.unit_of_work():
+                for message in messages:
+                    apply(message)
+        except Exception as error:
+            log.debug("a batch of %d fell back to one by one: %r", len(messages), error)
+        else:
+            return [m if isinstance(m, Outcome) else Outcome.done() for m in parsed]
+    return [m if isinstance(m, Outcome) else handle_one(apply, m) for m in parsed]
+
+
+def handle_one(apply: Apply, message: Any) -> Outcome:
     try:
         apply(message)
     except ConcurrencyError as error:
@@ -96,12 +122,8 @@ def _guarded(parse: Callable[[], Any], apply: Callable[[Any], object]) -> Outcom
     return Outcome.done()
 
 
-def _in_thread(
-    handle_one: Callable[[Delivery], Outcome],
-) -> Callable[[Sequence[Delivery]], Any]:
-    # The event store's client is synchronous: a batch runs in one worker thread.
-    async def handle(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-        return await asyncio.to_thread(lambda: [handle_one(d) for d in deliveries])
-
-    return handle
-
+def _validated(parse: Callable[[], Any]) -> Any:
+    try:
+        return parse()
+    except PydanticValidationError as error:
+        return Outcome.park(f"malformed payload: {error}")

@@ -3,7 +3,8 @@
 Every handled message or command leaves its own tracking row, written in the
 same transaction as the events it caused. Messages may arrive out of order, so
 "was this one handled?" must ask for that row, not compare with the highest
-position seen, as the library's `has_tracking_id` does.
+position seen, as the library's `has_tracking_id` does. A batch of messages
+handled together passes `trackings=[...]`: all its rows commit with its events.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder):
         # connection and retries ten times. Syncing here raises IntegrityError at once.
         with curs.connection.pipeline():
             super()._insert_events(curs, stored_events, **kwargs)
+            for tracking in kwargs.get("trackings") or ():
+                self._insert_tracking(curs, tracking)
 
     def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
         if notification_id is None:
@@ -41,6 +44,14 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder):
 
 
 class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder):
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        for tracking in kwargs.get("trackings") or ():
+            self._insert_tracking(c, tracking)
+        return returning
+
     def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
         if notification_id is None:
             return True
@@ -64,6 +75,18 @@ class MemoryExactlyOnceRecorder(POPOProcessRecorder):
     def _assert_tracking_uniqueness(self, tracking: Tracking) -> None:
         if (tracking.application_name, tracking.notification_id) in self._tracked:
             raise IntegrityError(f"already tracked: {tracking}")
+
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._assert_uniqueness(stored_events, **kwargs)
+        batch = [(t.application_name, t.notification_id) for t in kwargs.get("trackings") or ()]
+        if len(set(batch)) < len(batch) or self._tracked.intersection(batch):
+            raise IntegrityError("a tracking row of the batch is already recorded")
+
+    def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        notification_ids = super()._update_table(stored_events, **kwargs)
+        for tracking in kwargs.get("trackings") or ():
+            self._insert_tracking(tracking)
+        return notification_ids
 
     def _insert_tracking(self, tracking: Tracking) -> None:
         self._tracked.add((tracking.application_name, tracking.notification_id))

@@ -1,0 +1,77 @@
+"""A batch of messages handled in one transaction: all of it is saved, or none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from commands.orders import CatalogueEntry, CompleteOrder, OrderNotFoundError, Orders, PlaceOrder
+from domain.order import OrderStatus
+from domain.values import Money
+from infra.persistence import application_env
+from infra.settings import Settings
+
+MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
+           "country": "US"}
+
+
+def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
+    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
+            for i in ids if i == MOUSE}
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
+    settings: Settings = request.getfixturevalue(f"{request.param}_settings")
+    app = Orders(application_env(settings, "Orders"), catalogue=catalogue)
+    yield app
+    app.close()
+
+
+def placement() -> PlaceOrder:
+    return PlaceOrder(customer_id=uuid4(), items=[{"product_id": MOUSE, "quantity": 1}],
+                      shipping_address=ADDRESS)
+
+
+def test_a_batch_saves_every_decision_together(orders: Orders) -> None:
+    commands = [placement() for _ in range(5)]
+    with orders.unit_of_work():
+        for command in commands:
+            orders.place_order(command)
+        assert orders.recorder.max_notification_id() in (None, 0), "nothing is saved before the end"
+    assert orders.recorder.max_notification_id() == 5
+    assert all(orders.has_handled(command) for command in commands)
+
+
+def test_a_later_message_in_a_batch_sees_what_an_earlier_one_decided(orders: Orders) -> None:
+    command = placement()
+    with orders.unit_of_work():
+        orders.place_order(command)
+        orders.complete_order(CompleteOrder(order_id=command.order_id))
+    assert orders.get_order(command.order_id).status is OrderStatus.COMPLETED
+
+
+def test_a_batch_that_fails_part_way_saves_nothing(orders: Orders) -> None:
+    first = placement()
+    with pytest.raises(OrderNotFoundError), orders.unit_of_work():
+        orders.place_order(first)
+        orders.complete_order(CompleteOrder(order_id=uuid4()))
+    assert orders.recorder.max_notification_id() in (None, 0)
+    assert not orders.has_handled(first)
+
+
+def test_a_batch_holding_a_message_already_handled_saves_nothing(orders: Orders) -> None:
+    handled = placement()
+    orders.place_order(handled)
+    fresh = placement()
+    before = orders.recorder.max_notification_id()
+    with pytest.raises(IntegrityError), orders.unit_of_work():
+        orders.place_order(fresh)
+        orders.complete_order(CompleteOrder(order_id=handled.order_id))
+        orders.place_order(handled)
+    assert orders.recorder.max_notification_id() == before
+    assert not orders.has_handled(fresh)
