@@ -1,0 +1,147 @@
+"""The saga application: integration events in, saga decisions (and the commands they carry) out.
+
+Each integration event is handled exactly once: the saga's new events and the
+message's tracking row (its source application and position) are recorded in
+one transaction. Two deliveries of one saga's messages conflict on the saga's
+version; the loser reloads the saga and decides again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from commands import messages as m
+from commands.base import ConcurrencyError, ContextApplication
+from domain.base import Aggregate, NotFoundError, caused_by
+from process_managers.saga import DEFAULT_STEP_TIMEOUT, OrderFulfillment
+from process_managers.steps import StepName
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware, in UTC."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SagaNotFoundError(NotFoundError):
+    code = "SAGA_NOT_FOUND"
+
+
+class SagaNotStartedError(RuntimeError):
+    """A customer's cancellation overtook the order's OrderPlaced (a retry queue reordered them).
+
+    Not a business refusal: the consumer retries it, and it takes effect once the saga has started.
+    """
+
+
+class Sagas(ContextApplication):
+    """Runs one OrderFulfillment saga per order, driven by the contexts' integration events."""
+
+    name = "OrderFulfillment"
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
+        clock: Clock = utc_now,
+    ) -> None:
+        if step_timeout <= timedelta(0):
+            raise ValueError(f"a step timeout must be positive, got {step_timeout}")
+        super().__init__(env)
+        self.step_timeout = step_timeout
+        self.clock = clock
+
+    def handle_event(self, event: m.IntegrationEvent, tracking: Tracking | None) -> bool:
+        """Let the order's saga hear `event`, once per tracking row.
+
+        An OrderPlaced starts the saga. A cancellation for an order whose saga has not
+        started raises SagaNotStartedError, to be retried; any other event for an order
+        without a saga is recorded as handled and changes nothing. Returns False when
+        this tracking row was handled before (a redelivery), and without a tracking row,
+        False when the saga recorded nothing.
+        """
+        if tracking is None:
+            return self._record_untracked(lambda: self._hear(event), event.order_id, None)
+        if self.has_tracked(tracking):
+            return False
+        return self.execute_once(
+            tracking,
+            lambda: self._hear(event),
+            correlation_id=event.order_id,
+            causation_id=f"{tracking.application_name}:{tracking.notification_id}",
+        )
+
+    def time_out(
+        self, order_id: UUID, step: StepName | str, attempt: int, now: datetime | None = None
+    ) -> bool:
+        """The deadline of `attempt` at `step` has come (for the deadline scheduler).
+
+        Returns True if the step was timed out now; False if that attempt had already
+        ended, its deadline is still ahead, or there is no such saga.
+        """
+        name, at = StepName(step), now or self.clock()
+
+        def decide() -> list[OrderFulfillment]:
+            saga = self.find_saga(order_id)
+            if saga is None or not saga.time_out(name, attempt, at, step_timeout=self.step_timeout):
+                return []
+            return [saga]
+
+        causation = f"OrderFulfillment:deadline:{name}:{attempt}"
+        return self._record_untracked(decide, order_id, causation)
+
+    def get_saga(self, order_id: UUID, *, version: int | None = None) -> OrderFulfillment:
+        saga = self.find_saga(order_id, version=version)
+        if saga is None:
+            raise SagaNotFoundError(f"no saga for order {order_id}", field="order_id")
+        return saga
+
+    def find_saga(self, order_id: UUID, *, version: int | None = None) -> OrderFulfillment | None:
+        return self.find(OrderFulfillment.create_id(order_id), OrderFulfillment, version=version)
+
+    def _hear(self, event: m.IntegrationEvent) -> list[OrderFulfillment]:
+        saga, now = self.find_saga(event.order_id), self.clock()
+        if saga is not None:
+            saga.on(event, now=now, step_timeout=self.step_timeout)
+            return [saga]
+        if isinstance(event, m.OrderPlaced):
+            return [OrderFulfillment.start(event, now=now, step_timeout=self.step_timeout)]
+        if isinstance(event, m.OrderCancellationRequested):
+            raise SagaNotStartedError(f"order {event.order_id} is to be cancelled before its saga started")
+        log.info("no saga for order %s; %s ignored", event.order_id, type(event).__name__)
+        return []
+
+    def _record_untracked(
+        self,
+        decide: Callable[[], Sequence[Aggregate]],
+        correlation_id: UUID,
+        causation_id: str | None,
+    ) -> bool:
+        """Like `execute_once` without a tracking row: True if anything was recorded."""
+        for attempt in range(self.max_conflict_retries):
+            with caused_by(correlation_id, causation_id):
+                aggregates = decide()
+            if not any(a.pending_events for a in aggregates):
+                return False
+            try:
+                self.record(aggregates, None)
+                return True
+            except IntegrityError:
+                _back_off(attempt)  # another writer moved the saga on: decide again
+        raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
+
+
+def _back_off(attempt: int) -> None:
+    # Full jitter keeps colliding writers from retrying in lockstep.
+    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))

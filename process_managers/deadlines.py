@@ -1,0 +1,138 @@
+"""Durable step deadlines: the saga's own log is the schedule.
+
+Every `StepRequested` records its deadline, and the events that end a step
+(success, failure, timeout) or the saga remove it. `DeadlineIndex` follows the
+saga application's notification log and keeps the deadlines still pending in
+memory; a new index reads the log from the start, so a deadline set before a
+crash or a restart still fires. Firing is idempotent: the saga times out a step
+only if that very attempt is still awaited, so two schedulers, or a deadline
+fired twice, change nothing more than one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
+
+from process_managers.saga import OrderFulfillment
+from process_managers.steps import StepName
+
+log = logging.getLogger(__name__)
+
+Saga = OrderFulfillment
+FOLLOWED = (
+    Saga.Started, Saga.StepRequested, Saga.StepSucceeded, Saga.StepFailed, Saga.StepTimedOut,
+    Saga.Completed, Saga.Compensated,
+)
+STEP_ENDINGS = (Saga.StepSucceeded, Saga.StepFailed, Saga.StepTimedOut)
+
+
+@dataclass(frozen=True, order=True)
+class Deadline:
+    due: datetime
+    order_id: UUID
+    step: StepName
+    attempt: int
+
+
+class TimesOut(Protocol):
+    """What firing needs of the saga application."""
+
+    def time_out(
+        self, order_id: UUID, step: StepName | str, attempt: int, now: datetime | None = None
+    ) -> bool: ...
+
+
+class DeadlineIndex:
+    """The pending step deadlines of every saga, kept up to date from the saga log."""
+
+    page_size = 1000
+
+    def __init__(self, sagas: Application[UUID]) -> None:
+        self._app = sagas
+        self._topics = [get_topic(cls) for cls in FOLLOWED]
+        self._position = 0
+        self._orders: dict[UUID, UUID] = {}  # saga id -> order id, for unfinished sagas
+        self._pending: dict[tuple[UUID, StepName], Deadline] = {}
+        self._lock = threading.Lock()
+        self.catch_up()
+
+    @property
+    def position(self) -> int:
+        """The last notification of the saga log this index has read."""
+        return self._position
+
+    def catch_up(self) -> int:
+        """Read what the saga log recorded since the last call; returns how many events mattered."""
+        with self._lock:
+            recorder = self._app.recorder
+            end = recorder.max_notification_id() or 0
+            read = 0
+            while self._position < end:
+                page = recorder.select_notifications(
+                    self._position, self.page_size, stop=end, topics=self._topics,
+                    inclusive_of_start=False,
+                )
+                for notification in page:
+                    self._follow(self._app.mapper.to_domain_event(notification))
+                read += len(page)
+                self._position = page[-1].id if len(page) == self.page_size else end
+            return read
+
+    def pending(self) -> list[Deadline]:
+        """Every deadline still pending, soonest first (as of the last catch-up)."""
+        with self._lock:
+            return sorted(self._pending.values())
+
+    def due(self, now: datetime) -> list[Deadline]:
+        """The deadlines that have come by `now`, soonest first, after catching up with the log."""
+        self.catch_up()
+        return [deadline for deadline in self.pending() if deadline.due <= now]
+
+    def fire_due(self, sagas: TimesOut, now: datetime) -> int:
+        """Time out every step whose deadline has come; returns how many were timed out.
+
+        A deadline that fails to fire stays pending and is tried again next time.
+        """
+        fired = 0
+        for deadline in self.due(now):
+            try:
+                fired += sagas.time_out(deadline.order_id, deadline.step, deadline.attempt, now)
+            except Exception:
+                log.exception("timing out %s failed; it stays pending", deadline)
+                continue
+            self._forget(deadline)
+        return fired
+
+    def _forget(self, deadline: Deadline) -> None:
+        with self._lock:
+            for key, pending in list(self._pending.items()):
+                if pending == deadline:
+                    del self._pending[key]
+
+    def _follow(self, event: Any) -> None:
+        saga_id: UUID = event.originator_id
+        if isinstance(event, Saga.Started):
+            self._orders[saga_id] = event.order_id
+        elif isinstance(event, Saga.StepRequested) and saga_id in self._orders:
+            self._pending[(saga_id, event.step)] = Deadline(
+                event.deadline, self._orders[saga_id], event.step, event.attempt
+            )
+        elif isinstance(event, STEP_ENDINGS):
+            self._pending.pop((saga_id, event.step), None)
+        elif isinstance(event, Saga.Completed | Saga.Compensated):
+            self._orders.pop(saga_id, None)
+            for key in [key for key in self._pending if key[0] == saga_id]:
+                del self._pending[key]
+
+
+def fire_due(sagas: TimesOut, index: DeadlineIndex, now: datetime) -> int:
+    """One tick of the deadline scheduler: fire what has come due by `now`."""
+    return index.fire_due(sagas, now)
