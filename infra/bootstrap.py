@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -27,6 +28,7 @@ from commands.simulation import (
 )
 from infra.persistence import application_env
 from infra.settings import Settings
+from process_managers.application import Sagas, utc_now
 
 
 @dataclass
@@ -39,10 +41,16 @@ class System:
     inventory: Inventory
     shipping: Shipping
     notifications: Notifications
+    sagas: Sagas
+
+    @property
+    def contexts(self) -> tuple[ContextApplication, ...]:
+        """The bounded contexts' applications, without the saga."""
+        return (self.orders, self.payments, self.inventory, self.shipping, self.notifications)
 
     @property
     def applications(self) -> tuple[ContextApplication, ...]:
-        return (self.orders, self.payments, self.inventory, self.shipping, self.notifications)
+        return (*self.contexts, self.sagas)
 
     def __iter__(self) -> Iterator[ContextApplication]:
         return iter(self.applications)
@@ -68,7 +76,7 @@ class System:
 
 
 def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
-    """Build the system. Overrides: `gateway`, `carrier`, `notifier`."""
+    """Build the system. Overrides: `gateway`, `carrier`, `notifier`, `clock`."""
     settings = settings or Settings()
     seed = settings.failure_seed
 
@@ -95,11 +103,16 @@ def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
             notifier=overrides.get("notifier")
             or SimulatedNotifier(FailureSimulator(settings.notification_failure_rate, seed)),
         ),
+        sagas=Sagas(
+            env(Sagas.name),
+            step_timeout=timedelta(seconds=settings.step_timeout_seconds),
+            clock=overrides.get("clock") or utc_now,
+        ),
     )
     return system
 
 
-APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications")
+APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications", "OrderFulfillment")
 
 
 def migrate(settings: Settings) -> list[str]:

@@ -7,6 +7,7 @@ handler's effects are made exactly once by the consumer's tracking rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,17 @@ COMMANDS_EXCHANGE = "saga.commands"
 
 # Attempt n waits RETRY_DELAYS[n-1] before it runs again; after the last, the message is parked.
 RETRY_DELAYS_SECONDS: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+
+logger = logging.getLogger(__name__)
+
+
+class UnroutableError(Exception):
+    """No queue is bound to receive a published message: it would have vanished."""
+
+    def __init__(self, exchange: str, routing_keys: Sequence[str]) -> None:
+        self.exchange = exchange
+        self.routing_keys = tuple(routing_keys)
+        super().__init__(f"no queue is bound to {exchange!r} for {', '.join(self.routing_keys)}")
 
 
 class Verdict(Enum):
@@ -104,3 +116,21 @@ class Bus(Protocol):
         ...
 
     async def healthy(self) -> bool: ...
+
+
+async def call_handler(handler: BatchHandler, deliveries: Sequence[Delivery]) -> list[Outcome]:
+    """The handler's outcomes; a retry for every delivery if it raised or miscounted.
+
+    Both adapters call handlers through this, so a failing batch means the same on either.
+    """
+    if not deliveries:
+        return []
+    try:
+        outcomes = list(await handler(deliveries))
+    except Exception as error:
+        logger.warning("handler failed on a batch of %d", len(deliveries), exc_info=True)
+        return [Outcome.retry(f"{type(error).__name__}: {error}")] * len(deliveries)
+    if len(outcomes) != len(deliveries):
+        error_text = f"the handler returned {len(outcomes)} outcomes for {len(deliveries)} deliveries"
+        return [Outcome.retry(error_text)] * len(deliveries)
+    return outcomes

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.table import Table
 
 from infra.bootstrap import bootstrap, migrate
+from infra.bus import DeadLetter
+from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus
 from infra.settings import Settings
-from read_api.app import create_app
+from read_api.app import create_app, create_health_app
 
 app = typer.Typer(
     name="saga",
@@ -19,32 +23,51 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+dlq = typer.Typer(help="List and re-drive parked (dead-lettered) messages.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
 console = Console(stderr=True)
+out = Console()
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port of the API.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: 8000, or the worker role's own).")] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Run only this role (repeatable): {', '.join(ROLES)}. Default: all."),
+    ] = None,
 ) -> None:
-    """Run the system: every role in one process, with the API on HOST:PORT."""
+    """Run the system: every role in one process, or the roles chosen with --role."""
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper())
+    roles = set(role or ROLES)
+    unknown = roles - set(ROLES)
+    if unknown:
+        console.print(f"[red]unknown role {', '.join(sorted(unknown))}[/]; choose from {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    asyncio.run(_serve(settings, roles, host or settings.host, port))
+
+
+async def _serve(settings: Settings, roles: set[str], host: str, port: int | None) -> None:
     system = bootstrap(settings)
     if settings.is_embedded:
         # The embedded default needs no setup: its first start lists the seed catalogue.
-        system.inventory.seed()
+        await asyncio.to_thread(system.inventory.seed)
+    runtime = Runtime(system, make_bus(settings), roles - {"api"})
+    if "api" in roles:
+        web, listen = create_app(ready=runtime.check), port or settings.port
+    else:
+        worker = next((r for r in sorted(roles) if r in WORKER_PORTS), sorted(roles)[0])
+        web, listen = create_health_app(worker, runtime.check), port or WORKER_PORTS.get(worker, 8000)
     where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
-    address = f"http://{host or settings.host}:{port or settings.port}"
-    console.print(f"[bold]saga[/] serving on {address} ({where})")
+    console.print(f"[bold]saga[/] {', '.join(sorted(roles))} on http://{host}:{listen} ({where})")
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower()))
+    await runtime.start()
     try:
-        uvicorn.run(
-            create_app(ready=system.check),
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level=settings.log_level.lower(),
-        )
+        await server.serve()
     finally:
+        await runtime.stop()
         system.close()
 
 
@@ -61,6 +84,47 @@ def seed() -> None:
     with bootstrap(Settings()) as system:
         listed = system.inventory.seed()
     console.print(f"seed catalogue: {listed} product(s) listed")
+
+
+@dlq.command(name="list")
+def dlq_list(queue: Annotated[str | None, typer.Argument(help="Only this consumer's queue.")] = None) -> None:
+    """Show the parked messages with their errors."""
+    parked = asyncio.run(_dead_letters(queue))
+    table = Table("id", "queue", "type", "attempts", "parked at", "error")
+    for letter in parked:
+        table.add_row(letter.id, letter.queue, letter.message_type, str(letter.attempts),
+                      letter.parked_at.isoformat(timespec="seconds"), letter.error)
+    out.print(table)
+    console.print(f"{len(parked)} parked message(s)")
+
+
+@dlq.command(name="redrive")
+def dlq_redrive(
+    dead_letter_id: Annotated[str, typer.Argument(help="The id shown by `saga dlq list`.")],
+) -> None:
+    """Send one parked message back to its queue, as a first attempt."""
+    if not asyncio.run(_redrive(dead_letter_id)):
+        console.print(f"[red]no parked message {dead_letter_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"re-driven {dead_letter_id}")
+
+
+async def _dead_letters(queue: str | None) -> list[DeadLetter]:
+    bus = make_bus(Settings())
+    await bus.start()
+    try:
+        return await bus.dead_letters(queue)
+    finally:
+        await bus.close()
+
+
+async def _redrive(dead_letter_id: str) -> bool:
+    bus = make_bus(Settings())
+    await bus.start()
+    try:
+        return await bus.redrive(dead_letter_id)
+    finally:
+        await bus.close()
 
 
 if __name__ == "__main__":

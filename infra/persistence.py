@@ -90,6 +90,10 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
         # processed message keeps its own tracking row.
         "SINGLE_ROW_TRACKING": "n",
         "CREATE_TABLE": "y" if settings.create_table else "n",
+        # Hot aggregates (a product's Stock, a running saga) are loaded again and again;
+        # the cache keeps them and reads only the events recorded since (fast-forward).
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     dsn = settings.postgres
     if settings.is_in_memory:

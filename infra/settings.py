@@ -53,6 +53,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     amqp_url: str | None = None
+    bus_namespace: str = Field("", description="prefix of every exchange and queue name")
     data_dir: Path = Path("data")
 
     payment_failure_rate: float = Field(0.1, ge=0, le=1)
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     port: int = 8000
 
     create_table: bool = True
+    aggregate_cache_size: int = Field(10_000, ge=1)
     postgres_pool_size: int = 5
     postgres_max_overflow: int = 20
     postgres_lock_timeout: int = 5

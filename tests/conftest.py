@@ -8,11 +8,16 @@ Each run works in its own database, and each test in its own schema.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
+import aio_pika
 import psycopg
 import pytest
 from psycopg import sql
@@ -94,3 +99,71 @@ def store_settings(request: pytest.FixtureRequest) -> Settings:
     """The same test once on the embedded SQLite store and once on PostgreSQL."""
     settings: Settings = request.getfixturevalue(f"{request.param}_settings")
     return settings
+
+
+async def _probe_amqp(url: str) -> None:
+    connection = await aio_pika.connect(url, timeout=3)
+    await connection.close()
+
+
+def _rabbitmqctl(*args: str) -> bool:
+    try:
+        done = subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> str:
+    url = os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL
+    try:
+        asyncio.run(_probe_amqp(url))
+    except Exception as error:
+        unavailable("RabbitMQ", error)
+    return url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_vhost(rabbitmq_server: str) -> Iterator[str | None]:
+    """A vhost of this test run's own, deleted at the end; None when rabbitmqctl cannot make one.
+
+    rabbitmqctl manages the local node only, so a remote broker keeps its URL's vhost.
+    """
+    parts = urlsplit(rabbitmq_server)
+    if shutil.which("rabbitmqctl") is None or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        yield None
+        return
+    name = f"saga_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    user = unquote(parts.username or "guest")
+    granted = _rabbitmqctl("add_vhost", name) and _rabbitmqctl(
+        "set_permissions", "-p", name, user, ".*", ".*", ".*"
+    )
+    if granted:
+        try:
+            # The local node may not be the broker at the URL (a container on another port).
+            asyncio.run(_probe_amqp(_in_vhost(rabbitmq_server, name)))
+        except Exception:
+            granted = False
+    if not granted:
+        _rabbitmqctl("delete_vhost", name)
+        yield None
+        return
+    yield name
+    _rabbitmqctl("delete_vhost", name)
+
+
+def _in_vhost(url: str, vhost: str) -> str:
+    return urlsplit(url)._replace(path="/" + quote(vhost, safe="")).geturl()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url(rabbitmq_server: str, rabbitmq_vhost: str | None) -> str:
+    """AMQP_URL (or the local broker), in this run's own vhost when one could be made."""
+    return rabbitmq_server if rabbitmq_vhost is None else _in_vhost(rabbitmq_server, rabbitmq_vhost)
+
+
+@pytest.fixture
+def rabbit_namespace() -> str:
+    """A prefix for every exchange and queue of one test, so tests share a broker in isolation."""
+    return f"t{uuid.uuid4().hex[:12]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -25,8 +26,9 @@ class FakeGateway:
     """Approves every charge unless told to decline. Like a real gateway, it moves money
     once per idempotency key and answers a repeated key as it did the first time."""
 
-    def __init__(self, decline: str | None = None) -> None:
+    def __init__(self, decline: str | None = None, *, delay: float = 0.0) -> None:
         self.decline = decline
+        self.delay = delay
         self.charges: dict[UUID, ChargeResult] = {}
         self.taken: list[Money] = []
         self.refunds: dict[UUID, tuple[str, Money]] = {}
@@ -36,6 +38,7 @@ class FakeGateway:
 
     def charge(self, *, order_id: UUID, customer_id: UUID, amount: Money) -> ChargeResult:
         self._meet()
+        time.sleep(self.delay)
         with self._lock:
             self.charge_calls += 1
             if order_id in self.charges:
@@ -66,11 +69,13 @@ class FakeGateway:
 class FakeCarrier:
     """Books every parcel unless told to refuse; remembers each booking it was asked for."""
 
-    def __init__(self, refuse: str | None = None) -> None:
+    def __init__(self, refuse: str | None = None, *, delay: float = 0.0) -> None:
         self.refuse = refuse
+        self.delay = delay
         self.bookings: list[tuple[UUID, Address]] = []
 
     def book(self, *, order_id: UUID, address: Address) -> BookingResult:
+        time.sleep(self.delay)
         self.bookings.append((order_id, address))
         if self.refuse is not None:
             return Refused(self.refuse)

@@ -1,0 +1,236 @@
+"""The RabbitMQ adapter of the Bus port, on aio-pika.
+
+Topology, every name prefixed by `<namespace>.` when a namespace is given:
+durable topic exchanges `saga.events` and `saga.commands`; per consumer role a
+durable queue `<queue>` bound with its subscription's keys; TTL queues
+`<queue>.retry.<n>` that dead-letter back to `<queue>` through the default
+exchange, so a retry returns to this consumer only; and `<queue>.dead`, where
+messages are parked with the error in their headers (see `rabbitmq_consumer`).
+
+Confirms are awaited a window at a time (one at a time is four times slower,
+DESIGN §9); publishing is mandatory, so an unroutable message raises. The
+connection is robust: aio-pika redeclares channels, queues, bindings and
+consumers after a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TypeVar
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPChannelError, ChannelInvalidStateError, PublishError
+from pamqp.common import FieldTable
+
+from commands.messages import Envelope
+from infra.bus import (
+    COMMANDS_EXCHANGE,
+    EVENTS_EXCHANGE,
+    RETRY_DELAYS_SECONDS,
+    DeadLetter,
+    Subscription,
+    UnroutableError,
+)
+from infra.rabbitmq_consumer import (
+    PARK_HEADERS,
+    Consumer,
+    copy_message,
+    dead_letter,
+    envelope_message,
+    letter_id,
+    own_headers,
+    put_back,
+)
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_WINDOW = 500  # confirms outstanding at once; DESIGN §9 measured windows of a few hundred
+_CONNECTION_LOST = (ConnectionError, AMQPChannelError, ChannelInvalidStateError)
+_T = TypeVar("_T")
+
+
+class RabbitBus:
+    """A Bus on a RabbitMQ broker; see the module docstring for the topology."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "",
+        retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
+        connect_timeout: float = 10,
+        reconnect_interval: float = 1,
+        queues: Sequence[str] = (),
+    ) -> None:
+        """`queues`: consumer queues whose parked messages `dead_letters()` lists without subscribing."""
+        self._url = url
+        self._namespace = namespace
+        self._retry_delays = tuple(retry_delays)
+        self._timeout = connect_timeout
+        self._reconnect_interval = reconnect_interval
+        self._queues = dict.fromkeys(queues)
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._admin: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._consumers: list[Consumer] = []
+        self._admin_lock = asyncio.Lock()
+
+    def name(self, name: str) -> str:
+        """The broker's name for an exchange or queue of this namespace."""
+        return f"{self._namespace}.{name}" if self._namespace else name
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._url, timeout=self._timeout, reconnect_interval=self._reconnect_interval
+        )
+        self._publisher = await self._open_channel()
+        self._admin = await self._open_channel()
+        for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
+            await self._exchange(exchange)
+
+    async def close(self) -> None:
+        for consumer in self._consumers:
+            await consumer.stop()
+        self._consumers.clear()
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def healthy(self) -> bool:
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
+
+    async def publish(self, exchange: str, envelopes: Sequence[Envelope]) -> None:
+        target = await self._exchange(exchange)
+        for start in range(0, len(envelopes), PUBLISH_WINDOW):
+            window = envelopes[start : start + PUBLISH_WINDOW]
+            try:
+                await self._publish_window(target, exchange, window)
+            except _CONNECTION_LOST:
+                # Sent again once aio-pika has restored the channel: at least once, and
+                # consumers drop duplicates. A second loss is the caller's to retry.
+                logger.warning("connection lost while publishing; sending the window again", exc_info=True)
+                await self._publish_window(target, exchange, window)
+
+    async def _publish_window(
+        self, target: AbstractExchange, exchange: str, window: Sequence[Envelope]
+    ) -> None:
+        await self._ready(_required(self._publisher))
+        results = await asyncio.gather(
+            *(target.publish(envelope_message(e), e.routing_key, mandatory=True, timeout=self._timeout)
+              for e in window),
+            return_exceptions=True,
+        )
+        _raise_failures(exchange, window, results)
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        channel = await self._open_channel()  # one per consumer, so one ack can cover a batch
+        await channel.set_qos(prefetch_count=subscription.prefetch)
+        queue = await self._declare_queues(channel, subscription)
+        consumer = Consumer(channel, subscription, queue.name, self._retry_delays, self._timeout)
+        self._consumers.append(consumer)
+        self._queues[subscription.queue] = None
+        await queue.consume(consumer.on_message)
+        consumer.start()
+
+    async def _declare_queues(
+        self, channel: AbstractRobustChannel, subscription: Subscription
+    ) -> AbstractQueue:
+        exchange = await channel.declare_exchange(
+            self.name(subscription.exchange), aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        name = self.name(subscription.queue)
+        queue = await channel.declare_queue(name, durable=True)
+        for key in subscription.routing_keys:
+            await queue.bind(exchange, key)
+        for attempt, delay in enumerate(self._retry_delays, start=1):
+            arguments: FieldTable = {"x-message-ttl": round(delay * 1000), "x-dead-letter-exchange": "",
+                                     "x-dead-letter-routing-key": name}
+            await channel.declare_queue(f"{name}.retry.{attempt}", durable=True, arguments=arguments)
+        await channel.declare_queue(f"{name}.dead", durable=True)
+        return queue
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        letters: list[DeadLetter] = []
+        async with self._admin_lock:
+            for name in [queue] if queue is not None else list(self._queues):
+                parked = await self._take_parked(name)
+                try:
+                    letters += [dead_letter(name, message) for message in parked]
+                finally:
+                    await put_back(parked)
+        return letters
+
+    async def redrive(self, dead_letter_id: str) -> bool:
+        queue, separator, _ = dead_letter_id.rpartition(":")
+        if not separator or not queue:
+            return False
+        async with self._admin_lock:
+            parked = await self._take_parked(queue)
+            try:
+                found = next((m for m in parked if letter_id(queue, m) == dead_letter_id), None)
+                if found is not None:
+                    headers = {k: v for k, v in own_headers(found).items() if k not in PARK_HEADERS}
+                    await _required(self._admin).default_exchange.publish(
+                        copy_message(found, headers), self.name(queue), mandatory=True, timeout=self._timeout
+                    )
+                    await found.ack()
+            finally:
+                await put_back(parked)
+        return found is not None
+
+    async def _take_parked(self, queue: str) -> list[AbstractIncomingMessage]:
+        """Every parked message of a queue, held unacknowledged until `put_back` returns them in order."""
+        channel = _required(self._admin)
+        await self._ready(channel)
+        dead = await channel.declare_queue(f"{self.name(queue)}.dead", durable=True, robust=False)
+        parked: list[AbstractIncomingMessage] = []
+        try:
+            while (message := await dead.get(no_ack=False, fail=False, timeout=self._timeout)) is not None:
+                parked.append(message)
+        except BaseException:
+            await put_back(parked)
+            raise
+        return parked
+
+    async def _open_channel(self) -> AbstractRobustChannel:
+        connection = _required(self._connection)
+        channel = connection.channel(publisher_confirms=True, on_return_raises=True)
+        await channel.initialize(timeout=self._timeout)
+        return channel
+
+    async def _exchange(self, exchange: str) -> AbstractExchange:
+        if exchange not in self._exchanges:
+            self._exchanges[exchange] = await _required(self._publisher).declare_exchange(
+                self.name(exchange), aio_pika.ExchangeType.TOPIC, durable=True
+            )
+        return self._exchanges[exchange]
+
+    async def _ready(self, channel: AbstractRobustChannel) -> None:
+        # During a reconnect, wait for the channel to be restored rather than fail at once.
+        async with asyncio.timeout(self._timeout):
+            await channel.ready()
+
+
+def _raise_failures(exchange: str, window: Sequence[Envelope], results: Sequence[object]) -> None:
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, PublishError):
+            raise result
+    unroutable = [e.routing_key for e, r in zip(window, results, strict=True) if isinstance(r, PublishError)]
+    if unroutable:
+        raise UnroutableError(exchange, unroutable)
+
+
+def _required(value: _T | None) -> _T:
+    if value is None:
+        raise RuntimeError("the bus is not started")
+    return value

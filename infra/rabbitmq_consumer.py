@@ -1,0 +1,241 @@
+"""The consuming side of the RabbitMQ adapter: batches, acks, retries and parking.
+
+A consumer hands the messages available now (up to the prefetch) to its handler at
+once, then settles each by its outcome: a retry is republished to the queue's TTL
+retry queue for its attempt, with the attempt count in `x-attempt`; a message that
+is out of attempts, cannot be parsed, or is parked by its handler goes to
+`<queue>.dead` with the error, attempts, parking time and origin in its headers.
+Only then is the batch acknowledged, with one ack (DESIGN §9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
+from pamqp.common import FieldTable, FieldValue
+from pydantic import ValidationError
+
+from commands.messages import Envelope
+from infra.bus import DeadLetter, Delivery, Outcome, Subscription, Verdict, call_handler
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT = "x-attempt"
+LAST_ERROR = "x-last-error"
+ERROR = "x-error"
+ATTEMPTS = "x-attempts"
+PARKED_AT = "x-parked-at"
+DEAD_LETTER_ID = "x-dead-letter-id"
+ORIGINAL_EXCHANGE = "x-original-exchange"
+ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+PARK_HEADERS = (ATTEMPT, LAST_ERROR, ERROR, ATTEMPTS, PARKED_AT, DEAD_LETTER_ID)
+_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
+
+BATCH_FILL_SECONDS = 0.005  # an idle consumer waits this long for a batch to fill, never more
+
+
+class Consumer:
+    """Hands one queue's messages to its handler in batches, then acks, retries or parks each."""
+
+    def __init__(self, channel: AbstractChannel, subscription: Subscription, queue: str,
+                 retry_delays: tuple[float, ...], timeout: float) -> None:
+        self._channel = channel
+        self._subscription = subscription
+        self._queue = queue
+        self._retry_delays = retry_delays
+        self._timeout = timeout
+        self._pending: deque[AbstractIncomingMessage] = deque()
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self._pending.append(message)
+        self._arrived.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consume {self._queue}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            try:
+                await self._handle([m for m in batch if is_live(m)])
+            except Exception:
+                # Requeued, not lost; a message left unacked would hold a prefetch slot forever.
+                logger.exception("could not settle a batch of %d from %s", len(batch), self._queue)
+                await put_back(batch)
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        limit = self._subscription.prefetch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BATCH_FILL_SECONDS
+        while len(self._pending) < limit and (remaining := deadline - loop.time()) > 0:
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                break
+        return [self._pending.popleft() for _ in range(min(limit, len(self._pending)))]
+
+    async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
+        if not batch:
+            return
+        parsed = [(message, parse(message.body)) for message in batch]
+        deliveries = [Delivery(e, attempt_of(m)) for m, e in parsed if isinstance(e, Envelope)]
+        outcomes = iter(await call_handler(self._subscription.handler, deliveries))
+        if not is_live(batch[-1]):
+            return  # the channel was lost meanwhile: the broker redelivers the batch, so settle nothing
+        moves = [
+            self._settle(m, next(outcomes)) if isinstance(e, Envelope)
+            else self._park(m, f"unparseable message: {e}")
+            for m, e in parsed
+        ]
+        results = await asyncio.gather(*(move for move in moves if move is not None), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        # Every earlier delivery on this channel is settled, so one ack covers the batch (DESIGN §9).
+        await batch[-1].ack(multiple=True)
+
+    def _settle(self, message: AbstractIncomingMessage, outcome: Outcome) -> Awaitable[object] | None:
+        attempt = attempt_of(message)
+        error = outcome.error or "no error given"
+        if outcome.verdict is Verdict.DONE:
+            return None
+        if outcome.verdict is Verdict.RETRY and attempt <= len(self._retry_delays):
+            retry: FieldTable = {ATTEMPT: attempt + 1, LAST_ERROR: error[:4000]}
+            return self._send(message, f"{self._queue}.retry.{attempt}", retry)
+        return self._park(message, error)
+
+    def _park(self, message: AbstractIncomingMessage, error: str) -> Awaitable[object]:
+        park: FieldTable = {
+            ERROR: error[:4000],
+            ATTEMPTS: attempt_of(message),
+            PARKED_AT: datetime.now(UTC).isoformat(),
+            DEAD_LETTER_ID: f"{self._subscription.queue}:{uuid.uuid4().hex}",
+        }
+        return self._send(message, f"{self._queue}.dead", park)
+
+    def _send(self, message: AbstractIncomingMessage, queue: str, extra: FieldTable) -> Awaitable[object]:
+        headers = own_headers(message)
+        headers.setdefault(ORIGINAL_EXCHANGE, message.exchange or "")
+        headers.setdefault(ORIGINAL_ROUTING_KEY, message.routing_key or "")
+        return self._channel.default_exchange.publish(
+            copy_message(message, headers | extra), queue, mandatory=True, timeout=self._timeout
+        )
+
+
+def envelope_message(envelope: Envelope) -> aio_pika.Message:
+    headers: dict[str, FieldValue] = {
+        "kind": envelope.kind, "schema_version": envelope.schema_version,
+        "source": envelope.source, "position": envelope.position,
+    }
+    if envelope.causation_id is not None:
+        headers["causation_id"] = envelope.causation_id
+    return aio_pika.Message(
+        envelope.model_dump_json().encode(),
+        message_id=envelope.message_id,
+        type=envelope.type,
+        correlation_id=str(envelope.correlation_id) if envelope.correlation_id else None,
+        timestamp=envelope.occurred_at,
+        headers=headers,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        app_id=envelope.source,
+    )
+
+
+def copy_message(message: AbstractIncomingMessage, headers: FieldTable) -> aio_pika.Message:
+    return aio_pika.Message(
+        message.body,
+        message_id=message.message_id,
+        type=message.type,
+        correlation_id=message.correlation_id,
+        timestamp=message.timestamp,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        app_id=message.app_id,
+    )
+
+
+def own_headers(message: AbstractIncomingMessage) -> dict[str, FieldValue]:
+    """The message's own headers, without the broker's dead-lettering history (it grows every hop)."""
+    return {k: v for k, v in (message.headers or {}).items() if not k.startswith(_BROKER_HEADERS)}
+
+
+def parse(body: bytes) -> Envelope | str:
+    try:
+        return Envelope.model_validate_json(body)
+    except ValidationError as error:
+        return str(error)
+
+
+def attempt_of(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get(ATTEMPT)
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def _text(value: FieldValue) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def letter_id(queue: str, message: AbstractIncomingMessage) -> str:
+    # A message parked by hand has no id header; its message id still names it.
+    value = (message.headers or {}).get(DEAD_LETTER_ID)
+    return _text(value) if value else f"{queue}:{message.message_id}"
+
+
+def dead_letter(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
+    headers = message.headers or {}
+    envelope = parse(message.body)
+    parked_at = headers.get(PARKED_AT)
+    return DeadLetter(
+        id=letter_id(queue, message),
+        queue=queue,
+        message_type=envelope.type if isinstance(envelope, Envelope) else message.type or "unknown",
+        error=_text(headers.get(ERROR) or "parked without an error"),
+        attempts=_attempt_count(headers.get(ATTEMPTS)),
+        parked_at=datetime.fromisoformat(_text(parked_at)) if parked_at else datetime.now(UTC),
+        envelope=envelope if isinstance(envelope, Envelope) else None,
+        body=message.body,
+    )
+
+
+def _attempt_count(value: FieldValue) -> int:
+    return value if isinstance(value, int) else 1
+
+
+def is_live(message: AbstractIncomingMessage) -> bool:
+    # A delivery from a channel lost in a reconnect cannot be acked; the broker redelivers it.
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
+
+
+async def put_back(messages: Sequence[AbstractIncomingMessage]) -> None:
+    """Requeue the unsettled messages, in their order, with one nack."""
+    pending = [m for m in messages if not m.processed and is_live(m)]
+    if pending:
+        try:
+            await pending[-1].nack(multiple=True, requeue=True)
+        except Exception:
+            logger.warning("could not requeue %d messages; the broker will", len(pending), exc_info=True)

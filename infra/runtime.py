@@ -1,0 +1,100 @@
+"""The roles a process plays: consumers, relays, the saga and its deadlines.
+
+`saga serve` runs every role in one process; `saga serve --role R` runs one,
+so the system can run as separate processes against PostgreSQL and RabbitMQ,
+each worker role in as many copies as needed (competing consumers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from infra.bootstrap import System
+from infra.bus import Bus
+from infra.consumers import command_subscription, event_subscription
+from infra.relay import OutboxRelay, integration_messages, saga_commands
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONTEXT_ROLES = ("orders", "payments", "inventory", "shipping", "notifications")
+ROLES = ("api", *CONTEXT_ROLES, "saga", "relay", "projector")
+WORKER_PORTS = {"orders": 8001, "payments": 8002, "inventory": 8003, "shipping": 8004,
+                "notifications": 8005}
+
+
+def make_bus(settings: Settings) -> Bus:
+    """RabbitMQ when AMQP_URL is set, else the in-process bus of the embedded default."""
+    if settings.amqp_url:
+        from infra.rabbitmq import RabbitBus
+
+        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace)
+    from infra.memory_bus import InProcessBus
+
+    return InProcessBus()
+
+
+class Runtime:
+    """Starts the chosen roles on one bus and stops them together."""
+
+    def __init__(self, system: System, bus: Bus, roles: Iterable[str]) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
+        self.system = system
+        self.bus = bus
+        self.roles = frozenset(roles)
+        self.stopping = asyncio.Event()
+        self.relays: list[OutboxRelay] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.bus.start()
+        for role in CONTEXT_ROLES:
+            if role in self.roles:
+                app = getattr(self.system, role)
+                await self.bus.subscribe(command_subscription(app, role))
+        if "saga" in self.roles:
+            await self.bus.subscribe(event_subscription(self.system.sagas, self.system.sagas))
+            self._spawn(self._fire_deadlines())
+        if "relay" in self.roles:
+            for app in self.system.contexts:
+                self.relays.append(OutboxRelay(app, self.bus, integration_messages))
+            self.relays.append(OutboxRelay(self.system.sagas, self.bus, saga_commands))
+            for relay in self.relays:
+                self._spawn(relay.run(self.stopping))
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.bus.close()
+
+    async def check(self) -> dict[str, str]:
+        """Whether the broker and every event store answer; for health probes."""
+        if not await self.bus.healthy():
+            return {"status": "unavailable", "error": "the message broker is unreachable"}
+        return await asyncio.to_thread(self.system.check)
+
+    def _spawn(self, coroutine: object) -> None:
+        assert asyncio.iscoroutine(coroutine)
+        self._tasks.append(asyncio.create_task(coroutine))
+
+    async def _fire_deadlines(self, every: float = 1.0) -> None:
+        from process_managers.deadlines import DeadlineIndex, fire_due
+
+        index = await asyncio.to_thread(DeadlineIndex, self.system.sagas)
+        while not self.stopping.is_set():
+            try:
+                await asyncio.to_thread(fire_due, self.system.sagas, index, datetime.now(UTC))
+            except Exception:
+                log.exception("firing saga deadlines failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), every)

@@ -1,0 +1,188 @@
+"""The bus contract on a real RabbitMQ, and what only a broker can show.
+
+The contract is written once, in tests/unit/test_memory_bus.py; `TestRabbitBus`
+runs it with this module's `bus` and `send_raw`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractConnection
+
+from infra.bus import EVENTS_EXCHANGE, Outcome
+from infra.rabbitmq import RabbitBus
+from tests.unit.test_memory_bus import (
+    DELAYS,
+    BusContract,
+    RawSender,
+    Recorder,
+    envelope,
+    eventually,
+    payments,
+    settle,
+    wait_for_parked,
+)
+
+
+@pytest.fixture
+async def bus(rabbitmq_url: str, rabbit_namespace: str) -> AsyncIterator[RabbitBus]:
+    rabbit = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, retry_delays=DELAYS, connect_timeout=5)
+    await rabbit.start()
+    yield rabbit
+    await rabbit.close()
+
+
+@pytest.fixture
+async def broker(rabbitmq_url: str) -> AsyncIterator[AbstractConnection]:
+    """A plain aio-pika connection, to look at the broker from outside the bus."""
+    connection = await aio_pika.connect(rabbitmq_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def send_raw(broker: AbstractConnection, rabbit_namespace: str) -> RawSender:
+    async def send(exchange: str, routing_key: str, body: bytes) -> None:
+        async with broker.channel(on_return_raises=True) as channel:
+            target = await channel.get_exchange(f"{rabbit_namespace}.{exchange}")
+            message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await target.publish(message, routing_key, mandatory=True)
+
+    return send
+
+
+class TestRabbitBus(BusContract):
+    """The contract on RabbitMQ."""
+
+
+async def test_the_topology_has_the_designed_names_and_arguments(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    await bus.subscribe(payments(Recorder()))
+    ns = rabbit_namespace
+    async with broker.channel() as channel:
+        for exchange in ("saga.events", "saga.commands"):
+            await channel.declare_exchange(f"{ns}.{exchange}", aio_pika.ExchangeType.TOPIC, durable=True)
+        # Declaring with different arguments than the existing queue would close the channel.
+        await channel.declare_queue(f"{ns}.payments", durable=True)
+        await channel.declare_queue(f"{ns}.payments.dead", durable=True)
+        for attempt, delay in enumerate(DELAYS, start=1):
+            await channel.declare_queue(f"{ns}.payments.retry.{attempt}", durable=True, arguments={
+                "x-message-ttl": round(delay * 1000), "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{ns}.payments"})
+        assert not channel.is_closed
+
+
+async def test_a_message_carries_its_envelope_in_amqp_properties(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    async with broker.channel() as channel:
+        tap = await channel.declare_queue(exclusive=True)
+        await tap.bind(f"{rabbit_namespace}.{EVENTS_EXCHANGE}", "#")
+        sent = envelope(amount="12.50")
+        await bus.publish(EVENTS_EXCHANGE, [sent])
+        message = await tap.get(timeout=5)
+        await message.ack()
+    assert (message.message_id, message.type, message.correlation_id, message.app_id) == (
+        sent.message_id, "PaymentCharged", str(sent.correlation_id), "payments")
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.content_type == "application/json"
+    assert message.timestamp == sent.occurred_at.replace(microsecond=0)
+    assert message.headers["causation_id"] == sent.causation_id
+    assert message.headers["position"] == sent.position
+    assert json.loads(message.body)["payload"] == {"amount": "12.50"}
+
+
+async def test_handled_messages_are_acknowledged_at_the_broker(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    handler = Recorder()
+    await bus.subscribe(payments(handler))
+    await bus.publish(EVENTS_EXCHANGE, [envelope() for _ in range(50)])
+    await eventually(lambda: len(handler.done) == 50)
+    await bus.close()  # unacknowledged messages would now be ready again
+    async with broker.channel() as channel:
+        queue = await channel.declare_queue(f"{rabbit_namespace}.payments", durable=True)
+        assert queue.declaration_result.message_count == 0
+
+
+async def test_the_broker_holds_back_what_exceeds_the_prefetch(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    handler = Recorder(gate=asyncio.Event())
+    await bus.subscribe(payments(handler, prefetch=5))
+    await bus.publish(EVENTS_EXCHANGE, [envelope() for _ in range(24)])
+    await eventually(lambda: len(handler.batches) == 1)
+    await settle()
+    async with broker.channel() as channel:
+        queue = await channel.declare_queue(f"{rabbit_namespace}.payments", durable=True)
+        assert queue.declaration_result.message_count == 24 - 5  # five are out with the consumer
+    assert handler.gate is not None
+    handler.gate.set()
+    await eventually(lambda: len(handler.done) == 24)
+
+
+async def test_a_parked_message_keeps_where_it_came_from_in_its_headers(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    await bus.subscribe(payments(Recorder(lambda _: Outcome.retry("database down"))))
+    await bus.publish(EVENTS_EXCHANGE, [envelope()])
+    await wait_for_parked(bus, "payments", 1)
+    async with broker.channel() as channel:
+        dead = await channel.declare_queue(f"{rabbit_namespace}.payments.dead", durable=True)
+        message = await dead.get(timeout=5)
+        await message.reject(requeue=True)
+    headers = message.headers
+    assert (headers["x-error"], headers["x-attempts"]) == ("database down", 3)
+    assert headers["x-original-exchange"] == f"{rabbit_namespace}.saga.events"
+    assert headers["x-original-routing-key"] == "payments.PaymentCharged"
+    assert "x-parked-at" in headers
+    assert len(await bus.dead_letters("payments")) == 1
+
+
+async def test_another_process_lists_and_redrives_what_a_consumer_parked(
+    bus: RabbitBus, rabbitmq_url: str, rabbit_namespace: str
+) -> None:
+    healed = False
+    handler = Recorder(lambda _: Outcome.done() if healed else Outcome.park("unknown product"))
+    await bus.subscribe(payments(handler))
+    sent = envelope()
+    await bus.publish(EVENTS_EXCHANGE, [sent])
+    admin = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, queues=["payments"], connect_timeout=5)
+    await admin.start()
+    try:
+        await wait_for_parked(admin, "payments", 1)
+        [letter] = await admin.dead_letters()  # every queue it was told of
+        assert (letter.error, letter.envelope) == ("unknown product", sent)
+        healed = True
+        assert await admin.redrive(letter.id) is True
+    finally:
+        await admin.close()
+    await eventually(lambda: len(handler.done) == 1)
+    assert handler.attempts_of(sent) == [1, 1]
+
+
+async def test_consumers_are_resubscribed_and_publishing_resumes_after_the_connection_drops(
+    bus: RabbitBus, rabbitmq_vhost: str | None
+) -> None:
+    if rabbitmq_vhost is None:
+        pytest.skip("needs rabbitmqctl and a vhost of this run's own to drop its connections")
+    handler = Recorder()
+    await bus.subscribe(payments(handler))
+    await bus.publish(EVENTS_EXCHANGE, [envelope()])
+    await eventually(lambda: len(handler.done) == 1)
+    command = ["rabbitmqctl", "close_all_connections", "-p", rabbitmq_vhost, "test: connection lost"]
+    closed = await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True, text=True)
+    assert "Closed 0 connections" not in closed.stdout
+    after = envelope()
+    await bus.publish(EVENTS_EXCHANGE, [after])  # waits for the channel to be restored
+    await eventually(lambda: len(handler.done) == 2)
+    assert handler.done[-1].envelope == after
+    assert await bus.healthy() is True
+    await settle()
