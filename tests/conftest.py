@@ -22,6 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from infra.bus import Bus
+from infra.memory_bus import InProcessBus
+from infra.rabbitmq import RabbitBus
 from infra.settings import PostgresDsn, Settings
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -167,3 +170,17 @@ def rabbitmq_url(rabbitmq_server: str, rabbitmq_vhost: str | None) -> str:
 def rabbit_namespace() -> str:
     """A prefix for every exchange and queue of one test, so tests share a broker in isolation."""
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["embedded", "postgres_rabbitmq"])
+def stack(request: pytest.FixtureRequest) -> tuple[Settings, Bus]:
+    """The whole system's stores and bus: SQLite with the in-process bus, or PostgreSQL with RabbitMQ."""
+    if request.param == "embedded":
+        settings: Settings = request.getfixturevalue("sqlite_settings")
+        return settings, InProcessBus(retry_delays=(0.05, 0.1, 0.2))
+    settings = request.getfixturevalue("postgres_settings")
+    url: str = request.getfixturevalue("rabbitmq_url")
+    namespace: str = request.getfixturevalue("rabbit_namespace")
+    settings = settings.model_copy(update={"amqp_url": url, "bus_namespace": namespace,
+                                           "postgres_pool_size": 5})
+    return settings, RabbitBus(url, namespace=namespace, retry_delays=(0.05, 0.1, 0.2))

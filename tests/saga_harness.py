@@ -82,3 +82,6 @@ def step_status(system: System, order_id: UUID, step: str) -> str | None:
     if saga is None:
         return None
     return str(saga.steps[StepName(step)].status)
+
+
+Stack = tuple[Settings, Bus]

@@ -8,17 +8,16 @@ from domain.order import OrderStatus
 from domain.payment import PaymentStatus
 from domain.reservation import ReservationStatus
 from domain.shipment import ShipmentStatus
-from infra.settings import Settings
 from process_managers.state import SagaStatus
 from tests.fakes import FakeCarrier, FakeGateway, FakeNotifier
-from tests.saga_harness import KEYBOARD, LAPTOP, MOUSE, finished, place, running, step_status, until
+from tests.saga_harness import KEYBOARD, LAPTOP, MOUSE, Stack, finished, place, running, step_status, until
 
 
 async def test_a_happy_order_is_charged_reserved_shipped_notified_and_completed(
-    sqlite_settings: Settings,
+    stack: Stack,
 ) -> None:
     gateway = FakeGateway()
-    async with running(sqlite_settings, gateway=gateway, carrier=FakeCarrier(),
+    async with running(*stack, gateway=gateway, carrier=FakeCarrier(),
                        notifier=FakeNotifier()) as system:
         order_id = place(system, (LAPTOP, 2), (MOUSE, 1))
         saga = await finished(system, order_id)
@@ -35,8 +34,8 @@ async def test_a_happy_order_is_charged_reserved_shipped_notified_and_completed(
         assert shipment.address is not None and shipment.address.zip_code == "62701"
 
 
-async def test_a_declined_payment_cancels_the_order_and_touches_no_stock(sqlite_settings: Settings) -> None:
-    async with running(sqlite_settings, gateway=FakeGateway(decline="card declined")) as system:
+async def test_a_declined_payment_cancels_the_order_and_touches_no_stock(stack: Stack) -> None:
+    async with running(*stack, gateway=FakeGateway(decline="card declined")) as system:
         order_id = place(system, (MOUSE, 3))
         saga = await finished(system, order_id)
 
@@ -48,10 +47,10 @@ async def test_a_declined_payment_cancels_the_order_and_touches_no_stock(sqlite_
 
 
 async def test_a_multi_line_order_with_one_short_line_reserves_nothing_and_is_refunded(
-    sqlite_settings: Settings,
+    stack: Stack,
 ) -> None:
     gateway = FakeGateway()
-    async with running(sqlite_settings, gateway=gateway) as system:
+    async with running(*stack, gateway=gateway) as system:
         order_id = place(system, (MOUSE, 2), (KEYBOARD, 31))
         saga = await finished(system, order_id)
 
@@ -64,10 +63,10 @@ async def test_a_multi_line_order_with_one_short_line_reserves_nothing_and_is_re
 
 
 async def test_a_failed_shipment_releases_the_stock_and_refunds_the_payment(
-    sqlite_settings: Settings,
+    stack: Stack,
 ) -> None:
     gateway = FakeGateway()
-    async with running(sqlite_settings, gateway=gateway, carrier=FakeCarrier(refuse="no courier")) as system:
+    async with running(*stack, gateway=gateway, carrier=FakeCarrier(refuse="no courier")) as system:
         order_id = place(system, (LAPTOP, 1))
         saga = await finished(system, order_id)
 
@@ -79,8 +78,8 @@ async def test_a_failed_shipment_releases_the_stock_and_refunds_the_payment(
         assert gateway.returned == gateway.taken
 
 
-async def test_a_failed_notification_does_not_stop_the_order_completing(sqlite_settings: Settings) -> None:
-    async with running(sqlite_settings, notifier=FakeNotifier(fail="mailbox full")) as system:
+async def test_a_failed_notification_does_not_stop_the_order_completing(stack: Stack) -> None:
+    async with running(*stack, notifier=FakeNotifier(fail="mailbox full")) as system:
         order_id = place(system)
         saga = await finished(system, order_id)
 
@@ -89,11 +88,12 @@ async def test_a_failed_notification_does_not_stop_the_order_completing(sqlite_s
 
 
 async def test_a_step_that_times_out_is_compensated_and_its_late_charge_refunded(
-    sqlite_settings: Settings,
+    stack: Stack,
 ) -> None:
     gateway = FakeGateway(delay=2.5)
-    settings = sqlite_settings.model_copy(update={"step_timeout_seconds": 1})
-    async with running(settings, gateway=gateway) as system:
+    settings, bus = stack
+    fast_deadlines = settings.model_copy(update={"step_timeout_seconds": 1})
+    async with running(fast_deadlines, bus, gateway=gateway) as system:
         order_id = place(system)
         saga = await finished(system, order_id)
 
@@ -107,10 +107,10 @@ async def test_a_step_that_times_out_is_compensated_and_its_late_charge_refunded
 
 
 async def test_a_cancellation_while_shipping_is_in_flight_undoes_every_step(
-    sqlite_settings: Settings,
+    stack: Stack,
 ) -> None:
     gateway = FakeGateway()
-    async with running(sqlite_settings, gateway=gateway, carrier=FakeCarrier(delay=1.0)) as system:
+    async with running(*stack, gateway=gateway, carrier=FakeCarrier(delay=1.0)) as system:
         order_id = place(system, (LAPTOP, 1))
         await until(lambda: step_status(system, order_id, "shipping") == "REQUESTED")
         system.orders.request_cancellation(RequestCancellation(order_id=order_id, reason="changed my mind"))
