@@ -46,6 +46,9 @@ def serve(
     if unknown:
         console.print(f"[red]unknown role {', '.join(sorted(unknown))}[/]; choose from {', '.join(ROLES)}")
         raise typer.Exit(2)
+    if roles != set(ROLES) and not settings.amqp_url:
+        console.print("[red]--role needs AMQP_URL[/]: the in-process bus cannot reach other processes")
+        raise typer.Exit(2)
     asyncio.run(_serve(settings, roles, host or settings.host, port))
 
 

@@ -1,4 +1,4 @@
-"""A worker role runs as its own process and serves its health on its old port."""
+"""A worker role runs as its own process against PostgreSQL and RabbitMQ, and serves its health."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from pathlib import Path
 
 import httpx
 
+from infra.settings import Settings
 from tests.e2e.test_serve import free_port, wait_for_health
 
 
-def test_a_worker_role_serves_the_old_health_endpoint(tmp_path: Path) -> None:
+def test_a_worker_role_serves_the_old_health_endpoint(
+    postgres_settings: Settings, rabbitmq_url: str, rabbit_namespace: str, tmp_path: Path
+) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
-    env["DATA_DIR"] = str(tmp_path / "data")
+    env = {**os.environ, "DATABASE_URL": str(postgres_settings.database_url), "AMQP_URL": rabbitmq_url,
+           "BUS_NAMESPACE": rabbit_namespace}
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", "--role", "payments", "--port", str(port)],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -41,3 +44,13 @@ def test_an_unknown_role_is_refused_by_name() -> None:
     )
     assert result.returncode == 2
     assert "billing" in result.stderr
+
+
+def test_a_single_role_without_a_broker_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AMQP_URL", "RABBITMQ_URL", "RABBITMQ_HOST")}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "serve", "--role", "payments"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "AMQP_URL" in result.stderr
