@@ -22,6 +22,7 @@ from commands.base import ContextApplication
 from commands.messages import Envelope
 from commands.translation import to_integration_event
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
+from infra.leadership import Leadership, SoleLeader
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ class OutboxRelay:
         *,
         window: int = 500,
         poll_interval: float = 0.5,
+        leadership: Leadership | None = None,
     ) -> None:
         self.app = app
+        self.leadership = leadership or SoleLeader()
         self.bus = bus
         self.translate = translate
         self.window = window
@@ -99,6 +102,10 @@ class OutboxRelay:
         self.app.add_listener(wake_up)
         failures = 0
         while not stopping.is_set():
+            if not await self.leadership.acquire():
+                self.position = None  # the leader moves it on; read it again when we lead
+                await _sleep_unless(stopping, self.poll_interval * 4)
+                continue
             try:
                 published = await self.pump()
                 failures = 0
@@ -111,6 +118,7 @@ class OutboxRelay:
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.poll_interval)
+        await self.leadership.release()
 
     async def pump(self) -> int:
         """Publish the next window; returns how many notifications it covered."""

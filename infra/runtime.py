@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from infra.bootstrap import System
 from infra.bus import Bus
 from infra.consumers import command_subscription, event_subscription
+from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
 from infra.relay import OutboxRelay, integration_messages, saga_commands
 from infra.settings import Settings
 
@@ -62,9 +63,11 @@ class Runtime:
             await self.bus.subscribe(event_subscription(self.system.sagas, self.system.sagas))
             self._spawn(self._fire_deadlines())
         if "relay" in self.roles:
-            for app in self.system.contexts:
-                self.relays.append(OutboxRelay(app, self.bus, integration_messages))
-            self.relays.append(OutboxRelay(self.system.sagas, self.bus, saga_commands))
+            outboxes = [(app, integration_messages) for app in self.system.contexts]
+            outboxes.append((self.system.sagas, saga_commands))
+            for app, translate in outboxes:
+                leadership = self._leadership(app.name)
+                self.relays.append(OutboxRelay(app, self.bus, translate, leadership=leadership))
             for relay in self.relays:
                 self._spawn(relay.run(self.stopping))
 
@@ -82,6 +85,12 @@ class Runtime:
         if not await self.bus.healthy():
             return {"status": "unavailable", "error": "the message broker is unreachable"}
         return await asyncio.to_thread(self.system.check)
+
+    def _leadership(self, app_name: str) -> Leadership:
+        dsn = self.system.settings.postgres
+        if dsn is None:
+            return SoleLeader()
+        return AdvisoryLockLeadership(dsn, f"relay:{dsn.schema_name or 'public'}:{app_name}")
 
     def _spawn(self, coroutine: object) -> None:
         assert asyncio.iscoroutine(coroutine)

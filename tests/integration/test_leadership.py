@@ -1,0 +1,71 @@
+"""Of several relays of one application, one publishes; a standby takes over when it goes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from uuid import UUID, uuid4
+
+from commands.orders import CatalogueEntry, Orders, PlaceOrder
+from domain.values import Money
+from infra.leadership import AdvisoryLockLeadership
+from infra.persistence import application_env
+from infra.relay import OutboxRelay
+from infra.settings import PostgresDsn, Settings
+from tests.fakes import RecordingBus
+
+MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
+           "country": "US"}
+
+
+def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
+    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
+            for i in ids if i == MOUSE}
+
+
+async def test_only_one_holder_of_a_name_leads_until_it_lets_go(postgres_database: PostgresDsn) -> None:
+    name = f"relay:test:{uuid4()}"
+    first = AdvisoryLockLeadership(postgres_database, name)
+    second = AdvisoryLockLeadership(postgres_database, name)
+    try:
+        assert await first.acquire()
+        assert await first.acquire(), "a leader stays leader"
+        assert not await second.acquire()
+        await first.release()
+        assert await second.acquire()
+        assert not await first.acquire()
+    finally:
+        await first.release()
+        await second.release()
+
+
+async def test_two_relays_of_one_application_publish_each_event_once(postgres_settings: Settings) -> None:
+    orders = Orders(application_env(postgres_settings, "Orders"), catalogue=catalogue)
+    dsn = postgres_settings.postgres
+    assert dsn is not None
+    name = f"relay:{dsn.schema_name}:Orders"
+    bus = RecordingBus()
+    relays = [
+        OutboxRelay(orders, bus, poll_interval=0.05, leadership=AdvisoryLockLeadership(dsn, name))
+        for _ in range(2)
+    ]
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stopping)) for relay in relays]
+    try:
+        for _ in range(20):
+            await asyncio.to_thread(orders.place_order, PlaceOrder(
+                customer_id=uuid4(), items=[{"product_id": MOUSE, "quantity": 1}], shipping_address=ADDRESS,
+            ))
+        for _ in range(200):
+            if len(bus.published) >= 20:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks)
+        orders.close()
+    positions = [envelope.position for _, envelope in bus.published]
+    assert len(positions) == 20
+    assert positions == sorted(set(positions))
