@@ -167,7 +167,7 @@ class ContextApplication(Application[UUID]):
                 # The tracking row makes a repeat collide too, so ask which it was.
                 if self.has_tracked(tracking):
                     return False
-                _back_off(attempt)
+                back_off(attempt)
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
 
     @contextmanager
@@ -233,7 +233,7 @@ class ContextApplication(Application[UUID]):
             return None
 
 
-def _back_off(attempt: int) -> None:
+def back_off(attempt: int) -> None:
     # Full jitter keeps colliding writers from retrying in lockstep.
     time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
 

@@ -9,8 +9,6 @@ version; the loser reloads the saga and decides again.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -18,7 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from commands import messages as m
-from commands.base import ConcurrencyError, ContextApplication
+from commands.base import ConcurrencyError, ContextApplication, back_off
 from domain.base import Aggregate, NotFoundError, caused_by
 from process_managers.saga import DEFAULT_STEP_TIMEOUT, OrderFulfillment
 from process_managers.steps import StepName
@@ -73,8 +71,7 @@ class Sagas(ContextApplication):
         """
         if tracking is None:
             return self._record_untracked(lambda: self._hear(event), event.order_id, None)
-        if self.has_tracked(tracking):
-            return False
+        # A redelivery collides on its tracking row when recorded, and execute_once tells.
         return self.execute_once(
             tracking,
             lambda: self._hear(event),
@@ -138,10 +135,5 @@ class Sagas(ContextApplication):
                 self.record(aggregates, None)
                 return True
             except IntegrityError:
-                _back_off(attempt)  # another writer moved the saga on: decide again
+                back_off(attempt)  # another writer moved the saga on: decide again
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
-
-
-def _back_off(attempt: int) -> None:
-    # Full jitter keeps colliding writers from retrying in lockstep.
-    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
