@@ -10,28 +10,21 @@ from typing import Annotated, Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.utils import get_topic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from commands.base import Command, ContextApplication, handles
 from commands.orders import CatalogueEntry
 from domain.base import Aggregate, InvalidStateError, NotFoundError
 from domain.reservation import MAX_LINE_QUANTITY, MAX_LINES, Reservation, StockLine
 from domain.stock import MAX_RESTOCK, Stock, UnknownProductError
-from domain.values import DEFAULT_CURRENCY, Money
+from domain.values import DEFAULT_CURRENCY, Amount, Currency, Money
 
 
 class ListProduct(Command):
     product_id: UUID
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    price: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = DEFAULT_CURRENCY
-
-    @field_validator("price", mode="before")
-    @classmethod
-    def _refuse_floats(cls, value: object) -> object:
-        if isinstance(value, float):
-            raise ValueError("a price must not be a float; pass a Decimal or a string")
-        return value
+    price: Amount
+    currency: Currency = DEFAULT_CURRENCY
 
 
 class Restock(Command):

@@ -11,29 +11,17 @@ two refunds racing for the same money are one refund at the gateway.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Annotated
 from uuid import UUID, uuid5
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import Field
 
 from commands.base import Command, ContextApplication, handles
 from commands.simulation import Approved, PaymentGateway
 from domain.base import NotFoundError
 from domain.payment import Payment
-from domain.values import DEFAULT_CURRENCY, Money
+from domain.values import DEFAULT_CURRENCY, Amount, Currency, Money
 
-
-def _refuse_float(value: object) -> object:
-    if isinstance(value, float):
-        raise ValueError("money must not be a float; pass a Decimal or a string")
-    return value
-
-
-Amount = Annotated[
-    Decimal, BeforeValidator(_refuse_float), Field(gt=0, max_digits=14, decimal_places=2)
-]
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
 
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from domain.base import ValidationError
 
 CENT = Decimal("0.01")
 DEFAULT_CURRENCY = "USD"
+
+
+def refuse_float(value: object) -> object:
+    """Binary floats cannot hold most prices exactly; money comes as a Decimal or a string."""
+    if isinstance(value, float):
+        raise ValueError("money must not be a float; pass a Decimal or a string")
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(refuse_float), Field(gt=0, max_digits=14, decimal_places=2)]
+"""A positive amount of money in input: exact to the cent, never a float."""
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
 class Money(BaseModel):
@@ -24,9 +36,7 @@ class Money(BaseModel):
     @field_validator("amount", mode="before")
     @classmethod
     def _refuse_floats(cls, value: object) -> object:
-        if isinstance(value, float):
-            raise ValueError("money must not be a float; pass a Decimal or a string")
-        return value
+        return refuse_float(value)
 
     @field_validator("amount")
     @classmethod

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from uuid import UUID
 
 from commands.messages import Envelope
+from commands.orders import CatalogueEntry
 from commands.simulation import (
     Accepted,
     Approved,
@@ -20,6 +21,16 @@ from commands.simulation import (
 from domain.notification import Channel
 from domain.values import Address, Money
 from infra.bus import DeadLetter, Subscription
+
+MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
+           "country": "US"}
+
+
+def mouse_only_catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
+    """A catalogue that lists the wireless mouse at 49.99 and nothing else."""
+    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
+            for i in ids if i == MOUSE}
 
 
 class FakeGateway:

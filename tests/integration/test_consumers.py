@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -11,28 +11,19 @@ import pytest
 
 from commands.base import Command
 from commands.messages import Envelope
-from commands.orders import CancelOrder, CatalogueEntry, CompleteOrder, Orders, PlaceOrder
+from commands.orders import CancelOrder, CompleteOrder, Orders, PlaceOrder
 from domain.order import OrderStatus
-from domain.values import Money
 from infra.bus import COMMANDS_EXCHANGE, Delivery, Verdict
 from infra.consumers import command_subscription
 from infra.persistence import application_env
 from infra.settings import Settings
-
-MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
-ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
-           "country": "US"}
-
-
-def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
-    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
-            for i in ids if i == MOUSE}
+from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
     settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    app = Orders(application_env(settings, "Orders"), catalogue=catalogue)
+    app = Orders(application_env(settings, "Orders"), catalogue=mouse_only_catalogue)
     yield app
     app.close()
 

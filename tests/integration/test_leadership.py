@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from uuid import UUID, uuid4
+from uuid import uuid4
 
-from commands.orders import CatalogueEntry, Orders, PlaceOrder
-from domain.values import Money
+from commands.orders import Orders, PlaceOrder
 from infra.leadership import AdvisoryLockLeadership
 from infra.persistence import application_env
 from infra.relay import OutboxRelay
 from infra.settings import PostgresDsn, Settings
-from tests.fakes import RecordingBus
-
-MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
-ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
-           "country": "US"}
-
-
-def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
-    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
-            for i in ids if i == MOUSE}
+from tests.fakes import ADDRESS, MOUSE, RecordingBus, mouse_only_catalogue
 
 
 async def test_only_one_holder_of_a_name_leads_until_it_lets_go(postgres_database: PostgresDsn) -> None:
@@ -41,7 +30,7 @@ async def test_only_one_holder_of_a_name_leads_until_it_lets_go(postgres_databas
 
 
 async def test_two_relays_of_one_application_publish_each_event_once(postgres_settings: Settings) -> None:
-    orders = Orders(application_env(postgres_settings, "Orders"), catalogue=catalogue)
+    orders = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
     dsn = postgres_settings.postgres
     assert dsn is not None
     name = f"relay:{dsn.schema_name}:Orders"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 from freezegun import freeze_time
@@ -13,7 +13,6 @@ from commands.audit import as_of, history
 from commands.base import parse_command
 from commands.orders import (
     CancelOrder,
-    CatalogueEntry,
     CompleteOrder,
     Orders,
     PlaceOrder,
@@ -24,20 +23,12 @@ from domain.order import Order, OrderLine, OrderStatus
 from domain.values import Address, Money
 from infra.persistence import application_env
 from infra.settings import Settings
-
-MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
-ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
-           "country": "US"}
-
-
-def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
-    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
-            for i in ids if i == MOUSE}
+from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
 
 
 @pytest.fixture
 def orders(store_settings: Settings) -> Iterator[Orders]:
-    app = Orders(application_env(store_settings, "Orders"), catalogue=catalogue)
+    app = Orders(application_env(store_settings, "Orders"), catalogue=mouse_only_catalogue)
     yield app
     app.close()
 

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import pytest
 
-from commands.orders import CatalogueEntry, CompleteOrder, Orders, PlaceOrder
-from domain.values import Money
+from commands.orders import CompleteOrder, Orders, PlaceOrder
 from infra.bus import EVENTS_EXCHANGE
 from infra.persistence import application_env
 from infra.relay import OutboxRelay
 from infra.settings import Settings
-from tests.fakes import RecordingBus
-
-MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
-ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
-           "country": "US"}
-
-
-def catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
-    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
-            for i in ids if i == MOUSE}
+from tests.fakes import ADDRESS, MOUSE, RecordingBus, mouse_only_catalogue
 
 
 @pytest.fixture
 def orders(store_settings: Settings) -> Iterator[Orders]:
-    app = Orders(application_env(store_settings, "Orders"), catalogue=catalogue)
+    app = Orders(application_env(store_settings, "Orders"), catalogue=mouse_only_catalogue)
     yield app
     app.close()
 
