@@ -19,7 +19,7 @@ from pydantic import Field
 from commands.base import Command, ContextApplication, handles
 from commands.simulation import Approved, PaymentGateway
 from domain.base import NotFoundError
-from domain.payment import Payment
+from domain.payment import Payment, PaymentStatus
 from domain.values import DEFAULT_CURRENCY, Amount, Currency, Money
 
 Reason = Annotated[str, Field(min_length=1, max_length=500)]
@@ -79,6 +79,9 @@ class Payments(ContextApplication):
             payment = self.find(Payment.create_id(command.order_id), Payment)
             if payment is None:
                 return [Payment.void(command.order_id, command.reason)]
+            if payment.status is PaymentStatus.FAILED:
+                # A compensation asks that no money be held: a declined charge held none.
+                return []
             # Asked after the load: the tracking row commits with the refund, so a payment
             # that shows this refund shows the command as handled too, and one that does
             # not yet gives the gateway the same key as the first attempt did.
