@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from infra.bootstrap import bootstrap, migrate
 from infra.bus import DeadLetter
@@ -93,10 +93,12 @@ def seed() -> None:
 def dlq_list(queue: Annotated[str | None, typer.Argument(help="Only this consumer's queue.")] = None) -> None:
     """Show the parked messages with their errors."""
     parked = asyncio.run(_dead_letters(queue))
-    table = Table("id", "queue", "type", "attempts", "parked at", "error")
+    # The id is what `dlq redrive` takes: whole on one line, even in 80 columns, and the rest beside it.
+    table = Table(Column("id", no_wrap=True), Column("parked message", overflow="fold"))
     for letter in parked:
-        table.add_row(letter.id, letter.queue, letter.message_type, str(letter.attempts),
-                      letter.parked_at.isoformat(timespec="seconds"), letter.error)
+        parked_at = letter.parked_at.isoformat(timespec="seconds")
+        table.add_row(letter.id, f"{letter.message_type} on {letter.queue}\n"
+                      f"{letter.attempts} attempt(s), parked {parked_at}\n{letter.error}")
     out.print(table)
     console.print(f"{len(parked)} parked message(s)")
 

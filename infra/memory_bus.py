@@ -4,18 +4,27 @@ It keeps RabbitMQ's semantics so that code tried on it behaves the same on the
 broker: topic routing with AMQP wildcards, mandatory publishing, JSON bodies
 parsed on delivery, batches up to the prefetch, retries after the delays (which
 reorders messages, as retry queues do), parking with the error, and redrive.
-Nothing survives the process.
+
+With a path its queues are a SQLite file (infra/sqlite_queue.py), so a crash or
+a restart loses nothing: a publish returns once its rows are committed, and what
+a consumer took and had not settled is delivered again. Without one they are in
+memory, for tests, and nothing survives the process. Consumers are woken at once
+by what this bus publishes, retries and re-drives, and look at the file every
+`poll_interval` for what other processes (the CLI's redrive) wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -26,194 +35,159 @@ from infra.bus import (
     Delivery,
     Outcome,
     Subscription,
-    UnroutableError,
     Verdict,
     call_handler,
 )
+from infra.sqlite_queue import Outgoing, Parked, Settlement, SqliteQueues, Stored, topic_matches
+
+__all__ = ["InProcessBus", "topic_matches"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@lru_cache(maxsize=4096)
-def topic_matches(binding_key: str, routing_key: str) -> bool:
-    """AMQP topic matching: `*` is exactly one word, `#` zero or more."""
-    return _match(tuple(binding_key.split(".")), tuple(routing_key.split(".")))
-
-
-def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not words
-    head, rest = pattern[0], pattern[1:]
-    if head == "#":
-        return _match(rest, words) or (bool(words) and _match(pattern, words[1:]))
-    return bool(words) and head in ("*", words[0]) and _match(rest, words[1:])
-
-
-@dataclass(frozen=True)
-class _Message:
-    body: bytes
-    exchange: str
-    routing_key: str
-    message_type: str
-    attempt: int = 1
-
-
-@dataclass(eq=False)
-class _Queue:
-    name: str
-    ready: deque[_Message] = field(default_factory=deque)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    parked: list[tuple[DeadLetter, _Message]] = field(default_factory=list)
-
-    def put(self, message: _Message, *, first: bool = False) -> None:
-        if first:
-            self.ready.appendleft(message)
-        else:
-            self.ready.append(message)
-        self.arrived.set()
-
-    async def take(self, limit: int) -> list[_Message]:
-        while not self.ready:
-            self.arrived.clear()
-            await self.arrived.wait()
-        await asyncio.sleep(0)  # lets a publisher that is mid-list finish, so batches fill
-        return [self.ready.popleft() for _ in range(min(limit, len(self.ready)))]
-
-
 class InProcessBus:
-    """A Bus in one asyncio loop, with the same retry and parking rules as RabbitMQ."""
+    """A Bus in one process, with the same retry and parking rules as RabbitMQ."""
 
     def __init__(
         self,
+        path: Path | None = None,
         *,
         retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        poll_interval: float = 0.15,
     ) -> None:
+        self._path = path
         self._retry_delays = tuple(retry_delays)
         self._clock = clock
         self._sleep = sleep
-        self._bindings: dict[str, list[tuple[str, _Queue]]] = {}
-        self._queues: dict[str, _Queue] = {}
+        self._poll_interval = poll_interval
+        self._consumer = uuid.uuid4().hex  # marks the messages this bus has out with its handlers
+        self._store: SqliteQueues | None = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._arrived: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._running = False
 
     async def start(self) -> None:
-        self._running = True
+        if self._store is None:
+            # SQLite blocks: one thread of the bus's own keeps it off the event loop, one call at a time.
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-process-bus")
+            self._store = await self._call(partial(SqliteQueues, self._path))
 
     async def close(self) -> None:
-        self._running = False
+        store, self._store = self._store, None
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if store is not None:
+            # Like a broker when a channel closes: what was taken and not settled is ready again.
+            await self._call(partial(store.release, self._consumer))
+            await self._call(store.close)
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+            self._worker = None
 
     async def healthy(self) -> bool:
-        return self._running
+        return self._store is not None
 
     async def publish(self, exchange: str, envelopes: Sequence[Envelope]) -> None:
-        unroutable = [
-            envelope.routing_key
-            for envelope in envelopes
-            if not self._route(exchange, envelope.routing_key, envelope.model_dump_json().encode(),
-                               envelope.type)
-        ]
-        if unroutable:
-            raise UnroutableError(exchange, unroutable)
+        messages = [Outgoing(e.routing_key, e.model_dump_json().encode(), e.type) for e in envelopes]
+        await self._put(exchange, messages)
 
     async def publish_raw(self, exchange: str, routing_key: str, body: bytes, message_type: str = "") -> None:
         """Publish bytes as they are, as a foreign or broken producer would."""
-        if not self._route(exchange, routing_key, body, message_type):
-            raise UnroutableError(exchange, [routing_key])
+        await self._put(exchange, [Outgoing(routing_key, body, message_type)])
 
-    def _route(self, exchange: str, routing_key: str, body: bytes, message_type: str) -> bool:
-        self._require_running()
-        targets = {id(q): q for key, q in self._bindings.get(exchange, []) if topic_matches(key, routing_key)}
-        for queue in targets.values():
-            queue.put(_Message(body, exchange, routing_key, message_type))
-        return bool(targets)
+    async def _put(self, exchange: str, messages: list[Outgoing]) -> None:
+        store = self._running()
+        for queue in await self._call(partial(store.publish, exchange, messages, self._clock())):
+            self._arrival(queue).set()
 
     async def subscribe(self, subscription: Subscription) -> None:
-        self._require_running()
-        queue = self._queues.setdefault(subscription.queue, _Queue(subscription.queue))
-        bindings = self._bindings.setdefault(subscription.exchange, [])
-        for key in subscription.routing_keys:
-            if (key, queue) not in bindings:
-                bindings.append((key, queue))
-        self._spawn(self._consume(queue, subscription))
+        store, queue = self._running(), subscription.queue
+        await self._call(partial(store.declare, queue, subscription.exchange, subscription.routing_keys,
+                                 self._consumer))
+        self._spawn(self._consume(subscription))
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
-        if queue is None:
-            queues = list(self._queues.values())
-        else:
-            queues = [self._queues[queue]] if queue in self._queues else []
-        return [letter for q in queues for letter, _ in q.parked]
+        parked = await self._call(partial(self._running().dead_letters, queue))
+        return [_dead_letter(letter) for letter in parked]
 
     async def redrive(self, dead_letter_id: str) -> bool:
-        for queue in self._queues.values():
-            for index, (letter, message) in enumerate(queue.parked):
-                if letter.id == dead_letter_id:
-                    del queue.parked[index]
-                    queue.put(replace(message, attempt=1))
-                    return True
-        return False
+        queue = await self._call(partial(self._running().redrive, dead_letter_id, self._clock()))
+        if queue is not None:
+            self._arrival(queue).set()
+        return queue is not None
 
-    def _require_running(self) -> None:
-        if not self._running:
+    def _running(self) -> SqliteQueues:
+        if self._store is None:
             raise RuntimeError("the bus is not started")
+        return self._store
+
+    async def _call(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
+
+    def _arrival(self, queue: str) -> asyncio.Event:
+        return self._arrived.setdefault(queue, asyncio.Event())
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _consume(self, queue: _Queue, subscription: Subscription) -> None:
+    async def _consume(self, subscription: Subscription) -> None:
+        arrived = self._arrival(subscription.queue)
         while True:
-            batch = await queue.take(subscription.prefetch)
+            arrived.clear()  # before looking, so a publish while we look is not missed
             try:
-                await self._handle(queue, subscription, batch)
-            except asyncio.CancelledError:
-                # Like a broker when a channel closes: unacknowledged messages go back, first.
-                for message in reversed(batch):
-                    queue.put(message, first=True)
-                raise
+                batch = await self._call(partial(
+                    self._running().take, subscription.queue, self._consumer, subscription.prefetch,
+                    self._clock(),
+                ))
+                if batch:
+                    await self._handle(subscription, batch)
+                    continue
+            except Exception:
+                # Unsettled messages stay taken until the bus closes or restarts: delivered again then.
+                log.exception("consuming from %s failed; trying again", subscription.queue)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), self._poll_interval)
 
-    async def _handle(self, queue: _Queue, subscription: Subscription, batch: list[_Message]) -> None:
+    async def _handle(self, subscription: Subscription, batch: list[Stored]) -> None:
         parsed = [(message, _parse(message.body)) for message in batch]
         deliveries = [Delivery(e, m.attempt) for m, e in parsed if isinstance(e, Envelope)]
         outcomes = iter(await call_handler(subscription.handler, deliveries))
-        for message, envelope in parsed:
-            if isinstance(envelope, Envelope):
-                self._settle(queue, message, envelope, next(outcomes))
-            else:
-                self._park(queue, message, None, f"unparseable message: {envelope}")
 
-    def _settle(self, queue: _Queue, message: _Message, envelope: Envelope, outcome: Outcome) -> None:
+        def outcome_of(envelope: Envelope | str) -> Outcome:
+            if isinstance(envelope, Envelope):
+                return next(outcomes)
+            return Outcome.park(f"unparseable message: {envelope}")
+
+        settlements = [self._settlement(message, outcome_of(envelope)) for message, envelope in parsed]
+        await self._call(partial(self._running().settle, self._consumer, settlements, self._clock()))
+        for settled in settlements:
+            if settled.verdict is Verdict.RETRY:
+                self._spawn(self._due_later(settled.message, settled.delay))
+
+    def _settlement(self, message: Stored, outcome: Outcome) -> Settlement:
+        if outcome.verdict is Verdict.DONE:
+            return Settlement(message, Verdict.DONE)
         error = outcome.error or "no error given"
         if outcome.verdict is Verdict.RETRY and message.attempt <= len(self._retry_delays):
-            delay = self._retry_delays[message.attempt - 1]
-            self._spawn(self._retry_later(queue, replace(message, attempt=message.attempt + 1), delay))
-        elif outcome.verdict is not Verdict.DONE:
-            self._park(queue, message, envelope, error)
+            return Settlement(message, Verdict.RETRY, error, self._retry_delays[message.attempt - 1])
+        return Settlement(message, Verdict.PARK, error)
 
-    async def _retry_later(self, queue: _Queue, message: _Message, delay: float) -> None:
+    async def _due_later(self, message: Stored, delay: float) -> None:
+        # The row's due time is what a restart goes by; this timer wakes the consumer on time meanwhile.
         await self._sleep(delay)
-        queue.put(message)
-
-    def _park(self, queue: _Queue, message: _Message, envelope: Envelope | None, error: str) -> None:
-        letter = DeadLetter(
-            id=f"{queue.name}:{uuid.uuid4().hex}",
-            queue=queue.name,
-            message_type=envelope.type if envelope else message.message_type or "unknown",
-            error=error,
-            attempts=message.attempt,
-            parked_at=self._clock(),
-            envelope=envelope,
-            body=message.body,
-        )
-        queue.parked.append((letter, message))
+        await self._call(partial(self._running().make_due, message.id, message.attempt + 1, self._clock()))
+        self._arrival(message.queue).set()
 
 
 def _parse(body: bytes) -> Envelope | str:
@@ -221,3 +195,17 @@ def _parse(body: bytes) -> Envelope | str:
         return Envelope.model_validate_json(body)
     except ValidationError as error:
         return str(error)
+
+
+def _dead_letter(parked: Parked) -> DeadLetter:
+    envelope = _parse(parked.body)
+    return DeadLetter(
+        id=parked.dead_letter_id,
+        queue=parked.queue,
+        message_type=parked.message_type or "unknown",
+        error=parked.error,
+        attempts=parked.attempts,
+        parked_at=parked.parked_at,
+        envelope=envelope if isinstance(envelope, Envelope) else None,
+        body=parked.body,
+    )

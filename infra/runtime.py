@@ -29,14 +29,22 @@ WORKER_PORTS = {"orders": 8001, "payments": 8002, "inventory": 8003, "shipping":
 
 
 def make_bus(settings: Settings) -> Bus:
-    """RabbitMQ when AMQP_URL is set, else the in-process bus of the embedded default."""
+    """RabbitMQ when AMQP_URL is set, else the in-process bus, its queues in DATA_DIR/bus.sqlite.
+
+    With DATABASE_URL=memory:// the in-process bus keeps its queues in memory too.
+    """
     if settings.amqp_url:
+        from infra.consumers import SAGA_QUEUE
         from infra.rabbitmq import RabbitBus
 
-        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace)
+        # Every consumer queue, so that `saga dlq list` without a queue lists them all.
+        queues = [*CONTEXT_ROLES, SAGA_QUEUE]
+        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, queues=queues)
     from infra.memory_bus import InProcessBus
 
-    return InProcessBus()
+    if settings.is_in_memory:
+        return InProcessBus()
+    return InProcessBus(settings.data_dir / "bus.sqlite")
 
 
 class Runtime:
