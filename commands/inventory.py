@@ -117,6 +117,7 @@ class Inventory(ContextApplication):
         self._listed: list[UUID] = []
         self._indexed_up_to = 0
         self._index_lock = threading.Lock()
+        self._entries: dict[UUID, CatalogueEntry] = {}
 
     @handles(ListProduct)
     def list_product(self, command: ListProduct) -> bool:
@@ -183,12 +184,23 @@ class Inventory(ContextApplication):
         """The listed products among `product_ids`; unknown ids are left out."""
         entries = {}
         for product_id in product_ids:
-            stock = self.find(product_id, Stock)
-            if stock is not None:
-                entries[product_id] = CatalogueEntry(
-                    product_id=product_id, name=stock.name, price=stock.price
-                )
+            entry = self._catalogue_entry(product_id)
+            if entry is not None:
+                entries[product_id] = entry
         return entries
+
+    def _catalogue_entry(self, product_id: UUID) -> CatalogueEntry | None:
+        # A product's name and price are fixed when it is listed (no event changes them),
+        # so an entry once read stays true; a Stock busy with every order need not be
+        # loaded again for each order placed.
+        entry = self._entries.get(product_id)
+        if entry is None:
+            stock = self.find(product_id, Stock)
+            if stock is None:
+                return None
+            entry = CatalogueEntry(product_id=product_id, name=stock.name, price=stock.price)
+            self._entries[product_id] = entry
+        return entry
 
     def get_stock(self, product_id: UUID, *, version: int | None = None) -> Stock:
         return self._stock(product_id, field="product_id", version=version)
