@@ -6,10 +6,10 @@ nothing else in the code base constructs applications or adapters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -30,18 +30,53 @@ from infra.persistence import application_env
 from infra.settings import Settings
 from process_managers.application import Sagas, utc_now
 
+A = TypeVar("A", bound=ContextApplication)
 
-@dataclass
+
 class System:
-    """Every bounded context's application, built from one set of settings."""
+    """Every bounded context's application, built from one set of settings.
 
-    settings: Settings
-    orders: Orders
-    payments: Payments
-    inventory: Inventory
-    shipping: Shipping
-    notifications: Notifications
-    sagas: Sagas
+    Each application is built when first used, so a process that plays one role
+    opens connections for the stores it needs and no others.
+    """
+
+    def __init__(self, settings: Settings, overrides: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self._overrides = overrides
+        self._built: dict[str, ContextApplication] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def orders(self) -> Orders:
+        return self._app(Orders.name, lambda env: Orders(env, catalogue=self.inventory.catalogue))
+
+    @property
+    def payments(self) -> Payments:
+        return self._app(Payments.name, lambda env: Payments(
+            env, gateway=self._overrides.get("gateway") or SimulatedGateway(self._failures("payment"))
+        ))
+
+    @property
+    def inventory(self) -> Inventory:
+        return self._app(Inventory.name, Inventory)
+
+    @property
+    def shipping(self) -> Shipping:
+        return self._app(Shipping.name, lambda env: Shipping(
+            env, carrier=self._overrides.get("carrier") or SimulatedCarrier(self._failures("shipping"))
+        ))
+
+    @property
+    def notifications(self) -> Notifications:
+        return self._app(Notifications.name, lambda env: Notifications(
+            env, notifier=self._overrides.get("notifier") or SimulatedNotifier(self._failures("notification"))
+        ))
+
+    @property
+    def sagas(self) -> Sagas:
+        timeout = timedelta(seconds=self.settings.step_timeout_seconds)
+        clock = self._overrides.get("clock") or utc_now
+        return self._app(Sagas.name, lambda env: Sagas(env, step_timeout=timeout, clock=clock))
 
     @property
     def contexts(self) -> tuple[ContextApplication, ...]:
@@ -56,16 +91,16 @@ class System:
         return iter(self.applications)
 
     def check(self) -> dict[str, str]:
-        """Whether every event store answers; for readiness probes."""
+        """Whether the event stores this process uses answer; for readiness probes."""
         try:
-            for application in self.applications:
+            for application in self._built_now():
                 application.recorder.max_notification_id()
         except Exception as error:
             return {"status": "unavailable", "error": str(error)}
         return {"status": "ok"}
 
     def close(self) -> None:
-        for app in self.applications:
+        for app in self._built_now():
             app.close()
 
     def __enter__(self) -> System:
@@ -74,42 +109,25 @@ class System:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def _app(self, name: str, build: Callable[[dict[str, str]], A]) -> A:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build(application_env(self.settings, name))
+            app = self._built[name]
+        return app  # type: ignore[return-value]
+
+    def _built_now(self) -> list[ContextApplication]:
+        with self._lock:
+            return list(self._built.values())
+
+    def _failures(self, kind: str) -> FailureSimulator:
+        rate = getattr(self.settings, f"{kind}_failure_rate")
+        return FailureSimulator(rate, self.settings.failure_seed)
+
 
 def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
     """Build the system. Overrides: `gateway`, `carrier`, `notifier`, `clock`."""
-    settings = settings or Settings()
-    seed = settings.failure_seed
-
-    def env(name: str) -> dict[str, str]:
-        return application_env(settings, name)
-
-    inventory = Inventory(env(Inventory.name))
-    system = System(
-        settings=settings,
-        orders=Orders(env(Orders.name), catalogue=inventory.catalogue),
-        payments=Payments(
-            env(Payments.name),
-            gateway=overrides.get("gateway")
-            or SimulatedGateway(FailureSimulator(settings.payment_failure_rate, seed)),
-        ),
-        inventory=inventory,
-        shipping=Shipping(
-            env(Shipping.name),
-            carrier=overrides.get("carrier")
-            or SimulatedCarrier(FailureSimulator(settings.shipping_failure_rate, seed)),
-        ),
-        notifications=Notifications(
-            env(Notifications.name),
-            notifier=overrides.get("notifier")
-            or SimulatedNotifier(FailureSimulator(settings.notification_failure_rate, seed)),
-        ),
-        sagas=Sagas(
-            env(Sagas.name),
-            step_timeout=timedelta(seconds=settings.step_timeout_seconds),
-            clock=overrides.get("clock") or utc_now,
-        ),
-    )
-    return system
+    return System(settings or Settings(), overrides)
 
 
 APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications", "OrderFulfillment")
@@ -124,6 +142,6 @@ def migrate(settings: Settings) -> list[str]:
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dsn.schema_name))
             )
     creating = settings.model_copy(update={"create_table": True})
-    with bootstrap(creating):
-        pass
+    with bootstrap(creating) as system:
+        system.applications  # noqa: B018 - building each application creates its tables
     return list(APPLICATION_NAMES)

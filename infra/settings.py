@@ -69,8 +69,11 @@ class Settings(BaseSettings):
 
     create_table: bool = True
     aggregate_cache_size: int = Field(10_000, ge=1)
-    postgres_pool_size: int = 5
-    postgres_max_overflow: int = 20
+    # Connections each application keeps open (and may grow by the overflow under load):
+    # every role process builds every application, so a small floor keeps many processes
+    # within the server's connection limit.
+    postgres_pool_size: int = 1
+    postgres_max_overflow: int = 9
     postgres_lock_timeout: int = 5
 
     # The old system's names, folded into the new ones below.
