@@ -19,18 +19,24 @@ Modes:
   b  every role in one process on PostgreSQL + RabbitMQ
   c  each role its own process (`python -m infra.cli serve --role R`) on PostgreSQL +
      RabbitMQ; orders are placed from this process through the Orders application
-After the maximum-rate runs, mode b runs again with orders placed at a steady rate,
-half the measured maximum completed sagas/s (or --rate), for the DESIGN bar: p99 under
-1 s at half the maximum rate. Then the peer (the same saga on the eventsourcing
-library's own System runner, ../shared/bench/peer_es_saga.py) runs with the same N,
-and the ratios of b and c to the peer's completed sagas/s are reported.
+After the maximum-rate runs the peer (the same saga on the eventsourcing library's own
+System runner, ../shared/bench/peer_es_saga.py) runs with the same N, and the ratios of
+b and c to its completed sagas/s are reported. Then mode b (--paced-modes) runs again
+with orders placed at a steady rate, half its measured maximum completed sagas/s (or
+--rate), for the DESIGN bar: p99 under 1 s at half the maximum rate.
+
+Each run also reports where its latency goes (the gaps between an order's consecutive
+events in two applications: one per relay + bus + consumer hop), CPU seconds by process
+(and by role in mode c), the peak PostgreSQL connections, and whether the AMQP client
+lost its broker meanwhile (a broker restarted by someone else: "disturbed", the run still
+verifies but its figures are not comparable).
 
 Failures are simulated at the default rates (payment 0.1, shipping 0.05, notification
 0.02) with a fixed FAILURE_SEED, so every mode sees the same outcomes; the seed products
 are restocked generously first, so no order is short of stock.
 
     python bench/saga_throughput.py [--orders 2000] [--modes a,b,c] [--runs 1] [--skip-peer]
-        [--rate R] [--placers 4] [--timeout 600] [--profile DIR]
+        [--rate R] [--paced-modes b] [--paced-only] [--placers 4] [--timeout 600] [--profile DIR]
 
 Prints one JSON document on stdout (medians of --runs runs, and every run) and a human
 summary on stderr. DATABASE_URL and AMQP_URL name the servers (default the local ones).
@@ -132,7 +138,7 @@ class Config:
     profile: Path | None
     profile_gil: bool
     keep_logs: bool
-    worker_pool_size: int
+    worker_pool_size: int | None
 
     @property
     def server(self) -> PostgresDsn:
@@ -757,10 +763,9 @@ def run_processes(config: Config, commands: Sequence[PlaceOrder], rate: float) -
             **{name.upper(): str(value) for name, value in FAILURE_RATES.items()},
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
-            # Every role process opens all six applications, each holding pool size + 1
-            # connections: at the default 5, seven roles hold 252 (max_connections is 100).
-            "POSTGRES_POOL_SIZE": str(config.worker_pool_size),
         })
+        if config.worker_pool_size is not None:
+            env["POSTGRES_POOL_SIZE"] = str(config.worker_pool_size)
         migrated = subprocess.run(
             [sys.executable, "-m", "infra.cli", "migrate"], env=env, cwd=work,
             capture_output=True, text=True, timeout=180, check=False,
@@ -768,9 +773,9 @@ def run_processes(config: Config, commands: Sequence[PlaceOrder], rate: float) -
         if migrated.returncode != 0:
             raise RunFailed(f"migrate failed: {migrated.stderr[-2000:]}")
         env["CREATE_TABLE"] = "n"
-        bench_settings = settings.model_copy(
-            update={"create_table": False, "postgres_pool_size": config.worker_pool_size}
-        )
+        bench_settings = settings.model_copy(update={"create_table": False})
+        if config.worker_pool_size is not None:
+            bench_settings = bench_settings.model_copy(update={"postgres_pool_size": config.worker_pool_size})
         system = bootstrap(bench_settings)
         workers: list[Worker] = []
         try:
@@ -1076,9 +1081,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="profile every running thread, waiting on I/O included (default: only "
                              "the thread holding the GIL, i.e. where the CPU goes)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker logs of mode c")
-    parser.add_argument("--worker-pool-size", type=int, default=0,
+    parser.add_argument("--worker-pool-size", type=int, default=None,
                         help="POSTGRES_POOL_SIZE of each mode c process, per application "
-                             "(default 0: connections opened on demand)")
+                             "(default: the system's own; 0 opens connections on demand)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(MODES)
