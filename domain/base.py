@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
@@ -98,6 +98,25 @@ class Aggregate(BaseAggregate[UUID]):
         **kwargs: Any,
     ) -> None:
         super().trigger_event(event_class, **_with_cause(kwargs))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """The copy a command works on, taken from the repository's cache.
+
+        Aggregates hold immutable values (frozen models, enums, Decimals, UUIDs)
+        and change by assigning new ones; only their plain containers (a Stock's
+        reservations, the pending events) change in place. Copying those one
+        level deep is enough, and spares the cost of a generic deep copy on every
+        load of a hot aggregate.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(
+            (name, value.copy() if type(value) in _CONTAINERS else value)
+            for name, value in self.__dict__.items()
+        )
+        return clone
+
+
+_CONTAINERS = (dict, list, set)
 
 
 class OpensOrFollows(Aggregate.Created):

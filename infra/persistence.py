@@ -90,10 +90,14 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
         # processed message keeps its own tracking row.
         "SINGLE_ROW_TRACKING": "n",
         "CREATE_TABLE": "y" if settings.create_table else "n",
-        # Hot aggregates (a product's Stock, a running saga) are loaded again and again;
-        # the cache keeps them and reads only the events recorded since (fast-forward).
+        # Hot aggregates (a product's Stock, a running saga) are loaded again and again.
+        # The cache keeps each one as this process last saved it, without asking the
+        # store for newer events on every load: a copy running elsewhere may have moved
+        # it on, but then saving collides on the version, the stale copy is evicted and
+        # the command decides again (ContextApplication.record). Reads that must see
+        # other processes' writes use ContextApplication.latest.
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
     }
     dsn = settings.postgres
     if settings.is_in_memory:
@@ -122,7 +126,10 @@ def postgres_env(dsn: PostgresDsn, settings: Settings) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
         "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout),
         "POSTGRES_CONNECT_TIMEOUT": "30",
-        "POSTGRES_PRE_PING": "y",
+        # No "SELECT 1" before every use of a pooled connection: a connection the
+        # server dropped fails its statement instead, the message is retried, and the
+        # pool replaces the connection.
+        "POSTGRES_PRE_PING": "n",
     }
     if dsn.schema_name:
         env["POSTGRES_SCHEMA"] = dsn.schema_name
