@@ -79,9 +79,7 @@ def as_of(
         if not versions:
             raise NotFoundError(f"{aggregate_id} did not exist yet at {at.isoformat()}", field="at")
         version = versions[-1] if version is None else min(version, versions[-1])
-    aggregate = (
-        app.latest(aggregate_id, cls) if version is None else app.find(aggregate_id, cls, version=version)
-    )
+    aggregate = app.find(aggregate_id, cls, version=version)
     if aggregate is None:
         raise NotFoundError(f"no {cls.__name__} {aggregate_id}", field="id")
     return aggregate

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -208,35 +208,9 @@ class ContextApplication(Application[UUID]):
             processing.collect_events(*aggregates, trackings=list(trackings))
         else:
             processing.collect_events(*aggregates)
-        try:
-            recordings = self._record(processing)
-        except BaseException:
-            # The cached copies may be what collided (another process moved them on):
-            # the next load reads them from the store.
-            self.forget(aggregates)
-            raise
+        recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
-
-    def forget(self, aggregates: Iterable[Aggregate]) -> None:
-        """Drop these aggregates from the cache."""
-        cache = self.repository.cache
-        if cache is not None:
-            for aggregate in aggregates:
-                with suppress(KeyError):
-                    cache.get(aggregate.id, evict=True)
-
-    def latest(self, aggregate_id: UUID, cls: type[TAggregate]) -> TAggregate | None:
-        """The aggregate as the store holds it now, whatever this process has cached.
-
-        Commands need no such care (a stale copy collides when saved); reads that
-        answer a user (an audit, a health report) do, when other processes write.
-        """
-        cache = self.repository.cache
-        if cache is not None:
-            with suppress(KeyError):
-                cache.get(aggregate_id, evict=True)
-        return self.find(aggregate_id, cls)
 
     def get(
         self, aggregate_id: UUID, cls: type[TAggregate], *, version: int | None = None

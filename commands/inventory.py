@@ -209,9 +209,8 @@ class Inventory(ContextApplication):
         return self.find(Reservation.create_id(order_id), Reservation)
 
     def list_products(self) -> list[Stock]:
-        """Every listed product as the store holds it now, in the order they were listed."""
-        stocks = (self.latest(product_id, Stock) for product_id in self._listed_product_ids())
-        return [stock for stock in stocks if stock is not None]
+        """Every listed product, in the order they were listed."""
+        return [self.get_stock(product_id) for product_id in self._listed_product_ids()]
 
     def seed(self) -> int:
         """List and stock each seed product that is not listed yet; returns how many it listed."""

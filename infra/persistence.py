@@ -90,14 +90,13 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
         # processed message keeps its own tracking row.
         "SINGLE_ROW_TRACKING": "n",
         "CREATE_TABLE": "y" if settings.create_table else "n",
-        # Hot aggregates (a product's Stock, a running saga) are loaded again and again.
-        # The cache keeps each one as this process last saved it, without asking the
-        # store for newer events on every load: a copy running elsewhere may have moved
-        # it on, but then saving collides on the version, the stale copy is evicted and
-        # the command decides again (ContextApplication.record). Reads that must see
-        # other processes' writes use ContextApplication.latest.
+        # Hot aggregates (a product's Stock, a running saga) are loaded again and again;
+        # the cache keeps them and reads only the events recorded since (fast-forward).
+        # Never without the fast-forward: with several copies of a worker, a decision
+        # on a stale copy that writes nothing (a Stock that does not know the other
+        # copy's reservation, so has nothing to sell) would never collide.
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
-        "AGGREGATE_CACHE_FASTFORWARD": "n",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     dsn = settings.postgres
     if settings.is_in_memory:

@@ -8,7 +8,8 @@ exchange, so a retry returns to this consumer only; and `<queue>.dead`, where
 messages are parked with the error in their headers (see `rabbitmq_consumer`).
 
 Confirms are awaited a window at a time (one at a time is four times slower,
-DESIGN §9); publishing is mandatory, so an unroutable message raises. The
+DESIGN §9), and a window's envelopes that share a routing key travel as one
+message; publishing is mandatory, so an unroutable message raises. The
 connection is robust: aio-pika redeclares channels, queues, bindings and
 consumers after a reconnect.
 """
@@ -43,6 +44,7 @@ from infra.bus import (
 from infra.rabbitmq_consumer import (
     PARK_HEADERS,
     Consumer,
+    batch_message,
     copy_message,
     dead_letter,
     envelope_message,
@@ -125,12 +127,18 @@ class RabbitBus:
         self, target: AbstractExchange, exchange: str, window: Sequence[Envelope]
     ) -> None:
         await self._ready(_required(self._publisher))
+        by_key: dict[str, list[Envelope]] = {}
+        for envelope in window:
+            by_key.setdefault(envelope.routing_key, []).append(envelope)
+        groups = list(by_key.values())
         results = await asyncio.gather(
-            *(target.publish(envelope_message(e), e.routing_key, mandatory=True, timeout=self._timeout)
-              for e in window),
+            *(target.publish(
+                envelope_message(group[0]) if len(group) == 1 else batch_message(group),
+                group[0].routing_key, mandatory=True, timeout=self._timeout,
+            ) for group in groups),
             return_exceptions=True,
         )
-        _raise_failures(exchange, window, results)
+        _raise_failures(exchange, [group[0] for group in groups], results)
 
     async def subscribe(self, subscription: Subscription) -> None:
         channel = await self._open_channel()  # one per consumer, so one ack can cover a batch

@@ -6,6 +6,13 @@ retry queue for its attempt, with the attempt count in `x-attempt`; a message th
 is out of attempts, cannot be parsed, or is parked by its handler goes to
 `<queue>.dead` with the error, attempts, parking time and origin in its headers.
 Only then is the batch acknowledged, with one ack (DESIGN §9).
+
+The relay sends the envelopes of a window that share a routing key as one AMQP
+message (`BATCH_CONTENT_TYPE`, a JSON array of envelopes): publishing and
+delivering a message costs far more than the envelope in it. Such a message is
+taken apart on arrival; an envelope of it that must be retried or parked moves
+on as a message of its own, so retry queues and `<queue>.dead` hold one
+envelope per message, as they do for messages published one by one.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.common import FieldTable, FieldValue
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from commands.messages import Envelope
 from infra.bus import DeadLetter, Delivery, Outcome, Subscription, Verdict, call_handler
@@ -40,6 +47,9 @@ PARK_HEADERS = (ATTEMPT, LAST_ERROR, ERROR, ATTEMPTS, PARKED_AT, DEAD_LETTER_ID)
 _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 
 BATCH_FILL_SECONDS = 0.005  # an idle consumer waits this long for a batch to fill, never more
+BATCH_CONTENT_TYPE = "application/vnd.saga.envelopes+json"
+ENVELOPES = "x-envelopes"
+_ENVELOPE_LIST = TypeAdapter(list[Envelope])
 
 
 class Consumer:
@@ -97,68 +107,110 @@ class Consumer:
     async def _handle(self, batch: list[AbstractIncomingMessage]) -> None:
         if not batch:
             return
-        parsed = [(message, parse(message.body)) for message in batch]
-        deliveries = [Delivery(e, attempt_of(m)) for m, e in parsed if isinstance(e, Envelope)]
-        outcomes = iter(await call_handler(self._subscription.handler, deliveries))
+        parsed = [(message, parse_message(message)) for message in batch]
+        deliveries = [
+            Delivery(envelope, attempt_of(message))
+            for message, envelopes in parsed if not isinstance(envelopes, str)
+            for envelope in envelopes
+        ]
+        # Batch messages may carry many envelopes each: the handler takes at most a
+        # prefetch's worth at a time, as it would of single messages.
+        size = self._subscription.prefetch
+        outcomes = iter([
+            outcome
+            for start in range(0, len(deliveries), size)
+            for outcome in await call_handler(self._subscription.handler, deliveries[start : start + size])
+        ])
         if not is_live(batch[-1]):
             return  # the channel was lost meanwhile: the broker redelivers the batch, so settle nothing
-        moves = [
-            self._settle(m, next(outcomes)) if isinstance(e, Envelope)
-            else self._park(m, f"unparseable message: {e}")
-            for m, e in parsed
-        ]
-        results = await asyncio.gather(*(move for move in moves if move is not None), return_exceptions=True)
+        moves: list[Awaitable[object]] = []
+        for message, envelopes in parsed:
+            if isinstance(envelopes, str):
+                moves.append(self._park(message, f"unparseable message: {envelopes}"))
+            elif message.content_type != BATCH_CONTENT_TYPE:
+                moves += filter(None, [self._settle(message, next(outcomes))])
+            else:
+                moves += filter(None, [self._settle(message, next(outcomes), e) for e in envelopes])
+        results = await asyncio.gather(*moves, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         # Every earlier delivery on this channel is settled, so one ack covers the batch (DESIGN §9).
         await batch[-1].ack(multiple=True)
 
-    def _settle(self, message: AbstractIncomingMessage, outcome: Outcome) -> Awaitable[object] | None:
+    def _settle(
+        self, message: AbstractIncomingMessage, outcome: Outcome, envelope: Envelope | None = None
+    ) -> Awaitable[object] | None:
+        """Retry or park a message by its outcome; `envelope`: the one envelope of a batch message meant."""
         attempt = attempt_of(message)
         error = outcome.error or "no error given"
         if outcome.verdict is Verdict.DONE:
             return None
         if outcome.verdict is Verdict.RETRY and attempt <= len(self._retry_delays):
             retry: FieldTable = {ATTEMPT: attempt + 1, LAST_ERROR: error[:4000]}
-            return self._send(message, f"{self._queue}.retry.{attempt}", retry)
-        return self._park(message, error)
+            return self._send(message, f"{self._queue}.retry.{attempt}", retry, envelope)
+        return self._park(message, error, envelope)
 
-    def _park(self, message: AbstractIncomingMessage, error: str) -> Awaitable[object]:
+    def _park(
+        self, message: AbstractIncomingMessage, error: str, envelope: Envelope | None = None
+    ) -> Awaitable[object]:
         park: FieldTable = {
             ERROR: error[:4000],
             ATTEMPTS: attempt_of(message),
             PARKED_AT: datetime.now(UTC).isoformat(),
             DEAD_LETTER_ID: f"{self._subscription.queue}:{uuid.uuid4().hex}",
         }
-        return self._send(message, f"{self._queue}.dead", park)
+        return self._send(message, f"{self._queue}.dead", park, envelope)
 
-    def _send(self, message: AbstractIncomingMessage, queue: str, extra: FieldTable) -> Awaitable[object]:
-        headers = own_headers(message)
+    def _send(
+        self, message: AbstractIncomingMessage, queue: str, extra: FieldTable, envelope: Envelope | None
+    ) -> Awaitable[object]:
+        headers = own_headers(message) if envelope is None else envelope_headers(envelope)
         headers.setdefault(ORIGINAL_EXCHANGE, message.exchange or "")
         headers.setdefault(ORIGINAL_ROUTING_KEY, message.routing_key or "")
-        return self._channel.default_exchange.publish(
-            copy_message(message, headers | extra), queue, mandatory=True, timeout=self._timeout
-        )
+        if envelope is None:
+            moved = copy_message(message, headers | extra)
+        else:
+            moved = envelope_message(envelope, headers | extra)
+        return self._channel.default_exchange.publish(moved, queue, mandatory=True, timeout=self._timeout)
 
 
-def envelope_message(envelope: Envelope) -> aio_pika.Message:
+def envelope_headers(envelope: Envelope) -> dict[str, FieldValue]:
     headers: dict[str, FieldValue] = {
         "kind": envelope.kind, "schema_version": envelope.schema_version,
         "source": envelope.source, "position": envelope.position,
     }
     if envelope.causation_id is not None:
         headers["causation_id"] = envelope.causation_id
+    return headers
+
+
+def envelope_message(envelope: Envelope, headers: FieldTable | None = None) -> aio_pika.Message:
+    """One envelope as one message; `headers` replaces the ones it would carry."""
     return aio_pika.Message(
         envelope.model_dump_json().encode(),
         message_id=envelope.message_id,
         type=envelope.type,
         correlation_id=str(envelope.correlation_id) if envelope.correlation_id else None,
         timestamp=envelope.occurred_at,
-        headers=headers,
+        headers=envelope_headers(envelope) if headers is None else headers,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         app_id=envelope.source,
+    )
+
+
+def batch_message(envelopes: Sequence[Envelope]) -> aio_pika.Message:
+    """Several envelopes with one routing key as one message (see the module docstring)."""
+    first, last = envelopes[0], envelopes[-1]
+    return aio_pika.Message(
+        b"[" + b",".join(e.model_dump_json().encode() for e in envelopes) + b"]",
+        message_id=f"{first.message_id}..{last.message_id}",
+        type=first.type if all(e.type == first.type for e in envelopes) else "batch",
+        headers={ENVELOPES: len(envelopes), "source": first.source},
+        content_type=BATCH_CONTENT_TYPE,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        app_id=first.source,
     )
 
 
@@ -179,6 +231,18 @@ def copy_message(message: AbstractIncomingMessage, headers: FieldTable) -> aio_p
 def own_headers(message: AbstractIncomingMessage) -> dict[str, FieldValue]:
     """The message's own headers, without the broker's dead-lettering history (it grows every hop)."""
     return {k: v for k, v in (message.headers or {}).items() if not k.startswith(_BROKER_HEADERS)}
+
+
+def parse_message(message: AbstractIncomingMessage) -> list[Envelope] | str:
+    """The envelopes a message carries, or why it cannot be read."""
+    if message.content_type != BATCH_CONTENT_TYPE:
+        envelope = parse(message.body)
+        return envelope if isinstance(envelope, str) else [envelope]
+    try:
+        envelopes = _ENVELOPE_LIST.validate_json(message.body)
+    except ValidationError as error:
+        return str(error)
+    return envelopes or "an empty batch"
 
 
 def parse(body: bytes) -> Envelope | str:

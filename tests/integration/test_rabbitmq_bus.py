@@ -117,7 +117,8 @@ async def test_the_broker_holds_back_what_exceeds_the_prefetch(
 ) -> None:
     handler = Recorder(gate=asyncio.Event())
     await bus.subscribe(payments(handler, prefetch=5))
-    await bus.publish(EVENTS_EXCHANGE, [envelope() for _ in range(24)])
+    for _ in range(24):  # one message each (a window's envelopes with one routing key travel together)
+        await bus.publish(EVENTS_EXCHANGE, [envelope()])
     await eventually(lambda: len(handler.batches) == 1)
     await settle()
     async with broker.channel() as channel:
@@ -126,6 +127,37 @@ async def test_the_broker_holds_back_what_exceeds_the_prefetch(
     assert handler.gate is not None
     handler.gate.set()
     await eventually(lambda: len(handler.done) == 24)
+
+
+async def test_a_window_sharing_a_routing_key_travels_as_one_message_and_settles_envelope_by_envelope(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    window = [envelope() for _ in range(30)]
+    poison = window[7]
+    handler = Recorder(lambda d: Outcome.park("unknown product") if d.envelope == poison else Outcome.done())
+    async with broker.channel() as channel:
+        tap = await channel.declare_queue(exclusive=True)
+        await tap.bind(f"{rabbit_namespace}.{EVENTS_EXCHANGE}", "payments.*")
+        await bus.subscribe(payments(handler, prefetch=10))
+        await bus.publish(EVENTS_EXCHANGE, window)
+        message = await tap.get(timeout=5)
+        await message.ack()
+        assert await tap.get(fail=False, timeout=1) is None  # the whole window was one message
+    assert message.headers["x-envelopes"] == 30
+
+    [letter] = await wait_for_parked(bus, "payments", 1)
+    await eventually(lambda: len(handler.done) == 29)
+    # Handled in slices no larger than the prefetch, each envelope once, the poison alone parked.
+    assert max(len(batch) for batch in handler.batches) <= 10
+    assert sorted(d.envelope.message_id for d in handler.done) == sorted(
+        e.message_id for e in window if e != poison)
+    assert (letter.envelope, letter.message_type, letter.error) == (poison, "PaymentCharged", "unknown product")
+    async with broker.channel() as channel:
+        dead = await channel.declare_queue(f"{rabbit_namespace}.payments.dead", durable=True)
+        parked = await dead.get(timeout=5)
+        await parked.reject(requeue=True)
+    assert (parked.content_type, parked.message_id) == ("application/json", poison.message_id)
+    assert parked.headers["x-original-routing-key"] == "payments.PaymentCharged"
 
 
 async def test_a_parked_message_keeps_where_it_came_from_in_its_headers(
