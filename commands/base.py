@@ -212,6 +212,14 @@ class ContextApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        """The streams this application keeps about one order, by kind, for the audit.
+
+        Each application derives its aggregates' ids from the order id itself, so
+        the audit asks it rather than repeating the derivations; none by default.
+        """
+        return {}
+
     def get(
         self, aggregate_id: UUID, cls: type[TAggregate], *, version: int | None = None
     ) -> TAggregate:

@@ -205,11 +205,16 @@ class Inventory(ContextApplication):
     def get_stock(self, product_id: UUID, *, version: int | None = None) -> Stock:
         return self._stock(product_id, field="product_id", version=version)
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        # The order's Stock events live in each product's stream among every other
+        # order's; its Reservation, saved in the same transactions, names its lines.
+        return {"reservation": Reservation.create_id(order_id)}
+
     def find_reservation(self, order_id: UUID) -> Reservation | None:
         return self.find(Reservation.create_id(order_id), Reservation)
 
     def list_products(self) -> list[Stock]:
-        """Every listed product, in the order they were listed."""
+        """Every listed product as the store holds it now, in the order they were listed."""
         return [self.get_stock(product_id) for product_id in self._listed_product_ids()]
 
     def seed(self) -> int:

@@ -53,6 +53,10 @@ class Notifications(ContextApplication):
 
         return self.execute(command, decide, correlation_id=command.order_id)
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        # The saga sends one purpose only: the order confirmation.
+        return {"notification": Notification.create_id(order_id, ORDER_CONFIRMATION)}
+
     def get_notification(
         self, order_id: UUID, purpose: str = ORDER_CONFIRMATION, *, version: int | None = None
     ) -> Notification:

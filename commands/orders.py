@@ -105,6 +105,9 @@ class Orders(ContextApplication):
     def cancel_order(self, command: CancelOrder) -> bool:
         return self._on_order(command, lambda order: order.cancel(command.reason))
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        return {"order": order_id}
+
     def get_order(self, order_id: UUID, *, version: int | None = None) -> Order:
         order = self.find(order_id, Order, version=version)
         if order is None:

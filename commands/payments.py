@@ -92,6 +92,9 @@ class Payments(ContextApplication):
 
         return self.execute(command, decide, correlation_id=command.order_id)
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        return {"payment": Payment.create_id(order_id)}
+
     def get_payment(self, order_id: UUID, *, version: int | None = None) -> Payment:
         payment = self.find(Payment.create_id(order_id), Payment, version=version)
         if payment is None:

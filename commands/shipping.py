@@ -85,6 +85,9 @@ class Shipping(ContextApplication):
     def deliver_shipment(self, command: DeliverShipment) -> bool:
         return self._on_shipment(command, lambda shipment: shipment.deliver())
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        return {"shipment": Shipment.create_id(order_id)}
+
     def get_shipment(self, order_id: UUID, *, version: int | None = None) -> Shipment:
         shipment = self.find(Shipment.create_id(order_id), Shipment, version=version)
         if shipment is None:

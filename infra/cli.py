@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Annotated
+from uuid import UUID
 
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
+from commands.audit import timeline
+from domain.base import NotFoundError
 from infra.bootstrap import bootstrap, migrate
 from infra.bus import DeadLetter
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus
 from infra.settings import Settings
+from infra.timeline_table import timeline_table
 from read_api.app import create_app, create_health_app
 
 app = typer.Typer(
@@ -87,6 +92,37 @@ def seed() -> None:
     with bootstrap(Settings()) as system:
         listed = system.inventory.seed()
     console.print(f"seed catalogue: {listed} product(s) listed")
+
+
+@app.command()
+def audit(
+    order_id: Annotated[
+        str, typer.Argument(metavar="ORDER_ID", help="The order's id, as placeOrder returned it.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event, for machines.")] = False,
+) -> None:
+    """Show every event of one order, from all its streams, in the order they were recorded."""
+    order = _parse_order_id(order_id)
+    with bootstrap(Settings()) as system:
+        try:
+            entries = timeline(system, order)
+        except NotFoundError as error:
+            console.print(f"[red]ORDER_ID: {escape(error.message)}[/]")
+            raise typer.Exit(1) from None
+    if as_json:
+        for entry in entries:
+            typer.echo(entry.model_dump_json())
+        return
+    out.print(timeline_table(order, entries))
+    console.print(f"{len(entries)} event(s) from {len({e.stream_id for e in entries})} stream(s)")
+
+
+def _parse_order_id(order_id: str) -> UUID:
+    try:
+        return UUID(order_id)
+    except ValueError:
+        console.print(f"[red]ORDER_ID: {escape(repr(order_id))} is not an order id[/] (a UUID)")
+        raise typer.Exit(1) from None
 
 
 @dlq.command(name="list")

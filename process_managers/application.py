@@ -104,6 +104,9 @@ class Sagas(ContextApplication):
             raise SagaNotFoundError(f"no saga for order {order_id}", field="order_id")
         return saga
 
+    def order_streams(self, order_id: UUID) -> dict[str, UUID]:
+        return {"saga": OrderFulfillment.create_id(order_id)}
+
     def find_saga(self, order_id: UUID, *, version: int | None = None) -> OrderFulfillment | None:
         return self.find(OrderFulfillment.create_id(order_id), OrderFulfillment, version=version)
 
