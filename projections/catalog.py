@@ -1,0 +1,55 @@
+"""Every projection, and the tables the read store needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from projections import dead_letters, tracking
+from projections.notification_log import NotificationLog
+from projections.order_summary import OrderSummary
+from projections.payment_status import PaymentStatus
+from projections.projection import Projection
+from projections.saga_progress import SagaProgress
+from projections.shipment_tracking import ShipmentTracking
+from projections.stock_levels import StockLevels
+from projections.store import ReadStore, StoreSettings, open_store
+
+AnyProjection = Projection[Any]
+
+
+def all_projections() -> tuple[AnyProjection, ...]:
+    return (OrderSummary(), StockLevels(), PaymentStatus(), ShipmentTracking(), NotificationLog(),
+            SagaProgress())
+
+
+def named(names: Iterable[str] | None) -> list[AnyProjection]:
+    """The projections with these names (all of them for None); an unknown name is an error."""
+    everything = {p.name: p for p in all_projections()}
+    if names is None:
+        return list(everything.values())
+    wanted = list(names)
+    unknown = [n for n in wanted if n not in everything]
+    if unknown:
+        raise ValueError(f"no projection {', '.join(unknown)}; choose from {', '.join(everything)}")
+    return [everything[n] for n in wanted]
+
+
+async def migrate(store: ReadStore) -> None:
+    """Create the read tables and start every projection's positions, idempotently."""
+    projections = all_projections()
+    await store.create([tracking.TRACKING, tracking.FAILURES, dead_letters.TABLE,
+                        *(p.table for p in projections)])
+    async with store.transaction() as tx:
+        for projection in projections:
+            await tracking.ensure(tx, projection.tracking_name, projection.applications)
+
+
+async def migrate_read_store(settings: StoreSettings) -> list[str]:
+    """`saga migrate`'s part for the read side: the tables of every projection."""
+    store = await open_store(settings)
+    try:
+        await migrate(store)
+    finally:
+        await store.close()
+    return [p.name for p in all_projections()]

@@ -1,0 +1,101 @@
+"""What every projection shares: one table of rows, each row folded from the events about it.
+
+A projection names the applications it follows and the topics it reads. Its
+`evolve` is a pure function of (row or None, fact) -> row; the runner loads the
+rows a batch touches, folds the batch's facts into them in memory and writes
+back only the rows that changed, with the tracking position, in one
+transaction. Rows are keyed by a UUID (`key`), usually the event's originator.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+from projections.facts import Fact
+from projections.store import Row, TableSpec, Tx, placeholders
+
+R = TypeVar("R")
+
+REBUILD_SUFFIX = "__rebuild"
+IN_LIST_CHUNK = 500
+
+
+class CannotApplyError(Exception):
+    """This projection cannot make sense of an event (an unknown row, a missing field)."""
+
+
+class Projection(ABC, Generic[R]):
+    """One read model: its table, the events it reads, and how each event changes a row."""
+
+    name: ClassVar[str]
+    applications: ClassVar[tuple[str, ...]]
+    topics: ClassVar[frozenset[str]]
+    base_table: ClassVar[TableSpec]
+
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+        self.table = self.base_table.renamed(self.base_table.name + suffix)
+
+    @property
+    def tracking_name(self) -> str:
+        """The name its positions are kept under; a rebuild keeps its own until it is swapped in."""
+        return self.name + self.suffix
+
+    def shadow(self) -> Projection[R]:
+        """The same projection writing to tables of its own, for a rebuild."""
+        return type(self)(REBUILD_SUFFIX)
+
+    def wants(self, fact: Fact) -> bool:
+        return fact.topic in self.topics
+
+    def key(self, fact: Fact) -> UUID:
+        """The id of the row a fact changes."""
+        return fact.originator_id
+
+    @abstractmethod
+    def evolve(self, row: R | None, fact: Fact) -> R:
+        """The row after the fact; raises CannotApplyError (or any error) for an event it cannot apply."""
+
+    @abstractmethod
+    def encode(self, row: R) -> tuple[Any, ...]:
+        """The row's values in the order of the table's columns."""
+
+    @abstractmethod
+    def decode(self, record: Row) -> R: ...
+
+    def order_of(self, row: R) -> UUID | None:
+        """The order a row belongs to, so that the order's watchers hear of the change."""
+        return None
+
+    async def load(self, tx: Tx, keys: Iterable[UUID]) -> dict[UUID, R]:
+        found: dict[UUID, R] = {}
+        columns = ", ".join(self.table.column_names)
+        for chunk in chunks(list(keys)):
+            statement = f"SELECT {columns} FROM {self.table.name} WHERE id IN ({placeholders(1, len(chunk))})"
+            for record in await tx.fetch(statement, *chunk):
+                row = self.decode(record)
+                found[self.key_of(row)] = row
+        return found
+
+    async def save(self, tx: Tx, rows: Mapping[UUID, R]) -> None:
+        await tx.executemany(self.table.upsert_statement(), [self.encode(row) for row in rows.values()])
+
+    def key_of(self, row: R) -> UUID:
+        key = getattr(row, "id", None)
+        if not isinstance(key, UUID):
+            raise TypeError(f"{type(row).__name__} has no UUID id")
+        return key
+
+
+def chunks(values: Sequence[Any], size: int = IN_LIST_CHUNK) -> list[Sequence[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def require(row: R | None, fact: Fact) -> R:
+    """The row an event follows up on; an event for a row never created cannot be applied."""
+    if row is None:
+        raise CannotApplyError(f"{fact.topic} for {fact.originator_id} follows no event this projection saw")
+    return row

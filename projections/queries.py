@@ -1,0 +1,193 @@
+"""The ReadModel the API serves, answered from the read store.
+
+Every query that takes many ids answers them in one round trip per table, so
+the API's DataLoaders cost one query per field and request, not one per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from uuid import UUID
+
+from projections import dead_letters as parked
+from projections import tracking
+from projections.catalog import all_projections
+from projections.changes import ChangeHub
+from projections.notification_log import NotificationLog
+from projections.order_summary import OrderRecord, OrderSummary
+from projections.payment_status import PaymentStatus
+from projections.projection import Projection
+from projections.read_model import (
+    DeadLetterRow,
+    NotificationRow,
+    OrderCursor,
+    OrderPage,
+    OrderRow,
+    PaymentRow,
+    ProductRow,
+    ProjectionStatusRow,
+    SagaRow,
+    ShipmentRow,
+)
+from projections.saga_progress import SagaProgress
+from projections.shipment_tracking import ShipmentTracking
+from projections.stock_levels import product_names, products
+from projections.store import ReadStore, Row, fetch_in
+
+Heads = Callable[[], Awaitable[Mapping[str, int]]]
+"""Each application's last notification id, for the lag."""
+
+R = TypeVar("R")
+OrderView = tuple[OrderRow | None, PaymentRow | None, ShipmentRow | None, SagaRow | None]
+MAX_PAGE = 500
+
+
+class StoreReadModel:
+    """The read store's answers to the API's questions (implements `ReadModel`)."""
+
+    def __init__(
+        self, store: ReadStore, *, heads: Heads | None = None, hub: ChangeHub | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.hub = hub or ChangeHub()
+        self._heads = heads
+        self._poll_interval = poll_interval
+        self._orders = OrderSummary()
+
+    async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
+        records = await self._select(self._orders, "id IN ({ids}) AND version > 0", list(ids))
+        return {row.id: row for row in await self._order_rows(records)}
+
+    async def orders(
+        self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
+        after: OrderCursor | None = None,
+    ) -> OrderPage:
+        conditions, args = ["version > 0"], list[Any]()
+        if customer_id is not None:
+            args.append(customer_id)
+            conditions.append(f"customer_id = ${len(args)}")
+        if status is not None:
+            args.append(status)
+            conditions.append(f"status = ${len(args)}")
+        table = self._orders.table.name
+        where = " AND ".join(conditions)
+        counted = await self.store.fetch(f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", *args)
+        if after is not None:
+            args += [after.created_at, after.id]
+            a, b = len(args) - 1, len(args)
+            conditions.append(f"(created_at < ${a} OR (created_at = ${a} AND id < ${b}))")
+        limit = max(0, min(first, MAX_PAGE))
+        args.append(limit + 1)
+        records = await self.store.fetch(
+            f"SELECT {', '.join(self._orders.table.column_names)} FROM {table} "
+            f"WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+            *args,
+        )
+        rows = await self._order_rows([self._orders.decode(r) for r in records])
+        return OrderPage(tuple(rows[:limit]), len(rows) > limit, int(counted[0]["n"]))
+
+    async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]:
+        return await self._by_order(PaymentStatus(), order_ids)
+
+    async def shipments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, ShipmentRow]:
+        return await self._by_order(ShipmentTracking(), order_ids)
+
+    async def notifications_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, NotificationRow]:
+        return await self._by_order(NotificationLog(), order_ids)
+
+    async def sagas_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, SagaRow]:
+        return await self._by_order(SagaProgress(), order_ids)
+
+    async def products(self) -> list[ProductRow]:
+        return await products(self.store)
+
+    async def products_by_id(self, ids: Sequence[UUID]) -> dict[UUID, ProductRow]:
+        return {p.id: p for p in await products(self.store, list(ids))}
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetterRow]:
+        return await parked.dead_letters(self.store, queue)
+
+    async def projection_status(self) -> list[ProjectionStatusRow]:
+        """Each projection's position and lag, summed over the applications it follows.
+
+        Without `heads` (a read model with no event store at hand) the lag is reported as 0.
+        """
+        positions = await tracking.all_positions(self.store)
+        failed = await tracking.failure_counts(self.store)
+        heads = await self._heads() if self._heads is not None else {}
+        report = []
+        for projection in all_projections():
+            at = {app: positions.get((projection.name, app), 0) for app in projection.applications}
+            lag = sum(max(0, heads.get(app, at[app]) - at[app]) for app in at)
+            report.append(ProjectionStatusRow(projection.name, sum(at.values()), lag,
+                                              failed.get(projection.name, 0)))
+        return report
+
+    async def projection_failures(self, name: str | None = None) -> list[tracking.ProjectionFailure]:
+        """The events each projection parked because it could not apply them."""
+        return await tracking.failures(self.store, name)
+
+    async def wait_for_order(
+        self, order_id: UUID, version: int, timeout: float  # noqa: ASYNC109 - a bound, not a cancel scope
+    ) -> OrderRow | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with self.hub.watching(order_id) as changed:
+            while True:
+                changed.clear()
+                row = (await self.orders_by_id([order_id])).get(order_id)
+                if row is not None and row.version >= version:
+                    return row
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                await _wait(changed, min(remaining, 0.1))
+
+    async def order_changes(self, order_id: UUID) -> AsyncGenerator[OrderRow, None]:
+        last: OrderView | None = None
+        with self.hub.watching(order_id) as changed:
+            while True:
+                changed.clear()
+                view = await self._view(order_id)
+                if view[0] is not None and view != last:
+                    last = view
+                    yield view[0]
+                await _wait(changed, self._poll_interval)
+
+    async def _view(self, order_id: UUID) -> OrderView:
+        ids = [order_id]
+        order, payment, shipment, saga = await asyncio.gather(
+            self.orders_by_id(ids), self.payments_by_order(ids), self.shipments_by_order(ids),
+            self.sagas_by_order(ids),
+        )
+        return order.get(order_id), payment.get(order_id), shipment.get(order_id), saga.get(order_id)
+
+    async def _order_rows(self, records: Sequence[OrderRecord]) -> list[OrderRow]:
+        names = await product_names(self.store, {line.product_id for r in records for line in r.lines})
+        return [record.to_row(names) for record in records]
+
+    async def _by_order(self, projection: Projection[Any], order_ids: Sequence[UUID]) -> dict[UUID, Any]:
+        """The newest row of each order (one payment, shipment, saga per order; the latest notification)."""
+        newest: dict[UUID, Any] = {}
+        for row in await self._select(projection, "order_id IN ({ids})", list(order_ids)):
+            if row.order_id not in newest or row.updated_at >= newest[row.order_id].updated_at:
+                newest[row.order_id] = row
+        return newest
+
+    async def _select(self, projection: Projection[R], where: str, ids: list[UUID]) -> list[R]:
+        if not ids:
+            return []
+        columns = ", ".join(projection.table.column_names)
+        records: list[Row] = await fetch_in(
+            self.store, f"SELECT {columns} FROM {projection.table.name} WHERE {where}", ids
+        )
+        return [projection.decode(r) for r in records]
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

@@ -1,0 +1,105 @@
+"""Rebuilding a projection from the event stores, and swapping it in whole.
+
+The rebuild replays every followed log into a table of its own
+(`read_orders__rebuild`), with positions of its own, while the live table goes
+on serving readers and following new events. Then one transaction locks the
+live positions (a running projector waits), replays into the rebuilt table
+whatever the live one has seen since, drops the live table, renames the
+rebuilt one into its place and hands over its positions. Readers see the old
+rows or the new ones, never a mix and never older ones, and the projector
+carries on from where the rebuild stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from projections import tracking
+from projections.applier import Applied, Applier, read_batch
+from projections.catalog import AnyProjection, named
+from projections.changes import ChangeHub
+from projections.runner import Projector
+from projections.store import Tx
+
+Progress = Callable[[str, int, int], None]
+"""Called as (projection name, notifications replayed so far, notifications to replay)."""
+
+
+async def rebuild(
+    projector: Projector, names: Iterable[str] | None = None, *, progress: Progress | None = None,
+    batch_size: int = 1000,
+) -> list[str]:
+    """Rebuild the named projections (all of them for None), one after another; their names."""
+    rebuilt = []
+    for live in named(names):
+        await Rebuild(projector, live, batch_size).run(progress)
+        rebuilt.append(live.name)
+    return rebuilt
+
+
+class Rebuild:
+    def __init__(self, projector: Projector, live: AnyProjection, batch_size: int) -> None:
+        self.projector = projector
+        self.store = projector.store
+        self.live = live
+        self.shadow = live.shadow()
+        self.batch_size = batch_size
+        # Nobody watches the rebuilt rows before the swap; the projector tells of the live ones.
+        self.applier = Applier(self.store, ChangeHub())
+        self.uncommitted: list[Applied] = []  # batches replayed inside the swap, reported once it commits
+
+    async def run(self, progress: Progress | None) -> None:
+        await self.prepare()
+        heads = await self.projector.heads()
+        total, done = sum(heads.get(name, 0) for name in self.live.applications), 0
+        if progress is not None:
+            progress(self.live.name, 0, total)
+        for name in self.live.applications:
+            position = 0
+            while True:
+                moved = await self.replay(name, position)
+                if moved is None:
+                    break
+                done, position = done + moved - position, moved
+                if progress is not None:
+                    progress(self.live.name, done, max(total, done))
+        await self.swap_in()
+
+    async def prepare(self) -> None:
+        async with self.store.transaction() as tx:
+            await tx.execute(f"DROP TABLE IF EXISTS {self.shadow.table.name}")
+            for statement in self.shadow.table.create_statements(self.store.dialect):
+                await tx.execute(statement)
+            await tracking.reset(tx, self.shadow.tracking_name, self.shadow.applications)
+
+    async def replay(self, application: str, position: int, tx: Tx | None = None) -> int | None:
+        """Replay the next batch after `position`; the new position, or None at the end of the log."""
+        app = self.projector.applications[application]
+        last, read, items = await asyncio.to_thread(read_batch, app, position, self.batch_size,
+                                                    self.shadow.topics)
+        if not read:
+            return None
+        if tx is None:
+            done = await self.applier.apply(self.shadow, application, position, last, items)
+        else:
+            applied = await self.applier.apply_in(tx, self.shadow, application, position, last, items)
+            self.uncommitted += [applied] if applied is not None else []
+            done = applied is not None
+        if not done:
+            raise RuntimeError(f"another rebuild of {self.live.name} is running")
+        return last
+
+    async def swap_in(self) -> None:
+        dialect = self.store.dialect
+        async with self.store.transaction() as tx:
+            live_at = await tracking.lock(tx, self.live.tracking_name, for_update=dialect.for_update)
+            rebuilt_at = await tracking.lock(tx, self.shadow.tracking_name, for_update=dialect.for_update)
+            for name in self.live.applications:
+                position: int | None = rebuilt_at.get(name, 0)
+                while position is not None and position < live_at.get(name, 0):
+                    position = await self.replay(name, position, tx)
+            await tracking.take_over(tx, self.live.tracking_name, self.shadow.tracking_name)
+            await self.store.swap(tx, self.live.table, self.shadow.table)
+        for applied in self.uncommitted:
+            self.applier.committed(applied)

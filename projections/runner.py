@@ -1,0 +1,242 @@
+"""The projector: follows every application's notification log into the read store.
+
+One follower per application reads its log in batches, from the lowest
+position among the projections that follow it, and hands each projection the
+events past its own position (`applier`). Positions are read from the store at
+every batch, never trusted from memory, so a rebuild swapped in underneath, or
+another projector process, simply moves the starting point.
+
+Followers wake when an application in this process saves (its listener), on
+PostgreSQL when the event store's NOTIFY arrives (saves by other processes),
+and every `poll_interval` in any case, because a NOTIFY can be lost. An error
+of the read store itself (the database is down) is not an event's fault: the
+batch is tried again with backoff, and nothing is parked.
+
+    projector = Projector(system, settings, bus=bus)
+    await projector.start()                  # opens the read store, creates its tables
+    read_model = projector.read_model()      # for the API
+    task = asyncio.create_task(projector.run(stopping))
+    ...
+    stopping.set(); await task; await projector.close()
+
+A process that serves the API without projecting (`--role api` beside a
+`projector` process) calls `start()` alone: its read model then sees the other
+process's changes by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import asyncpg
+
+from projections import tracking
+from projections.applier import Applier, read_batch
+from projections.catalog import AnyProjection, all_projections, migrate
+from projections.changes import ChangeHub
+from projections.dead_letters import DeadLetterSource, replace_all
+from projections.facts import EventSource
+from projections.queries import StoreReadModel
+from projections.store import PostgresLocation, ReadStore, StoreSettings, open_store
+
+log = logging.getLogger(__name__)
+
+
+class Applications(Protocol):
+    """The event-sourced applications to follow (`infra.bootstrap.System` fits)."""
+
+    @property
+    def applications(self) -> Sequence[EventSource]: ...
+
+
+class Projector:
+    """Keeps every projection up to date with the event stores, and serves the read model."""
+
+    def __init__(
+        self,
+        system: Applications,
+        settings: StoreSettings,
+        *,
+        bus: DeadLetterSource | None = None,
+        store: ReadStore | None = None,
+        projections: Sequence[AnyProjection] | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        dead_letter_interval: float = 15.0,
+    ) -> None:
+        self.system = system
+        self.settings = settings
+        self.bus = bus
+        self.projections = tuple(projections or all_projections())
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.dead_letter_interval = dead_letter_interval
+        self.hub = ChangeHub()
+        self._store = store
+        self._own_store = store is None
+        self._wakes: dict[str, asyncio.Event] = {}
+        self._read_model: StoreReadModel | None = None
+
+    @property
+    def store(self) -> ReadStore:
+        if self._store is None:
+            raise RuntimeError("the projector is not started")
+        return self._store
+
+    @property
+    def applications(self) -> dict[str, EventSource]:
+        """The applications some projection follows, by name."""
+        followed = {name for p in self.projections for name in p.applications}
+        return {app.name: app for app in self.system.applications if app.name in followed}
+
+    async def start(self) -> None:
+        """Open the read store and create its tables (idempotent)."""
+        if self._store is None:
+            self._store = await open_store(self.settings)
+        await migrate(self._store)
+        self._read_model = StoreReadModel(self._store, heads=self.heads, hub=self.hub,
+                                          poll_interval=self.poll_interval)
+
+    def read_model(self) -> StoreReadModel:
+        if self._read_model is None:
+            raise RuntimeError("start the projector before asking for its read model")
+        return self._read_model
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Follow every application until `stopping` is set."""
+        if self._read_model is None:
+            await self.start()
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(self._follow(app, loop)) for app in self.applications.values()]
+        where = self.settings.postgres
+        if where is not None:
+            tasks.append(asyncio.create_task(self._listen(where)))
+        if self.bus is not None:
+            tasks.append(asyncio.create_task(self._refresh_dead_letters_now_and_then()))
+        try:
+            await stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        if self._own_store and self._store is not None:
+            await self._store.close()
+        self._store = None
+        self._read_model = None
+
+    async def __aenter__(self) -> Projector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def catch_up(self) -> None:
+        """Apply everything recorded so far (for the CLI and tests; `run` does this continuously)."""
+        for app in self.applications.values():
+            while await self.pump(app):
+                pass
+
+    async def pump(self, app: EventSource) -> int:
+        """Apply the next batch of one application's log; how many notifications it read (0: none new)."""
+        followers = [p for p in self.projections if app.name in p.applications]
+        positions = await tracking.all_positions(self.store)
+        at = {p.tracking_name: positions.get((p.tracking_name, app.name), 0) for p in followers}
+        start = min(at.values())
+        topics = frozenset().union(*(p.topics for p in followers))
+        last, read, items = await asyncio.to_thread(read_batch, app, start, self.batch_size, topics)
+        if not read:
+            return 0
+        applier = Applier(self.store, self.hub)
+        for projection in followers:
+            mine = [i for i in items if i.notification_id > at[projection.tracking_name]]
+            if not await applier.apply(projection, app.name, at[projection.tracking_name], last, mine):
+                log.info("%s moved on under projection %s; reading again", app.name, projection.name)
+        return read
+
+    async def heads(self) -> Mapping[str, int]:
+        """Each followed application's last notification id."""
+        apps = list(self.applications.values())
+        return await asyncio.to_thread(lambda: {a.name: a.recorder.max_notification_id() or 0 for a in apps})
+
+    async def refresh_dead_letters(self) -> None:
+        """Copy the bus's parked messages into the read store (call it after a re-drive)."""
+        if self.bus is not None:
+            await replace_all(self.store, list(await self.bus.dead_letters()))
+
+    async def _follow(self, app: EventSource, loop: asyncio.AbstractEventLoop) -> None:
+        wake = self._wakes.setdefault(app.name, asyncio.Event())
+        app.add_listener(_waker(loop, wake))
+        failures = 0
+        while True:
+            wake.clear()  # before reading, so that a save while we read is not missed
+            try:
+                read = await self.pump(app)
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("projecting %s failed; trying again", app.name)
+                await asyncio.sleep(min(30.0, 0.2 * 2**failures))
+                continue
+            if read < self.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+
+    async def _listen(self, where: PostgresLocation) -> None:
+        """Wake followers on the event store's NOTIFY; polling covers any that are lost."""
+        channels: dict[str, str] = {}
+        for name, app in self.applications.items():
+            channel = getattr(app.recorder, "channel_name", None)
+            if isinstance(channel, str):
+                channels[channel] = name
+
+        def notified(_: Any, __: int, channel: str, ___: object) -> None:
+            name = channels.get(channel)
+            if name is not None and name in self._wakes:
+                self._wakes[name].set()
+
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(
+                    host=where.host, port=where.port, user=where.user, password=where.password or None,
+                    database=where.dbname, timeout=10,
+                )
+                for channel in channels:
+                    await connection.add_listener(channel, notified)
+                closed = asyncio.Event()
+                connection.add_termination_listener(_setter(closed))
+                await closed.wait()
+            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+                log.warning("listening for new events failed (%s); polling meanwhile", error)
+            finally:
+                if connection is not None and not connection.is_closed():
+                    await connection.close()
+            await asyncio.sleep(5.0)
+
+    async def _refresh_dead_letters_now_and_then(self) -> None:
+        while True:
+            try:
+                await self.refresh_dead_letters()
+            except Exception:
+                log.exception("copying the parked messages failed; trying again")
+            await asyncio.sleep(self.dead_letter_interval)
+
+
+def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[int], None]:
+    def wake_up(_: int) -> None:
+        # Called in the saving thread; after the loop has closed there is nobody left to wake.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
+
+    return wake_up
+
+
+def _setter(event: asyncio.Event) -> Callable[[Any], None]:
+    return lambda _: event.set()

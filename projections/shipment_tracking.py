@@ -1,0 +1,70 @@
+"""Where each order's parcel is: booked, on its way, delivered, or stopped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.shipment import Shipment
+from projections.facts import Fact
+from projections.projection import CannotApplyError, Projection, require
+from projections.read_model import ShipmentRow
+from projections.store import Index, Row, TableSpec, as_time, as_uuid
+
+CREATED, FAILED = get_topic(Shipment.Created), get_topic(Shipment.Failed)
+CANCELLED, DISPATCHED, DELIVERED = (
+    get_topic(Shipment.Cancelled), get_topic(Shipment.Dispatched), get_topic(Shipment.Delivered)
+)
+_FOLLOW_UPS = {DISPATCHED: "SHIPPED", DELIVERED: "DELIVERED"}
+
+
+def evolve(row: ShipmentRow | None, fact: Fact) -> ShipmentRow:
+    """A shipment after one of its events; Failed and Cancelled may open it or follow its booking."""
+    if fact.topic == CREATED:
+        return ShipmentRow(
+            id=fact.originator_id, order_id=UUID(fact.data["order_id"]), status="PREPARING",
+            tracking_number=fact.data["tracking_number"], carrier=None, updated_at=fact.timestamp,
+        )
+    if fact.topic in (FAILED, CANCELLED):
+        status = "FAILED" if fact.topic == FAILED else "CANCELLED"
+        if row is None:
+            return ShipmentRow(
+                id=fact.originator_id, order_id=UUID(fact.data["order_id"]), status=status,
+                tracking_number=None, carrier=None, updated_at=fact.timestamp,
+            )
+        return replace(row, status=status, updated_at=fact.timestamp)
+    if fact.topic in _FOLLOW_UPS:
+        return replace(require(row, fact), status=_FOLLOW_UPS[fact.topic], updated_at=fact.timestamp)
+    raise CannotApplyError(f"shipment tracking does not read {fact.topic}")
+
+
+class ShipmentTracking(Projection[ShipmentRow]):
+    name = "shipment_tracking"
+    applications = ("Shipping",)
+    topics = frozenset({CREATED, FAILED, CANCELLED, DISPATCHED, DELIVERED})
+    base_table = TableSpec(
+        "read_shipments",
+        (("id", "uuid"), ("order_id", "uuid"), ("status", "text"), ("tracking_number", "text"),
+         ("carrier", "text"), ("updated_at", "ts")),
+        ("id",),
+        (Index("order_idx", "order_id"),),
+    )
+
+    def evolve(self, row: ShipmentRow | None, fact: Fact) -> ShipmentRow:
+        return evolve(row, fact)
+
+    def order_of(self, row: ShipmentRow) -> UUID | None:
+        return row.order_id
+
+    def encode(self, row: ShipmentRow) -> tuple[Any, ...]:
+        return (row.id, row.order_id, row.status, row.tracking_number, row.carrier, row.updated_at)
+
+    def decode(self, record: Row) -> ShipmentRow:
+        return ShipmentRow(
+            id=as_uuid(record["id"]), order_id=as_uuid(record["order_id"]), status=record["status"],
+            tracking_number=record["tracking_number"], carrier=record["carrier"],
+            updated_at=as_time(record["updated_at"]),
+        )

@@ -1,0 +1,221 @@
+"""The read store: PostgreSQL through asyncpg, or SQLite through aiosqlite, behind one small interface.
+
+Projections and queries write their SQL once, in the subset both databases
+share: `$1`-style placeholders (turned into SQLite's `?1`), `INSERT ... ON
+CONFLICT ... DO UPDATE`, and column types named by role (`{uuid}`, `{money}`,
+`{ts}`, `{json}`, `{int}`) that each dialect spells its own way. Values go in as
+Python objects (UUID, Decimal, aware datetime); SQLite keeps them as text, in
+forms that sort as the values do, and the `as_*` helpers read either form back.
+
+PostgreSQL keeps the read tables in the event store's own database and schema.
+The embedded default keeps them in `DATA_DIR/read.sqlite`, or in memory with
+`DATABASE_URL=memory://`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+
+Row = Mapping[str, Any]
+
+
+class PostgresLocation(Protocol):
+    """Where the event store lives on PostgreSQL (`infra.settings.PostgresDsn` fits)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def dbname(self) -> str: ...
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
+
+    @property
+    def schema_name(self) -> str | None: ...
+
+
+class StoreSettings(Protocol):
+    """The settings that choose the read store (`infra.settings.Settings` fits)."""
+
+    @property
+    def postgres(self) -> PostgresLocation | None: ...
+
+    @property
+    def is_in_memory(self) -> bool: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    types: Mapping[str, str]
+    for_update: str  # locks the rows a transaction reads, where the database needs to be told
+
+    def ddl(self, statement: str) -> str:
+        return statement.format_map(self.types)
+
+
+POSTGRES = Dialect(
+    "postgresql",
+    {"uuid": "UUID", "money": "NUMERIC", "ts": "TIMESTAMPTZ", "json": "JSONB", "int": "BIGINT",
+     "text": "TEXT"},
+    " FOR UPDATE",
+)
+# SQLite: money and timestamps as text, never REAL, so that amounts stay exact and times sort.
+SQLITE = Dialect(
+    "sqlite",
+    {"uuid": "TEXT", "money": "TEXT", "ts": "TEXT", "json": "TEXT", "int": "INTEGER", "text": "TEXT"},
+    "",
+)
+
+
+@dataclass(frozen=True)
+class Index:
+    suffix: str
+    columns: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A read table: its columns (with role types), primary key and indexes.
+
+    Index names derive from the table name, so a table built under another name
+    (a rebuild) carries indexes of its own until it is swapped in.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[Index, ...] = ()
+
+    def renamed(self, name: str) -> TableSpec:
+        return TableSpec(name, self.columns, self.primary_key, self.indexes)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def create_statements(self, dialect: Dialect) -> list[str]:
+        columns = ", ".join(f"{name} {{{role}}}" for name, role in self.columns)
+        key = ", ".join(self.primary_key)
+        statements = [dialect.ddl(f"CREATE TABLE IF NOT EXISTS {self.name} ({columns}, PRIMARY KEY ({key}))")]
+        statements += [self.index_statement(index, self.name) for index in self.indexes]
+        return statements
+
+    def index_statement(self, index: Index, table: str) -> str:
+        return f"CREATE INDEX IF NOT EXISTS {table}_{index.suffix} ON {table} ({index.columns})"
+
+    def upsert_statement(self) -> str:
+        names = self.column_names
+        placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in self.primary_key)
+        return (
+            f"INSERT INTO {self.name} ({', '.join(names)}) VALUES ({placeholders}) "
+            f"ON CONFLICT ({', '.join(self.primary_key)}) DO UPDATE SET {updates}"
+        )
+
+
+class Tx(Protocol):
+    """The statements of one read-store transaction."""
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+
+class ReadStore(ABC):
+    """A read database; one instance per process, shared by the projector and the queries."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """Rows of one query, outside any write transaction."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """`async with store.transaction() as tx:` commits on exit, rolls back on an error."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def create(self, tables: Iterable[TableSpec]) -> None:
+        async with self.transaction() as tx:
+            for table in tables:
+                for statement in table.create_statements(self.dialect):
+                    await tx.execute(statement)
+
+    async def swap(self, tx: Tx, live: TableSpec, rebuilt: TableSpec) -> None:
+        """Put `rebuilt` in the place of `live` inside `tx`: readers see one or the other, whole."""
+        await tx.execute(f"DROP TABLE IF EXISTS {live.name}")
+        await tx.execute(f"ALTER TABLE {rebuilt.name} RENAME TO {live.name}")
+        for index in live.indexes:
+            await self.rename_index(tx, index, rebuilt, live)
+
+    @abstractmethod
+    async def rename_index(self, tx: Tx, index: Index, table: TableSpec, to: TableSpec) -> None:
+        """Give a renamed table's index the name it has under the table's new name."""
+
+
+async def open_store(settings: StoreSettings) -> ReadStore:
+    """The read store the settings choose: PostgreSQL beside the event store, or SQLite."""
+    from projections.store_postgres import PostgresStore
+    from projections.store_sqlite import SQLiteStore
+
+    where = settings.postgres
+    if where is not None:
+        return await PostgresStore.connect(where)
+    if settings.is_in_memory:
+        return await SQLiteStore.connect(None)
+    return await SQLiteStore.connect(settings.data_dir / "read.sqlite")
+
+
+def as_uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def as_decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def as_time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def as_json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def placeholders(start: int, count: int) -> str:
+    """`$start, $start+1, ...` for an IN list of `count` values."""
+    return ", ".join(f"${i}" for i in range(start, start + count))
+
+
+async def fetch_in(store: ReadStore, statement: str, ids: Sequence[Any], chunk: int = 500) -> list[Row]:
+    """Rows of `statement`, whose `{ids}` stands for an IN list of `ids`, asked for in chunks."""
+    rows: list[Row] = []
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        rows += await store.fetch(statement.format(ids=placeholders(1, len(part))), *part)
+    return rows

@@ -1,0 +1,75 @@
+"""The read store on PostgreSQL, through asyncpg, in the event store's database and schema."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import asyncpg
+import orjson
+
+from projections.store import POSTGRES, Index, PostgresLocation, ReadStore, Row, TableSpec, Tx
+
+
+class PostgresStore(ReadStore):
+    dialect = POSTGRES
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, where: PostgresLocation, *, max_size: int = 4) -> PostgresStore:
+        settings = {"search_path": where.schema_name} if where.schema_name else {}
+        pool = await asyncpg.create_pool(
+            host=where.host, port=where.port, user=where.user, password=where.password or None,
+            database=where.dbname, min_size=1, max_size=max_size, server_settings=settings,
+            # A rebuild swaps tables under the same names: plans cached for the old ones
+            # would fail inside the next transaction instead of being prepared again.
+            statement_cache_size=0,
+        )
+        return cls(pool)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows = await self._pool.fetch(sql, *_pg_args(args))
+        return cast(list[Row], rows)
+
+    async def create(self, tables: Iterable[TableSpec]) -> None:
+        # Replicas starting together would race on CREATE ... IF NOT EXISTS: one at a time.
+        async with self.transaction() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock(7240311)")
+            for table in tables:
+                for statement in table.create_statements(self.dialect):
+                    await tx.execute(statement)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self._pool.acquire() as connection, connection.transaction():
+            yield _PostgresTx(connection)
+
+    async def rename_index(self, tx: Tx, index: Index, table: TableSpec, to: TableSpec) -> None:
+        await tx.execute(f"ALTER INDEX {table.name}_{index.suffix} RENAME TO {to.name}_{index.suffix}")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+class _PostgresTx:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._connection.execute(sql, *_pg_args(args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._connection.executemany(sql, [_pg_args(row) for row in rows])
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows = await self._connection.fetch(sql, *_pg_args(args))
+        return cast(list[Row], rows)
+
+
+def _pg_args(args: Iterable[Any]) -> tuple[Any, ...]:
+    # asyncpg takes JSONB as text.
+    return tuple(orjson.dumps(a).decode() if isinstance(a, (dict, list)) else a for a in args)

@@ -1,0 +1,51 @@
+"""`projections status` and `projections rebuild`, as the `saga` command line mounts them."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from typer.testing import CliRunner
+
+from commands.orders import PlaceOrder
+from infra.bootstrap import bootstrap
+from infra.settings import Settings
+from projections.cli import projections_cli
+from tests.saga_harness import ADDRESS, MOUSE
+
+runner = CliRunner()
+
+
+def test_status_shows_the_lag_and_a_rebuild_brings_it_to_nothing(sqlite_settings: Settings) -> None:
+    with bootstrap(sqlite_settings) as system:
+        system.inventory.seed()
+        items = [{"product_id": MOUSE, "quantity": 1}]
+        system.orders.place_order(PlaceOrder(customer_id=uuid4(), items=items, shipping_address=ADDRESS))
+    cli = projections_cli(lambda: bootstrap(sqlite_settings))
+
+    before = runner.invoke(cli, ["status"])
+    assert before.exit_code == 0, before.output
+    assert lag_of(before.output, "order_summary") == 1
+    assert lag_of(before.output, "stock_levels") == 10
+
+    rebuilt = runner.invoke(cli, ["rebuild", "order_summary"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt and swapped in: order_summary" in rebuilt.output
+
+    after = runner.invoke(cli, ["status"])
+    assert (lag_of(after.output, "order_summary"), lag_of(after.output, "stock_levels")) == (0, 10)
+    assert runner.invoke(cli, ["rebuild"]).exit_code == 0
+    assert lag_of(runner.invoke(cli, ["status"]).output, "stock_levels") == 0
+
+
+def test_rebuilding_an_unknown_projection_names_the_ones_there_are(sqlite_settings: Settings) -> None:
+    result = runner.invoke(projections_cli(lambda: bootstrap(sqlite_settings)), ["rebuild", "nope"])
+
+    assert result.exit_code == 2
+    assert "order_summary" in result.output
+
+
+def lag_of(table: str, projection: str) -> int:
+    """The lag column of a projection's row in the status table."""
+    line = next(line for line in table.splitlines() if f" {projection} " in line)
+    cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+    return int(cells[2])
