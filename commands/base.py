@@ -19,7 +19,14 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    ProcessRecorder,
+    Recording,
+    StoredEvent,
+    Tracking,
+)
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -239,6 +246,21 @@ class ContextApplication(Application[UUID]):
             return self.get(aggregate_id, cls, version=version)
         except AggregateNotFoundError:
             return None
+
+
+def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
+    """A stored event's state as plain JSON types (after decryption and decompression).
+
+    For readers that need a field or two of many events (a relay, a scheduler):
+    validating each into its pydantic event class costs far more than reading it.
+    """
+    data = stored_event.state
+    if mapper.cipher:
+        data = mapper.cipher.decrypt(data)
+    if mapper.compressor:
+        data = mapper.compressor.decompress(data)
+    state: dict[str, Any] = mapper.transcoder.decode(data)
+    return state
 
 
 def back_off(attempt: int) -> None:

@@ -11,6 +11,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
+from commands.base import stored_state as decode_state
 from infra.recorders import MemoryFactory, PostgresExactlyOnceRecorder, SQLiteExactlyOnceRecorder
 from infra.settings import PostgresDsn, Settings
 
@@ -54,17 +55,6 @@ class PydanticMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return decode_event(self, stored_event)
-
-
-def decode_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
-    """The stored state of an event as plain JSON types, after decryption and decompression."""
-    data = stored_event.state
-    if mapper.cipher:
-        data = mapper.cipher.decrypt(data)
-    if mapper.compressor:
-        data = mapper.compressor.decompress(data)
-    state: dict[str, Any] = mapper.transcoder.decode(data)
-    return state
 
 
 def decode_event(mapper: Mapper[UUID], stored_event: StoredEvent) -> Any:

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import Notification, Tracking
 
-from commands.base import ContextApplication
+from commands.base import ContextApplication, stored_state
 from commands.messages import Envelope
 from commands.translation import to_integration_event
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
@@ -50,23 +51,41 @@ def integration_messages(source: str, notification: Notification, event: Any) ->
     ))]
 
 
-def saga_commands(source: str, notification: Notification, event: Any) -> list[Outgoing]:
-    """A saga decision that asks another context to act, as the command it sends."""
-    command = getattr(event, "command", None)
+@dataclass(frozen=True)
+class FromStoredState:
+    """A translation that reads each event's stored JSON state instead of its decoded event.
+
+    Most saga events send nothing; the ones that do carry their command whole.
+    Reading the `command` field of the JSON costs a small part of validating
+    every saga event into its pydantic class.
+    """
+
+    translate: Callable[[str, Notification, dict[str, Any]], list[Outgoing]]
+
+    def __call__(self, source: str, notification: Notification, state: Any) -> list[Outgoing]:
+        return self.translate(source, notification, state)
+
+
+def _saga_commands(source: str, notification: Notification, state: dict[str, Any]) -> list[Outgoing]:
+    command = state.get("command")
     if command is None:
         return []
     return [(COMMANDS_EXCHANGE, Envelope(
         message_id=f"{source}:{notification.id}",
-        type=command.type,
+        type=command["type"],
         kind="command",
-        correlation_id=event.correlation_id,
+        correlation_id=state["correlation_id"],
         causation_id=f"{source}:{notification.id}",
-        occurred_at=event.timestamp,
+        occurred_at=state["timestamp"],
         source=source,
         position=notification.id,
-        routing_key=f"{command.context}.{command.type}",
-        payload=command.payload,
+        routing_key=f"{command['context']}.{command['type']}",
+        payload=command["payload"],
     ))]
+
+
+saga_commands = FromStoredState(_saga_commands)
+"""A saga decision that asks another context to act, as the command it sends."""
 
 
 class OutboxRelay:
@@ -148,8 +167,9 @@ class OutboxRelay:
 
     def _messages(self, notifications: Sequence[Notification]) -> list[Outgoing]:
         outgoing: list[Outgoing] = []
+        mapper, raw = self.app.mapper, isinstance(self.translate, FromStoredState)
         for notification in notifications:
-            event = self.app.mapper.to_domain_event(notification)
+            event = stored_state(mapper, notification) if raw else mapper.to_domain_event(notification)
             outgoing += self.translate(self.app.name, notification, event)
         return outgoing
 

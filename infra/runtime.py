@@ -13,11 +13,12 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from commands.base import ContextApplication
 from infra.bootstrap import System
 from infra.bus import Bus
 from infra.consumers import command_subscription, event_subscription
 from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
-from infra.relay import OutboxRelay, integration_messages, saga_commands
+from infra.relay import OutboxRelay, Translate, integration_messages, saga_commands
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ class Runtime:
             await self.bus.subscribe(event_subscription(self.system.sagas, self.system.sagas))
             self._spawn(self._fire_deadlines())
         if "relay" in self.roles:
-            outboxes = [(app, integration_messages) for app in self.system.contexts]
+            outboxes: list[tuple[ContextApplication, Translate]] = [
+                (app, integration_messages) for app in self.system.contexts
+            ]
             outboxes.append((self.system.sagas, saga_commands))
             for app, translate in outboxes:
                 leadership = self._leadership(app.name)

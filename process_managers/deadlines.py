@@ -15,12 +15,14 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
+from commands.base import stored_state
 from process_managers.saga import OrderFulfillment
 from process_managers.steps import StepName
 
@@ -57,7 +59,8 @@ class DeadlineIndex:
 
     def __init__(self, sagas: Application[UUID]) -> None:
         self._app = sagas
-        self._topics = [get_topic(cls) for cls in FOLLOWED]
+        self._kinds: dict[str, type[Any]] = {get_topic(cls): cls for cls in FOLLOWED}
+        self._topics = list(self._kinds)
         self._position = 0
         self._orders: dict[UUID, UUID] = {}  # saga id -> order id, for unfinished sagas
         self._pending: dict[tuple[UUID, StepName], Deadline] = {}
@@ -81,7 +84,7 @@ class DeadlineIndex:
                     inclusive_of_start=False,
                 )
                 for notification in page:
-                    self._follow(self._app.mapper.to_domain_event(notification))
+                    self._follow(notification, stored_state(self._app.mapper, notification))
                 read += len(page)
                 self._position = page[-1].id if len(page) == self.page_size else end
             return read
@@ -117,17 +120,19 @@ class DeadlineIndex:
                 if pending == deadline:
                     del self._pending[key]
 
-    def _follow(self, event: Any) -> None:
-        saga_id: UUID = event.originator_id
-        if isinstance(event, Saga.Started):
-            self._orders[saga_id] = event.order_id
-        elif isinstance(event, Saga.StepRequested) and saga_id in self._orders:
-            self._pending[(saga_id, event.step)] = Deadline(
-                event.deadline, self._orders[saga_id], event.step, event.attempt
+    def _follow(self, notification: Notification, state: dict[str, Any]) -> None:
+        # Read from the stored JSON: this follows every saga's every step.
+        saga_id, kind = cast(UUID, notification.originator_id), self._kinds[notification.topic]
+        if kind is Saga.Started:
+            self._orders[saga_id] = UUID(state["order_id"])
+        elif kind is Saga.StepRequested and saga_id in self._orders:
+            step = StepName(state["step"])
+            self._pending[(saga_id, step)] = Deadline(
+                datetime.fromisoformat(state["deadline"]), self._orders[saga_id], step, state["attempt"]
             )
-        elif isinstance(event, STEP_ENDINGS):
-            self._pending.pop((saga_id, event.step), None)
-        elif isinstance(event, Saga.Completed | Saga.Compensated):
+        elif kind in STEP_ENDINGS:
+            self._pending.pop((saga_id, StepName(state["step"])), None)
+        elif kind in (Saga.Completed, Saga.Compensated):
             self._orders.pop(saga_id, None)
             for key in [key for key in self._pending if key[0] == saga_id]:
                 del self._pending[key]
