@@ -82,6 +82,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from commands.base import ContextApplication
+from commands.base import stored_state as decode_state
 from commands.inventory import SEED_CATALOGUE, Restock
 from commands.orders import OrderItem, PlaceOrder
 from domain.order import Order
@@ -91,7 +92,6 @@ from domain.values import Address
 from infra.bootstrap import System, bootstrap
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_DELAYS_SECONDS, Bus
 from infra.consumers import SAGA_QUEUE
-from infra.persistence import decode_state
 from infra.rabbitmq import RabbitBus
 from infra.runtime import CONTEXT_ROLES, Runtime, make_bus
 from infra.settings import PostgresDsn, Settings

@@ -2,32 +2,127 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from strawberry.fastapi import GraphQLRouter
 
-ReadyCheck = Callable[[], Awaitable[dict[str, Any]]]
+from projections.read_model import ReadModel
+from read_api.context import Context
+from read_api.limits import BodyLimitMiddleware
+from read_api.metrics import Metrics, MetricsMiddleware
+from read_api.ports import ApiSettings, DeadLetterDesk, ReadyCheck, WriteSystem
+from read_api.rest import install_rest_errors, rest_router
+from read_api.schema import MAX_DEPTH, MAX_TOKENS, build_schema
+from read_api.services import Services
+from read_api.write_side import WriteSide
+
+__all__ = ["ApiLimits", "ReadyCheck", "create_app", "create_health_app"]
+
+PROJECTIONS_PROBE_SECONDS = 3.0
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    max_body_bytes: int = 1 << 20
+    max_depth: int = MAX_DEPTH
+    max_tokens: int = MAX_TOKENS
+    read_your_writes_timeout: float = 1.0
+    """How long a mutation waits for the projection to show what it wrote before answering from the store."""
 
 
 async def _always_ready() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def create_app(*, ready: ReadyCheck = _always_ready) -> FastAPI:
-    """Build the API. `ready` reports whether the stores and the broker behind it answer."""
-    api = FastAPI(title="Saga shop", version="0.1.0")
-    add_health_routes(api, ready)
+def create_app(
+    *,
+    ready: ReadyCheck = _always_ready,
+    system: WriteSystem | None = None,
+    read_model: ReadModel | None = None,
+    bus: DeadLetterDesk | None = None,
+    settings: ApiSettings | None = None,
+    limits: ApiLimits = ApiLimits(),
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """Build the API: GraphQL at /graphql, the old REST routes, health, readiness and metrics.
+
+    `system` receives the mutations' commands and answers audits; `read_model`
+    answers queries; `bus` lists and re-drives parked messages; `settings`
+    gives the admin token. Without a system and a read model only health,
+    readiness and metrics are served. `ready` reports whether the stores and
+    the broker answer; readiness adds whether the projections do. `lifespan`
+    runs what the process does beside serving (its consumers, relays, projector).
+    """
+    if (system is None) != (read_model is None):
+        raise ValueError("the API needs both a system and a read model, or neither")
+    metrics = Metrics()
+    api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan)
+    add_health_routes(api, _with_projections(ready, read_model))
+    api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
+    if system is not None and read_model is not None:
+        services = Services(
+            read_model=read_model, write=WriteSide(system, bus),
+            admin_token=None if settings is None else settings.admin_token,
+            read_your_writes_timeout=limits.read_your_writes_timeout,
+        )
+        schema = build_schema(
+            extensions=[metrics.graphql_extension()],
+            max_depth=limits.max_depth, max_tokens=limits.max_tokens,
+        )
+
+        async def context() -> Context:
+            return Context(services)
+
+        graphql = GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql")
+        api.include_router(graphql, prefix="/graphql")
+        api.include_router(rest_router(services))
+        install_rest_errors(api)
+    api.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
+    api.add_middleware(MetricsMiddleware, metrics=metrics)
     return api
 
 
-def create_health_app(role: str, ready: ReadyCheck) -> FastAPI:
+def create_health_app(role: str, ready: ReadyCheck, *, lifespan: Lifespan | None = None) -> FastAPI:
     """What a worker role serves on its own port: its health, for probes and load balancers."""
-    api = FastAPI(title=f"Saga shop {role} worker", version="0.1.0")
+    api = FastAPI(title=f"Saga shop {role} worker", version="0.1.0", lifespan=lifespan)
     add_health_routes(api, ready, role=role)
     return api
+
+
+def _metrics_endpoint(metrics: Metrics) -> Any:
+    async def exposition() -> Response:
+        """Prometheus metrics in the text format."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return exposition
+
+
+def _with_projections(ready: ReadyCheck, read_model: ReadModel | None) -> ReadyCheck:
+    """Readiness including the read model: without the projections the API cannot answer queries."""
+    if read_model is None:
+        return ready
+
+    async def check() -> dict[str, Any]:
+        report = dict(await ready())
+        try:
+            statuses = await asyncio.wait_for(read_model.projection_status(), PROJECTIONS_PROBE_SECONDS)
+        except Exception as error:
+            report.update(status="unavailable", projections=f"unreachable: {type(error).__name__}: {error}")
+        else:
+            report["projections"] = {s.name: {"position": s.position, "lag": s.lag} for s in statuses}
+        return report
+
+    return check
 
 
 def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> None:
@@ -38,7 +133,7 @@ def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> 
 
     @api.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Ready: the event store and the broker answer."""
+        """Ready: the event store, the broker and (for the API) the projections answer."""
         report = await ready()
         return JSONResponse(report, status_code=200 if report.get("status") == "ok" else 503)
 

@@ -79,3 +79,57 @@ def test_the_first_start_creates_the_sqlite_store_and_lists_the_seed_catalogue(
     with bootstrap(Settings(_env_file=None, data_dir=data_dir)) as system:
         names = {stock.name for stock in system.inventory.list_products()}
     assert names == SEED_PRODUCTS
+
+
+PLACE = """
+mutation($input: PlaceOrderInput!) {
+  placeOrder(input: $input) { order { id status } errors { code field } }
+}"""
+FOLLOW = "query($id: ID!) { order(id: $id) { status payment { status } saga { status } } }"
+
+
+def test_an_order_placed_through_graphql_completes_and_a_sigterm_stops_the_server_cleanly(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
+    env |= {"DATA_DIR": str(tmp_path / "data"), "PAYMENT_FAILURE_RATE": "0", "SHIPPING_FAILURE_RATE": "0",
+            "NOTIFICATION_FAILURE_RATE": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(process, base)
+        assert "GraphiQL" in httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}).text
+        order = {
+            "customerId": "7b0e3c2a-1111-4a55-9c1e-2f3a4b5c6d7e",
+            "items": [{"productId": "550e8400-e29b-41d4-a716-446655440002", "quantity": 1}],
+            "shippingAddress": {"street": "1 Main St", "city": "Springfield", "state": "IL",
+                                "zipCode": "62701", "country": "US"},
+        }
+        placed = httpx.post(f"{base}/graphql", json={"query": PLACE, "variables": {"input": order}}).json()
+        payload = placed["data"]["placeOrder"]
+        assert payload["errors"] == [] and payload["order"]["status"] in ("PENDING", "PROCESSING")
+        order_id = payload["order"]["id"]
+        deadline, seen = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            answer = httpx.post(f"{base}/graphql", json={"query": FOLLOW, "variables": {"id": order_id}})
+            seen = answer.json()["data"]["order"]
+            if seen["status"] == "COMPLETED" and seen["saga"] and seen["saga"]["status"] == "COMPLETED":
+                break
+            time.sleep(0.2)
+        completed = {"status": "COMPLETED"}
+        assert seen == {**completed, "payment": completed, "saga": completed}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    output = process.stdout.read().decode() if process.stdout else ""
+    # The runtime ran down inside the server's lifespan: consumers, relays and the bus were stopped.
+    assert "Application shutdown complete" in output, output
+    assert "Traceback" not in output, output

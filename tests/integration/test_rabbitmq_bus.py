@@ -151,7 +151,8 @@ async def test_a_window_sharing_a_routing_key_travels_as_one_message_and_settles
     assert max(len(batch) for batch in handler.batches) <= 10
     assert sorted(d.envelope.message_id for d in handler.done) == sorted(
         e.message_id for e in window if e != poison)
-    assert (letter.envelope, letter.message_type, letter.error) == (poison, "PaymentCharged", "unknown product")
+    assert (letter.envelope, letter.message_type) == (poison, "PaymentCharged")
+    assert letter.error == "unknown product"
     async with broker.channel() as channel:
         dead = await channel.declare_queue(f"{rabbit_namespace}.payments.dead", durable=True)
         parked = await dead.get(timeout=5)

@@ -18,8 +18,7 @@ from domain.reservation import Reservation, StockLine
 from domain.stock import Stock
 from domain.values import Money
 from process_managers.steps import StepName
-from tests.fakes import ADDRESS
-from tests.sagas import T0, TIMEOUT, saga_after
+from tests.sagas import ADDRESS, T0, TIMEOUT, saga_after
 from tests.sagas import Order as SagaOrder
 
 

@@ -1,0 +1,133 @@
+"""The GraphQL mutations: commands to the write side, refusals as payload errors.
+
+A refused mutation answers `errors` (code, message, the input at fault, spelled
+as the client sent it) rather than a GraphQL error, so clients handle business
+refusals as data; a refused input writes no event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+
+from domain.base import DomainError
+from read_api.errors import NOT_FOUND, UNAVAILABLE, Problem, problem_from
+from read_api.types import Info, Order, Product, UserError
+from read_api.write_side import BusUnavailableError
+
+
+@strawberry.input
+class OrderItemInput:
+    product_id: strawberry.ID
+    quantity: int
+    price: Decimal | None = strawberry.field(
+        default=None, description="Optional; if given it must equal the catalogue price"
+    )
+
+
+@strawberry.input
+class AddressInput:
+    street: str
+    city: str
+    state: str
+    zip_code: str
+    country: str
+
+
+@strawberry.input
+class PlaceOrderInput:
+    customer_id: strawberry.ID
+    items: list[OrderItemInput]
+    shipping_address: AddressInput
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Placing again with the same key returns the first order, never a second"
+    )
+
+    def fields(self) -> dict[str, Any]:
+        """The write side's spelling of the input."""
+        return {
+            "customer_id": self.customer_id,
+            "items": [
+                {"product_id": i.product_id, "quantity": i.quantity}
+                | ({} if i.price is None else {"price": i.price})
+                for i in self.items
+            ],
+            "shipping_address": asdict(self.shipping_address),
+        }
+
+
+@strawberry.type
+class PlaceOrderPayload:
+    order: Order | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class CancelOrderPayload:
+    order: Order | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class RestockPayload:
+    product: Product | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class RedrivePayload:
+    ok: bool
+    errors: list[UserError]
+
+
+def refused(error: DomainError, **renames: str) -> list[UserError]:
+    return [UserError.of(problem_from(error, renames=renames))]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Place an order at catalogue prices; answers it as projected")
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
+        try:
+            row = await info.context.services.place_order(input.fields(), input.idempotency_key)
+        except DomainError as error:
+            return PlaceOrderPayload(order=None, errors=refused(error))
+        return PlaceOrderPayload(order=Order.from_row(row), errors=[])
+
+    @strawberry.mutation(description="Ask for the order to be cancelled; the saga undoes what was done")
+    async def cancel_order(
+        self, info: Info, id: strawberry.ID, reason: str | None = None
+    ) -> CancelOrderPayload:
+        try:
+            row = await info.context.services.request_cancellation(id, reason)
+        except DomainError as error:
+            return CancelOrderPayload(order=None, errors=refused(error, order_id="id"))
+        return CancelOrderPayload(order=Order.from_row(row), errors=[])
+
+    @strawberry.mutation(description="Admin: add units of a product to the warehouse")
+    async def restock(self, info: Info, product_id: strawberry.ID, quantity: int) -> RestockPayload:
+        services = info.context.services
+        try:
+            services.check_admin(info.context.authorization)
+            row = await services.restock(product_id, quantity)
+        except DomainError as error:
+            return RestockPayload(product=None, errors=refused(error))
+        return RestockPayload(product=Product.from_row(row), errors=[])
+
+    @strawberry.mutation(description="Admin: send a parked message back to its queue as a first attempt")
+    async def redrive_dead_letter(self, info: Info, id: strawberry.ID) -> RedrivePayload:
+        services = info.context.services
+        try:
+            services.check_admin(info.context.authorization)
+            ok = await services.write.redrive(id)
+        except DomainError as error:
+            return RedrivePayload(ok=False, errors=refused(error))
+        except BusUnavailableError as error:
+            return RedrivePayload(ok=False, errors=[UserError.of(Problem(UNAVAILABLE, str(error)))])
+        if not ok:
+            missing = Problem(NOT_FOUND, f"no parked message {id}", "id")
+            return RedrivePayload(ok=False, errors=[UserError.of(missing)])
+        return RedrivePayload(ok=True, errors=[])

@@ -1,0 +1,65 @@
+"""What the API needs from the rest of the system, stated as protocols.
+
+The API never imports the composition root: whoever builds it (the runtime, a
+test) hands it objects of these shapes. `infra.bootstrap.System`, the buses of
+`infra` and `infra.settings.Settings` fit them as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from commands.base import ContextApplication
+from commands.inventory import Inventory
+from commands.orders import Orders
+
+ReadyCheck = Callable[[], Awaitable[dict[str, Any]]]
+"""Reports whether the stores and the broker behind the API answer: `{"status": "ok", ...}` when they do."""
+
+
+class WriteSystem(Protocol):
+    """The write side: the applications whose commands the mutations send and whose streams audits read."""
+
+    @property
+    def orders(self) -> Orders: ...
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def applications(self) -> tuple[ContextApplication, ...]: ...
+
+
+class ParkedMessage(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def message_type(self) -> str: ...
+
+    @property
+    def error(self) -> str: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def parked_at(self) -> datetime: ...
+
+
+class DeadLetterDesk(Protocol):
+    """The part of the message bus that lists and re-drives parked messages."""
+
+    async def dead_letters(self, queue: str | None = None) -> Sequence[ParkedMessage]: ...
+
+    async def redrive(self, dead_letter_id: str) -> bool: ...
+
+
+class ApiSettings(Protocol):
+    @property
+    def admin_token(self) -> str | None: ...

@@ -1,0 +1,109 @@
+"""What the API does, whichever door a request came through (GraphQL or the old REST routes).
+
+Each operation validates its input into a command (a bad input raises a
+`DomainError` naming the field and writes nothing), sends it to the write side,
+and answers read-your-writes: it waits, boundedly, for the projection to reach
+the version it wrote, and answers from the event store if the projection is late.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from commands.base import parse_command
+from commands.inventory import Restock
+from commands.orders import PlaceOrder, RequestCancellation
+from domain.base import DomainError, ValidationError
+from projections.read_model import OrderRow, ProductRow, ReadModel
+from read_api.errors import UNAUTHORIZED
+from read_api.ports import ParkedMessage
+from read_api.write_side import WriteSide
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class UnauthorizedError(DomainError):
+    code = UNAUTHORIZED
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request handler needs, built once per app."""
+
+    read_model: ReadModel
+    write: WriteSide
+    admin_token: str | None = None
+    read_your_writes_timeout: float = 1.0
+
+    def check_admin(self, authorization: str | None) -> None:
+        """Admin operations need `Authorization: Bearer <ADMIN_TOKEN>`; with no token set, none pass."""
+        scheme, _, given = (authorization or "").partition(" ")
+        token = self.admin_token
+        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+            raise UnauthorizedError("this operation needs an admin bearer token")
+
+    async def place_order(self, data: Mapping[str, Any], idempotency_key: str | None = None) -> OrderRow:
+        """Place an order from the client's fields (snake_case); the same key returns the first order."""
+        fields = {key: data.get(key) for key in ("customer_id", "items", "shipping_address")}
+        if idempotency_key is not None:
+            fields["command_id"] = placement_id(str(fields["customer_id"]), idempotency_key)
+        command = parse_command(PlaceOrder, fields)
+        if idempotency_key is not None:
+            placed = await self.write.order(command.order_id)
+            if placed is not None:
+                return placed
+        order_id = await self.write.place_order(command)
+        return await self.order_after_write(order_id, version=1)
+
+    async def request_cancellation(self, order_id: str, reason: str | None) -> OrderRow:
+        fields: dict[str, Any] = {"order_id": order_id}
+        if reason is not None:
+            fields["reason"] = reason
+        command = parse_command(RequestCancellation, fields)
+        version = await self.write.request_cancellation(command)
+        return await self.order_after_write(command.order_id, version=version)
+
+    async def restock(self, product_id: str, quantity: int) -> ProductRow:
+        command = parse_command(Restock, {"product_id": product_id, "quantity": quantity})
+        return await self.write.restock(command)
+
+    async def order_after_write(self, order_id: UUID, *, version: int) -> OrderRow:
+        """The order once the projection shows `version`, or as the event store has it if the wait ends."""
+        row = await self.read_model.wait_for_order(order_id, version, self.read_your_writes_timeout)
+        if row is None:
+            row = await self.write.order(order_id)
+        if row is None:  # the write just succeeded, so its stream exists
+            raise LookupError(f"order {order_id} was written but cannot be read back")
+        return row
+
+    async def dead_letters(self, queue: str | None) -> Sequence[ParkedMessage]:
+        """Parked messages as the bus has them now (a re-drive shows at once), else the read model's copy."""
+        if self.write.has_bus:
+            return await self.write.dead_letters(queue)
+        return await self.read_model.dead_letters(queue)
+
+    async def find_order(self, order_id: UUID) -> OrderRow | None:
+        """The projected order; an order too new for the projection is read from the event store."""
+        found = await self.read_model.orders_by_id([order_id])
+        return found.get(order_id) or await self.write.order(order_id)
+
+
+def placement_id(customer_id: str, idempotency_key: str) -> UUID:
+    """The command id an idempotency key stands for, scoped to the customer so keys never collide."""
+    key = idempotency_key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(
+            f"an idempotency key has 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotency_key"
+        )
+    return uuid5(NAMESPACE_URL, f"/api/orders/{customer_id}/{key}")
+
+
+def parse_uuid(value: str, field: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a valid id", field=field) from None

@@ -1,0 +1,234 @@
+"""The GraphQL object types. They are views of read-model rows, built with `from_row()`.
+
+An order's payment, shipment and saga are resolved through the request's
+DataLoaders, so listing many orders costs one read-model call per kind.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from uuid import UUID
+
+import strawberry
+
+from projections.read_model import (
+    AddressRow,
+    OrderRow,
+    PaymentRow,
+    ProductRow,
+    SagaRow,
+    ShipmentRow,
+)
+from read_api.context import Context
+from read_api.errors import Problem
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="Where an order stands")
+class OrderStatus(Enum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.enum(description="Where an order's fulfilment saga stands")
+class SagaStatus(Enum):
+    RUNNING = "RUNNING"
+    COMPENSATING = "COMPENSATING"
+    COMPLETED = "COMPLETED"
+    COMPENSATED = "COMPENSATED"
+
+
+@strawberry.type(description="Why a request was refused: a stable code, a message and the input at fault")
+class UserError:
+    code: str = strawberry.field(description="Stable, machine-readable, e.g. PRICE_MISMATCH")
+    message: str = strawberry.field(description="For people")
+    field: str | None = strawberry.field(description="The input at fault, e.g. items[0].quantity")
+
+    @classmethod
+    def of(cls, problem: Problem) -> UserError:
+        return cls(code=problem.code, message=problem.message, field=problem.field)
+
+
+@strawberry.type
+class Address:
+    street: str
+    city: str
+    state: str
+    zip_code: str
+    country: str
+
+    @classmethod
+    def from_row(cls, row: AddressRow) -> Address:
+        return cls(
+            street=row.street, city=row.city, state=row.state, zip_code=row.zip_code, country=row.country
+        )
+
+
+@strawberry.type
+class OrderItem:
+    product_id: strawberry.ID
+    product_name: str
+    quantity: int
+    unit_price: Decimal = strawberry.field(description="The catalogue price when the order was placed")
+
+
+@strawberry.type(description="A payment; status is COMPLETED, FAILED, REFUNDED or VOIDED")
+class Payment:
+    id: strawberry.ID
+    status: str
+    amount: Decimal
+    currency: str
+    transaction_id: str | None
+    refunded_amount: Decimal = strawberry.field(description="Given back so far")
+
+    @classmethod
+    def from_row(cls, row: PaymentRow) -> Payment:
+        return cls(
+            id=strawberry.ID(str(row.id)), status=row.status, amount=row.amount, currency=row.currency,
+            transaction_id=row.transaction_id, refunded_amount=row.refunded_amount,
+        )
+
+
+@strawberry.type(description="A shipment; status is PREPARING, SHIPPED, DELIVERED, CANCELLED or FAILED")
+class Shipment:
+    id: strawberry.ID
+    status: str
+    tracking_number: str | None
+    carrier: str | None
+
+    @classmethod
+    def from_row(cls, row: ShipmentRow) -> Shipment:
+        return cls(
+            id=strawberry.ID(str(row.id)), status=row.status, tracking_number=row.tracking_number,
+            carrier=row.carrier,
+        )
+
+
+@strawberry.type(description="One step; status is PENDING, REQUESTED, SUCCEEDED, FAILED, TIMED_OUT, "
+                             "COMPENSATING, COMPENSATED or SKIPPED")
+class SagaStep:
+    name: str = strawberry.field(description="payment, inventory, shipping or notification")
+    status: str
+    attempts: int
+
+
+@strawberry.type(description="One decision of the saga, in the order it was taken")
+class SagaDecision:
+    version: int
+    type: str
+    step: str | None
+    detail: str | None
+    recorded_at: datetime
+
+
+@strawberry.type(description="The order-fulfilment saga: the steps done, and undone when one failed")
+class Saga:
+    id: strawberry.ID
+    order_id: strawberry.ID
+    status: SagaStatus
+    current_step: str | None = strawberry.field(description="The step being done or undone, if any")
+    steps: list[SagaStep]
+    timeline: list[SagaDecision]
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: SagaRow) -> Saga:
+        return cls(
+            id=strawberry.ID(str(row.id)), order_id=strawberry.ID(str(row.order_id)),
+            status=SagaStatus(row.status), current_step=row.current_step,
+            steps=[SagaStep(name=s.name, status=s.status, attempts=s.attempts) for s in row.steps],
+            timeline=[
+                SagaDecision(version=e.version, type=e.type, step=e.step, detail=e.detail,
+                             recorded_at=e.recorded_at)
+                for e in row.timeline
+            ],
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type(description="A product of the catalogue and its stock")
+class Product:
+    id: strawberry.ID
+    name: str
+    price: Decimal
+    currency: str
+    on_hand: int = strawberry.field(description="Units in the warehouse")
+    reserved: int = strawberry.field(description="Units held for orders not yet shipped")
+    available: int = strawberry.field(description="Units that can be ordered: on hand less reserved")
+
+    @classmethod
+    def from_row(cls, row: ProductRow) -> Product:
+        return cls(
+            id=strawberry.ID(str(row.id)), name=row.name, price=row.price, currency=row.currency,
+            on_hand=row.on_hand, reserved=row.reserved, available=row.available,
+        )
+
+
+@strawberry.type(description="A customer's order")
+class Order:
+    id: strawberry.ID
+    customer_id: strawberry.ID
+    status: OrderStatus
+    total_amount: Decimal
+    currency: str
+    items: list[OrderItem]
+    shipping_address: Address
+    failure_reason: str | None = strawberry.field(description="Why the order was cancelled")
+    created_at: datetime
+    updated_at: datetime
+    version: int = strawberry.field(description="The order stream's version this view reflects")
+    # An order read as it once was has no projected payment, shipment or saga to show beside it.
+    historical: strawberry.Private[bool] = False
+
+    @classmethod
+    def from_row(cls, row: OrderRow, *, historical: bool = False) -> Order:
+        return cls(
+            id=strawberry.ID(str(row.id)), customer_id=strawberry.ID(str(row.customer_id)),
+            status=OrderStatus(row.status), total_amount=row.total_amount, currency=row.currency,
+            items=[
+                OrderItem(product_id=strawberry.ID(str(i.product_id)), product_name=i.product_name,
+                          quantity=i.quantity, unit_price=i.unit_price)
+                for i in row.items
+            ],
+            shipping_address=Address.from_row(row.shipping_address), failure_reason=row.failure_reason,
+            created_at=row.created_at, updated_at=row.updated_at, version=row.version, historical=historical,
+        )
+
+    @strawberry.field(description="The order's payment, once the saga has charged (or failed to)")
+    async def payment(self, info: Info) -> Payment | None:
+        row = None if self.historical else await info.context.loaders.payments.load(UUID(self.id))
+        return None if row is None else Payment.from_row(row)
+
+    @strawberry.field(description="The order's shipment, once the saga has booked one")
+    async def shipment(self, info: Info) -> Shipment | None:
+        row = None if self.historical else await info.context.loaders.shipments.load(UUID(self.id))
+        return None if row is None else Shipment.from_row(row)
+
+    @strawberry.field(description="The saga fulfilling the order")
+    async def saga(self, info: Info) -> Saga | None:
+        row = None if self.historical else await info.context.loaders.sagas.load(UUID(self.id))
+        return None if row is None else Saga.from_row(row)
+
+
+@strawberry.type
+class OrderEdge:
+    cursor: str
+    node: Order
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="A page of orders, newest first")
+class OrderConnection:
+    edges: list[OrderEdge]
+    page_info: PageInfo
+    total_count: int

@@ -1,0 +1,200 @@
+"""Talking to the API in tests: an in-process HTTP client, GraphQL calls, and a read model of rows by hand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+from fastapi import FastAPI
+
+from infra.bootstrap import System
+from infra.bus import Bus
+from infra.settings import Settings
+from projections.read_model import (
+    AddressRow,
+    DeadLetterRow,
+    NotificationRow,
+    OrderCursor,
+    OrderItemRow,
+    OrderPage,
+    OrderRow,
+    PaymentRow,
+    ProductRow,
+    ProjectionStatusRow,
+    SagaRow,
+    SagaStepRow,
+    ShipmentRow,
+)
+from projections.runner import Projector
+from read_api.app import create_app
+from tests.saga_harness import WORKER_ROLES, running, test_bus
+
+ADMIN_TOKEN = "s3cret-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def api_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+async def graphql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The whole GraphQL answer (`data` and any `errors`), after checking the HTTP status."""
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}},
+                                 headers=headers or {})
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def data_of(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None,
+                  headers: dict[str, str] | None = None) -> dict[str, Any]:
+    answer = await graphql(client, query, variables, headers)
+    assert "errors" not in answer, answer["errors"]
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def order_row(
+    *, customer_id: UUID | None = None, created_at: datetime = T0, status: str = "PENDING"
+) -> OrderRow:
+    return OrderRow(
+        id=uuid4(), customer_id=customer_id or uuid4(), status=status, total_amount=Decimal("49.99"),
+        currency="USD",
+        items=(OrderItemRow(product_id=uuid4(), product_name="Wireless Mouse", quantity=1,
+                            unit_price=Decimal("49.99")),),
+        shipping_address=AddressRow(street="1 Main St", city="Springfield", state="IL", zip_code="62701",
+                                    country="US"),
+        failure_reason=None, created_at=created_at, updated_at=created_at, version=1,
+    )
+
+
+@dataclass
+class RowsReadModel:
+    """A ReadModel over rows a test sets by hand; it counts how often each query is called."""
+
+    orders_rows: dict[UUID, OrderRow] = field(default_factory=dict)
+    payments: dict[UUID, PaymentRow] = field(default_factory=dict)
+    shipments: dict[UUID, ShipmentRow] = field(default_factory=dict)
+    sagas: dict[UUID, SagaRow] = field(default_factory=dict)
+    product_rows: dict[UUID, ProductRow] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def add_order(self, row: OrderRow, *, fulfilled: bool = False) -> OrderRow:
+        self.orders_rows[row.id] = row
+        if fulfilled:
+            self.payments[row.id] = PaymentRow(
+                id=uuid4(), order_id=row.id, status="COMPLETED", amount=row.total_amount, currency="USD",
+                transaction_id="txn_1", refunded_amount=Decimal("0"), updated_at=row.updated_at)
+            self.shipments[row.id] = ShipmentRow(
+                id=uuid4(), order_id=row.id, status="PREPARING", tracking_number="TRK1", carrier=None,
+                updated_at=row.updated_at)
+            steps = tuple(SagaStepRow(name=n, status="SUCCEEDED", attempts=1)
+                          for n in ("payment", "inventory", "shipping", "notification"))
+            self.sagas[row.id] = SagaRow(id=uuid4(), order_id=row.id, status="COMPLETED", current_step=None,
+                                         steps=steps, updated_at=row.updated_at)
+        return row
+
+    async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
+        self.calls["orders_by_id"] += 1
+        return {i: self.orders_rows[i] for i in ids if i in self.orders_rows}
+
+    async def orders(self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
+                     after: OrderCursor | None = None) -> OrderPage:
+        self.calls["orders"] += 1
+        rows = sorted(
+            (r for r in self.orders_rows.values()
+             if customer_id in (None, r.customer_id) and status in (None, r.status)),
+            key=lambda r: (r.created_at, r.id), reverse=True,
+        )
+        total = len(rows)
+        if after is not None:
+            rows = [r for r in rows if (r.created_at, r.id) < (after.created_at, after.id)]
+        return OrderPage(rows=tuple(rows[:first]), has_next_page=len(rows) > first, total_count=total)
+
+    async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]:
+        self.calls["payments_by_order"] += 1
+        return {i: self.payments[i] for i in order_ids if i in self.payments}
+
+    async def shipments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, ShipmentRow]:
+        self.calls["shipments_by_order"] += 1
+        return {i: self.shipments[i] for i in order_ids if i in self.shipments}
+
+    async def notifications_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, NotificationRow]:
+        self.calls["notifications_by_order"] += 1
+        return {}
+
+    async def sagas_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, SagaRow]:
+        self.calls["sagas_by_order"] += 1
+        return {i: self.sagas[i] for i in order_ids if i in self.sagas}
+
+    async def products(self) -> list[ProductRow]:
+        return list(self.product_rows.values())
+
+    async def products_by_id(self, ids: Sequence[UUID]) -> dict[UUID, ProductRow]:
+        return {i: self.product_rows[i] for i in ids if i in self.product_rows}
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetterRow]:
+        return []
+
+    async def projection_status(self) -> list[ProjectionStatusRow]:
+        return [ProjectionStatusRow(name="order_summary", position=len(self.orders_rows), lag=0)]
+
+    async def wait_for_order(
+        self, order_id: UUID, version: int, timeout: float  # noqa: ASYNC109 - the ReadModel protocol's name
+    ) -> OrderRow | None:
+        row = self.orders_rows.get(order_id)
+        return row if row is not None and row.version >= version else None
+
+    async def order_changes(self, order_id: UUID) -> AsyncIterator[OrderRow]:
+        if order_id in self.orders_rows:
+            yield self.orders_rows[order_id]
+        await asyncio.sleep(3600)
+
+
+@dataclass
+class Served:
+    """The whole system running, its projector following it, and a client of the API in front."""
+
+    system: System
+    client: httpx.AsyncClient
+    bus: Bus
+    projector: Projector
+    app: FastAPI
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, bus: Bus | None = None, *, roles: Iterable[str] = WORKER_ROLES, **overrides: Any
+) -> AsyncIterator[Served]:
+    """The API over the running system; `roles=()` runs no worker, so orders stay as placed."""
+    bus = bus or test_bus()
+    settings = settings.model_copy(update={"admin_token": ADMIN_TOKEN})
+    async with running(settings, bus, roles=roles, **overrides) as system:
+        projector = Projector(system, settings, bus=bus, poll_interval=0.2)
+        await projector.start()
+        await projector.catch_up()  # the seed catalogue is projected before the first order
+        stopping = asyncio.Event()
+        following = asyncio.create_task(projector.run(stopping))
+        app = create_app(system=system, read_model=projector.read_model(), bus=bus, settings=settings)
+        try:
+            async with api_client(app) as client:
+                yield Served(system, client, bus, projector, app)
+        finally:
+            stopping.set()
+            await following
+            await projector.close()

@@ -1,0 +1,227 @@
+"""The GraphQL API over a read model of rows set by hand and an in-memory write side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+
+from commands.inventory import SEED_CATALOGUE
+from infra.bootstrap import System, bootstrap
+from infra.settings import Settings
+from read_api.app import ApiLimits, create_app
+from tests.api_harness import ADMIN, ADMIN_TOKEN, T0, RowsReadModel, api_client, data_of, graphql, order_row
+
+LIST = """
+query List($first: Int, $after: String, $customer: ID) {
+  orders(first: $first, after: $after, customerId: $customer) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id status totalAmount payment { status amount } shipment { trackingNumber }
+                          saga { status steps { name status attempts } } } }
+  }
+}"""
+RESTOCK = """mutation($id: ID!, $n: Int!) { restock(productId: $id, quantity: $n) {
+  product { id onHand available } errors { code message field } } }"""
+MOUSE = SEED_CATALOGUE[1].product_id
+
+
+@pytest.fixture
+def system() -> Iterator[System]:
+    settings = Settings(_env_file=None, database_url="memory://", admin_token=ADMIN_TOKEN)
+    with bootstrap(settings) as built:
+        built.inventory.seed()
+        yield built
+
+
+@pytest.fixture
+def read_model() -> RowsReadModel:
+    return RowsReadModel()
+
+
+@pytest.fixture
+async def client(system: System, read_model: RowsReadModel) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(system=system, read_model=read_model, settings=system.settings,
+                     limits=ApiLimits(max_body_bytes=64 * 1024))
+    async with api_client(app) as http:
+        yield http
+
+
+def customers_orders(read_model: RowsReadModel, count: int, customer_id: UUID) -> list[UUID]:
+    """`count` fulfilled orders of one customer, one a minute; returned newest first."""
+    rows = [read_model.add_order(order_row(customer_id=customer_id, created_at=T0 + timedelta(minutes=i)),
+                                 fulfilled=True) for i in range(count)]
+    return [row.id for row in reversed(rows)]
+
+
+async def test_listing_twenty_orders_reads_each_kind_of_row_once(
+    client: httpx.AsyncClient, read_model: RowsReadModel
+) -> None:
+    customers_orders(read_model, 20, uuid4())
+
+    data = await data_of(client, LIST, {"first": 20})
+
+    nodes = [edge["node"] for edge in data["orders"]["edges"]]
+    assert len(nodes) == 20
+    assert all(n["payment"]["status"] == "COMPLETED" and n["saga"]["status"] == "COMPLETED" for n in nodes)
+    assert all(n["shipment"]["trackingNumber"] == "TRK1" for n in nodes)
+    assert read_model.calls == {"orders": 1, "payments_by_order": 1, "shipments_by_order": 1,
+                                "sagas_by_order": 1}
+
+
+async def test_pages_run_newest_first_and_each_cursor_continues_after_its_page(
+    client: httpx.AsyncClient, read_model: RowsReadModel
+) -> None:
+    customer = uuid4()
+    expected = customers_orders(read_model, 5, customer)
+    customers_orders(read_model, 3, uuid4())  # someone else's
+
+    seen: list[str] = []
+    after = None
+    for _ in range(3):
+        variables = {"first": 2, "after": after, "customer": str(customer)}
+        page = (await data_of(client, LIST, variables))["orders"]
+        seen += [edge["node"]["id"] for edge in page["edges"]]
+        after = page["pageInfo"]["endCursor"]
+        assert page["totalCount"] == 5
+    assert seen == [str(i) for i in expected]
+    assert page["pageInfo"]["hasNextPage"] is False
+
+
+@pytest.mark.parametrize("first", [0, 101, -5])
+async def test_a_page_size_outside_1_to_100_is_refused_naming_the_argument(
+    client: httpx.AsyncClient, first: int
+) -> None:
+    answer = await graphql(client, LIST, {"first": first})
+    (error,) = answer["errors"]
+    assert "between 1 and 100" in error["message"]
+    assert error["extensions"] == {"code": "VALIDATION_ERROR", "field": "first"}
+
+
+async def test_a_cursor_not_made_by_the_api_is_refused(client: httpx.AsyncClient) -> None:
+    answer = await graphql(client, LIST, {"after": "not-a-cursor"})
+    assert answer["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
+async def test_admin_mutations_without_the_token_are_unauthorized_and_change_nothing(
+    client: httpx.AsyncClient, system: System
+) -> None:
+    before = system.inventory.get_stock(MOUSE).on_hand
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": ADMIN_TOKEN}):
+        data = await data_of(client, RESTOCK, {"id": str(MOUSE), "n": 5}, headers)
+        assert data["restock"]["product"] is None
+        assert data["restock"]["errors"][0]["code"] == "UNAUTHORIZED"
+        redrive = await data_of(client, 'mutation { redriveDeadLetter(id: "x") { ok errors { code } } }',
+                                headers=headers)
+        assert redrive["redriveDeadLetter"] == {"ok": False, "errors": [{"code": "UNAUTHORIZED"}]}
+    assert system.inventory.get_stock(MOUSE).on_hand == before
+
+
+async def test_restock_with_the_admin_token_adds_units_and_refuses_a_bad_quantity(
+    client: httpx.AsyncClient, system: System
+) -> None:
+    before = system.inventory.get_stock(MOUSE).on_hand
+
+    data = await data_of(client, RESTOCK, {"id": str(MOUSE), "n": 5}, ADMIN)
+    refused = await data_of(client, RESTOCK, {"id": str(MOUSE), "n": 0}, ADMIN)
+    unknown = await data_of(client, RESTOCK, {"id": str(uuid4()), "n": 1}, ADMIN)
+
+    assert data["restock"] == {"product": {"id": str(MOUSE), "onHand": before + 5, "available": before + 5},
+                               "errors": []}
+    assert refused["restock"]["errors"][0] | {"message": ""} == {
+        "code": "VALIDATION_ERROR", "message": "", "field": "quantity"}
+    assert unknown["restock"]["errors"][0]["code"] == "UNKNOWN_PRODUCT"
+    assert system.inventory.get_stock(MOUSE).on_hand == before + 5
+
+
+async def test_redrive_without_a_bus_says_it_is_unavailable(client: httpx.AsyncClient) -> None:
+    data = await data_of(client, 'mutation { redriveDeadLetter(id: "x") { ok errors { code } } }',
+                         headers=ADMIN)
+    assert data["redriveDeadLetter"] == {"ok": False, "errors": [{"code": "UNAVAILABLE"}]}
+
+
+async def test_a_query_deeper_than_the_limit_is_refused_before_it_runs(
+    system: System, read_model: RowsReadModel
+) -> None:
+    app = create_app(system=system, read_model=read_model, settings=system.settings,
+                     limits=ApiLimits(max_depth=4))
+    async with api_client(app) as client:
+        within = await graphql(client, "{ orders { edges { node { saga { status } } } } }")
+        beyond = await graphql(client, "{ orders { edges { node { saga { steps { name } } } } } }")
+
+    assert "errors" not in within
+    assert beyond["data"] is None
+    assert "exceeds maximum operation depth of 4" in beyond["errors"][0]["message"]
+    assert read_model.calls["orders"] == 1
+
+
+async def test_a_body_over_the_limit_gets_a_413_with_a_json_reason(client: httpx.AsyncClient) -> None:
+    padding = " " * (70 * 1024)
+    response = await client.post("/graphql", json={"query": "{ products { id } }" + padding})
+    rest = await client.post("/api/v1/orders", content=b"{" + b" " * (70 * 1024) + b"}",
+                             headers={"content-type": "application/json"})
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(80):
+            yield b" " * 1024
+
+    chunked = await client.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert rest.status_code == 413
+    assert rest.json()["error"]["code"] == "PAYLOAD_TOO_LARGE" and rest.json()["success"] is False
+    assert chunked.status_code == 413
+
+
+async def test_a_document_with_too_many_tokens_is_refused(client: httpx.AsyncClient) -> None:
+    fields = " ".join(f"a{i}: __typename" for i in range(3000))
+    answer = await graphql(client, f"{{ {fields} }}")
+    assert "token" in answer["errors"][0]["message"].lower()
+
+
+async def test_metrics_count_requests_by_route_and_graphql_operations_by_name(
+    client: httpx.AsyncClient,
+) -> None:
+    await graphql(client, "query Catalogue { products { id } }")
+    await client.get("/api/v1/orders/" + str(uuid4()))
+
+    text = (await client.get("/metrics")).text
+
+    assert 'graphql_operations_total{name="Catalogue",outcome="ok",type="query"} 1.0' in text
+    assert 'http_requests_total{method="GET",route="/api/v1/orders/{order_id}",status="404"} 1.0' in text
+    assert "http_request_duration_seconds_bucket" in text
+
+
+async def test_readiness_reports_the_projections_and_fails_when_they_cannot_be_read(
+    client: httpx.AsyncClient, read_model: RowsReadModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["projections"] == {"order_summary": {"position": 0, "lag": 0}}
+
+    async def unreachable() -> Any:
+        raise ConnectionError("read store is down")
+
+    monkeypatch.setattr(read_model, "projection_status", unreachable)
+    down = await client.get("/readyz")
+    assert down.status_code == 503
+    assert "read store is down" in down.json()["projections"]
+
+
+async def test_a_browser_gets_graphiql_at_the_graphql_address(client: httpx.AsyncClient) -> None:
+    page = await client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+
+
+async def test_an_app_built_with_only_a_readiness_check_serves_health_and_metrics() -> None:
+    async with api_client(create_app()) as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        assert (await http.get("/readyz")).status_code == 200
+        assert (await http.get("/metrics")).status_code == 200
+        assert (await http.post("/graphql", json={"query": "{ products { id } }"})).status_code == 404
