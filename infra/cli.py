@@ -20,6 +20,8 @@ from infra.bus import DeadLetter
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus
 from infra.settings import Settings
 from infra.timeline_table import timeline_table
+from projections.catalog import migrate_read_store
+from projections.cli import projections_cli
 from read_api.app import create_app, create_health_app
 
 app = typer.Typer(
@@ -30,6 +32,7 @@ app = typer.Typer(
 )
 dlq = typer.Typer(help="List and re-drive parked (dead-lettered) messages.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
+app.add_typer(projections_cli(lambda: bootstrap(Settings())), name="projections")
 console = Console(stderr=True)
 out = Console()
 
@@ -62,28 +65,37 @@ async def _serve(settings: Settings, roles: set[str], host: str, port: int | Non
     if settings.is_embedded:
         # The embedded default needs no setup: its first start lists the seed catalogue.
         await asyncio.to_thread(system.inventory.seed)
-    runtime = Runtime(system, make_bus(settings), roles - {"api"})
+    bus = make_bus(settings)
+    runtime = Runtime(system, bus, roles)
+    read_model = await runtime.open_read_side()
     if "api" in roles:
-        web, listen = create_app(ready=runtime.check), port or settings.port
+        assert read_model is not None
+        web = create_app(ready=runtime.check, system=system, read_model=read_model, bus=bus,
+                         settings=settings, lifespan=runtime.lifespan)
+        listen = port or settings.port
     else:
         worker = next((r for r in sorted(roles) if r in WORKER_PORTS), sorted(roles)[0])
-        web, listen = create_health_app(worker, runtime.check), port or WORKER_PORTS.get(worker, 8000)
+        web = create_health_app(worker, runtime.check, lifespan=runtime.lifespan)
+        listen = port or WORKER_PORTS.get(worker, 8000)
     where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
     console.print(f"[bold]saga[/] {', '.join(sorted(roles))} on http://{host}:{listen} ({where})")
+    if "api" in roles:
+        console.print(f"GraphiQL at http://{host}:{listen}/graphql")
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower()))
-    await runtime.start()
     try:
         await server.serve()
     finally:
-        await runtime.stop()
         system.close()
 
 
 @app.command(name="migrate")
 def migrate_command() -> None:
-    """Create the event store's tables once, before services start with CREATE_TABLE=n."""
-    names = migrate(Settings())
-    console.print(f"tables ready for {', '.join(names)}")
+    """Create every table once (event stores, read store); services then start with CREATE_TABLE=n."""
+    settings = Settings()
+    names = migrate(settings)
+    console.print(f"event store tables ready for {', '.join(names)}")
+    projections = asyncio.run(migrate_read_store(settings))
+    console.print(f"read store tables ready for {', '.join(projections)}")
 
 
 @app.command()

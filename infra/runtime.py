@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from commands.base import ContextApplication
@@ -20,6 +21,8 @@ from infra.consumers import command_subscription, event_subscription
 from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
 from infra.relay import OutboxRelay, Translate, integration_messages, saga_commands
 from infra.settings import Settings
+from projections.read_model import ReadModel
+from projections.runner import Projector
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +64,39 @@ class Runtime:
         self.stopping = asyncio.Event()
         self.relays: list[OutboxRelay] = []
         self._tasks: list[asyncio.Task[None]] = []
+        # The API answers queries from the read store; the projector role keeps it up to date.
+        self.projector: Projector | None = None
+        self._read_model: ReadModel | None = None
+        if self.roles & {"api", "projector"}:
+            self.projector = Projector(system, system.settings, bus=bus)
+
+    async def open_read_side(self) -> ReadModel | None:
+        """Open the read store (creating its tables) and return its queries; None without one."""
+        if self.projector is None:
+            return None
+        if self._read_model is None:
+            await self.projector.start()
+            self._read_model = self.projector.read_model()
+        return self._read_model
+
+    @asynccontextmanager
+    async def lifespan(self, _: object = None) -> AsyncIterator[None]:
+        """Run the roles for as long as the web server serves (its lifespan).
+
+        The server stops on SIGTERM or SIGINT after its lifespan has ended, so the
+        consumers finish their batches, the bus closes and the stores are let go.
+        """
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
     async def start(self) -> None:
         await self.bus.start()
+        if "projector" in self.roles and self.projector is not None:
+            await self.open_read_side()
+            self._spawn(self.projector.run(self.stopping))
         for role in CONTEXT_ROLES:
             if role in self.roles:
                 app = getattr(self.system, role)
@@ -90,6 +123,9 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.bus.close()
+        if self.projector is not None:
+            await self.projector.close()
+            self._read_model = None
 
     async def check(self) -> dict[str, str]:
         """Whether the broker and every event store answer; for health probes."""
