@@ -17,11 +17,11 @@ from commands.audit import timeline
 from domain.base import NotFoundError
 from infra.bootstrap import bootstrap, migrate
 from infra.bus import DeadLetter
+from infra.projections_cli import projections_cli
+from infra.read_store import migrate_read_store
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus
 from infra.settings import Settings
 from infra.timeline_table import timeline_table
-from projections.catalog import migrate_read_store
-from projections.cli import projections_cli
 from read_api.app import create_app, create_health_app
 
 app = typer.Typer(

@@ -19,6 +19,7 @@ from infra.bootstrap import System
 from infra.bus import Bus
 from infra.consumers import command_subscription, event_subscription
 from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
+from infra.read_store import read_store_opener, save_listener
 from infra.relay import OutboxRelay, Translate, integration_messages, saga_commands
 from infra.settings import Settings
 from projections.read_model import ReadModel
@@ -68,7 +69,10 @@ class Runtime:
         self.projector: Projector | None = None
         self._read_model: ReadModel | None = None
         if self.roles & {"api", "projector"}:
-            self.projector = Projector(system, system.settings, bus=bus)
+            settings = system.settings
+            self.projector = Projector(
+                system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus,
+            )
 
     async def open_read_side(self) -> ReadModel | None:
         """Open the read store (creating its tables) and return its queries; None without one."""

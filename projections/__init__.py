@@ -6,5 +6,7 @@ a pure `evolve(row, fact) -> row` and its projection class (`order_summary`,
 `saga_progress`); `dead_letters` copies the bus's parked messages instead.
 `runner.Projector` follows the event stores into the read store (`store`), one
 transaction per batch with its tracking position; `rebuild` replays a projection
-into new tables and swaps them in; `cli` offers both on the command line.
+into new tables and swaps them in. Nothing here opens a database or talks to a
+terminal: `infra` opens the read store the settings choose and hands it in, and
+offers rebuild and status on the command line.
 """

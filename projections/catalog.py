@@ -13,7 +13,7 @@ from projections.projection import Projection
 from projections.saga_progress import SagaProgress
 from projections.shipment_tracking import ShipmentTracking
 from projections.stock_levels import StockLevels
-from projections.store import ReadStore, StoreSettings, open_store
+from projections.store import ReadStore
 
 AnyProjection = Projection[Any]
 
@@ -44,12 +44,3 @@ async def migrate(store: ReadStore) -> None:
         for projection in projections:
             await tracking.ensure(tx, projection.tracking_name, projection.applications)
 
-
-async def migrate_read_store(settings: StoreSettings) -> list[str]:
-    """`saga migrate`'s part for the read side: the tables of every projection."""
-    store = await open_store(settings)
-    try:
-        await migrate(store)
-    finally:
-        await store.close()
-    return [p.name for p in all_projections()]

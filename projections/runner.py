@@ -6,13 +6,17 @@ events past its own position (`applier`). Positions are read from the store at
 every batch, never trusted from memory, so a rebuild swapped in underneath, or
 another projector process, simply moves the starting point.
 
-Followers wake when an application in this process saves (its listener), on
-PostgreSQL when the event store's NOTIFY arrives (saves by other processes),
+Followers wake when an application in this process saves (its listener), when
+`listen` hears of a save by another process (infra passes PostgreSQL's NOTIFY),
 and every `poll_interval` in any case, because a NOTIFY can be lost. An error
 of the read store itself (the database is down) is not an event's fault: the
 batch is tried again with backoff, and nothing is parked.
 
-    projector = Projector(system, settings, bus=bus)
+The projector opens no database itself: infra hands it a read store, or a
+function that opens one (the projector then closes it too), and the news of
+saves elsewhere (`infra.read_store`):
+
+    projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus)
     await projector.start()                  # opens the read store, creates its tables
     read_model = projector.read_model()      # for the API
     task = asyncio.create_task(projector.run(stopping))
@@ -29,10 +33,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
-
-import asyncpg
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Protocol
 
 from projections import tracking
 from projections.applier import Applier, read_batch
@@ -41,9 +43,15 @@ from projections.changes import ChangeHub
 from projections.dead_letters import DeadLetterSource, replace_all
 from projections.facts import EventSource
 from projections.queries import StoreReadModel
-from projections.store import PostgresLocation, ReadStore, StoreSettings, open_store
+from projections.store import ReadStore
 
 log = logging.getLogger(__name__)
+
+OpenStore = Callable[[], Awaitable[ReadStore]]
+"""Opens a read store for the projector, which closes it when it closes."""
+
+ListenForSaves = Callable[[Collection[str], Callable[[str], None]], Awaitable[None]]
+"""Runs until cancelled, calling back with the channel of each save another process announces."""
 
 
 class Applications(Protocol):
@@ -59,25 +67,26 @@ class Projector:
     def __init__(
         self,
         system: Applications,
-        settings: StoreSettings,
         *,
+        store: ReadStore | OpenStore,
+        listen: ListenForSaves | None = None,
         bus: DeadLetterSource | None = None,
-        store: ReadStore | None = None,
         projections: Sequence[AnyProjection] | None = None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
         dead_letter_interval: float = 15.0,
     ) -> None:
         self.system = system
-        self.settings = settings
+        self.listen = listen
         self.bus = bus
         self.projections = tuple(projections or all_projections())
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.dead_letter_interval = dead_letter_interval
         self.hub = ChangeHub()
-        self._store = store
-        self._own_store = store is None
+        # A store handed in belongs to the caller; one the projector opens is its to close.
+        self._store: ReadStore | None = store if isinstance(store, ReadStore) else None
+        self._open_store: OpenStore | None = None if isinstance(store, ReadStore) else store
         self._wakes: dict[str, asyncio.Event] = {}
         self._read_model: StoreReadModel | None = None
 
@@ -96,7 +105,8 @@ class Projector:
     async def start(self) -> None:
         """Open the read store and create its tables (idempotent)."""
         if self._store is None:
-            self._store = await open_store(self.settings)
+            assert self._open_store is not None
+            self._store = await self._open_store()
         await migrate(self._store)
         self._read_model = StoreReadModel(self._store, heads=self.heads, hub=self.hub,
                                           poll_interval=self.poll_interval)
@@ -112,9 +122,8 @@ class Projector:
             await self.start()
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(self._follow(app, loop)) for app in self.applications.values()]
-        where = self.settings.postgres
-        if where is not None:
-            tasks.append(asyncio.create_task(self._listen(where)))
+        if self.listen is not None:
+            tasks.append(asyncio.create_task(self._wake_on_saves_elsewhere(self.listen)))
         if self.bus is not None:
             tasks.append(asyncio.create_task(self._refresh_dead_letters_now_and_then()))
         try:
@@ -125,9 +134,9 @@ class Projector:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        if self._own_store and self._store is not None:
+        if self._open_store is not None and self._store is not None:
             await self._store.close()
-        self._store = None
+            self._store = None
         self._read_model = None
 
     async def __aenter__(self) -> Projector:
@@ -188,37 +197,20 @@ class Projector:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.poll_interval)
 
-    async def _listen(self, where: PostgresLocation) -> None:
-        """Wake followers on the event store's NOTIFY; polling covers any that are lost."""
+    async def _wake_on_saves_elsewhere(self, listen: ListenForSaves) -> None:
+        """Wake followers when another process saves; polling covers any news that is lost."""
         channels: dict[str, str] = {}
         for name, app in self.applications.items():
             channel = getattr(app.recorder, "channel_name", None)
             if isinstance(channel, str):
                 channels[channel] = name
 
-        def notified(_: Any, __: int, channel: str, ___: object) -> None:
+        def notified(channel: str) -> None:
             name = channels.get(channel)
             if name is not None and name in self._wakes:
                 self._wakes[name].set()
 
-        while True:
-            connection = None
-            try:
-                connection = await asyncpg.connect(
-                    host=where.host, port=where.port, user=where.user, password=where.password or None,
-                    database=where.dbname, timeout=10,
-                )
-                for channel in channels:
-                    await connection.add_listener(channel, notified)
-                closed = asyncio.Event()
-                connection.add_termination_listener(_setter(closed))
-                await closed.wait()
-            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
-                log.warning("listening for new events failed (%s); polling meanwhile", error)
-            finally:
-                if connection is not None and not connection.is_closed():
-                    await connection.close()
-            await asyncio.sleep(5.0)
+        await listen(channels, notified)
 
     async def _refresh_dead_letters_now_and_then(self) -> None:
         while True:
@@ -237,6 +229,3 @@ def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[in
 
     return wake_up
 
-
-def _setter(event: asyncio.Event) -> Callable[[Any], None]:
-    return lambda _: event.set()

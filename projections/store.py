@@ -1,15 +1,14 @@
-"""The read store: PostgreSQL through asyncpg, or SQLite through aiosqlite, behind one small interface.
+"""The read store's interface: tables, rows and transactions, with no driver behind them.
 
-Projections and queries write their SQL once, in the subset both databases
-share: `$1`-style placeholders (turned into SQLite's `?1`), `INSERT ... ON
-CONFLICT ... DO UPDATE`, and column types named by role (`{uuid}`, `{money}`,
-`{ts}`, `{json}`, `{int}`) that each dialect spells its own way. Values go in as
-Python objects (UUID, Decimal, aware datetime); SQLite keeps them as text, in
-forms that sort as the values do, and the `as_*` helpers read either form back.
+Projections and queries write their SQL once, in the subset PostgreSQL and
+SQLite share: `$1`-style placeholders, `INSERT ... ON CONFLICT ... DO UPDATE`,
+and column types named by role (`{uuid}`, `{money}`, `{ts}`, `{json}`, `{int}`)
+that each store's `Dialect` spells its own way. Values go in as Python objects
+(UUID, Decimal, aware datetime); a store may keep them as text, in forms that
+sort as the values do, and the `as_*` helpers read either form back.
 
-PostgreSQL keeps the read tables in the event store's own database and schema.
-The embedded default keeps them in `DATA_DIR/read.sqlite`, or in memory with
-`DATABASE_URL=memory://`.
+The stores themselves (asyncpg, aiosqlite) live in `infra`, which opens the one
+the settings choose and hands it to the projector.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -29,63 +27,16 @@ import orjson
 Row = Mapping[str, Any]
 
 
-class PostgresLocation(Protocol):
-    """Where the event store lives on PostgreSQL (`infra.settings.PostgresDsn` fits)."""
-
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-    @property
-    def dbname(self) -> str: ...
-
-    @property
-    def user(self) -> str: ...
-
-    @property
-    def password(self) -> str: ...
-
-    @property
-    def schema_name(self) -> str | None: ...
-
-
-class StoreSettings(Protocol):
-    """The settings that choose the read store (`infra.settings.Settings` fits)."""
-
-    @property
-    def postgres(self) -> PostgresLocation | None: ...
-
-    @property
-    def is_in_memory(self) -> bool: ...
-
-    @property
-    def data_dir(self) -> Path: ...
-
-
 @dataclass(frozen=True)
 class Dialect:
+    """How one database spells the column roles (each store in `infra` has one)."""
+
     name: str
     types: Mapping[str, str]
     for_update: str  # locks the rows a transaction reads, where the database needs to be told
 
     def ddl(self, statement: str) -> str:
         return statement.format_map(self.types)
-
-
-POSTGRES = Dialect(
-    "postgresql",
-    {"uuid": "UUID", "money": "NUMERIC", "ts": "TIMESTAMPTZ", "json": "JSONB", "int": "BIGINT",
-     "text": "TEXT"},
-    " FOR UPDATE",
-)
-# SQLite: money and timestamps as text, never REAL, so that amounts stay exact and times sort.
-SQLITE = Dialect(
-    "sqlite",
-    {"uuid": "TEXT", "money": "TEXT", "ts": "TEXT", "json": "TEXT", "int": "INTEGER", "text": "TEXT"},
-    "",
-)
 
 
 @dataclass(frozen=True)
@@ -176,19 +127,6 @@ class ReadStore(ABC):
     @abstractmethod
     async def rename_index(self, tx: Tx, index: Index, table: TableSpec, to: TableSpec) -> None:
         """Give a renamed table's index the name it has under the table's new name."""
-
-
-async def open_store(settings: StoreSettings) -> ReadStore:
-    """The read store the settings choose: PostgreSQL beside the event store, or SQLite."""
-    from projections.store_postgres import PostgresStore
-    from projections.store_sqlite import SQLiteStore
-
-    where = settings.postgres
-    if where is not None:
-        return await PostgresStore.connect(where)
-    if settings.is_in_memory:
-        return await SQLiteStore.connect(None)
-    return await SQLiteStore.connect(settings.data_dir / "read.sqlite")
 
 
 def as_uuid(value: Any) -> UUID:

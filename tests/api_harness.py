@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from infra.bootstrap import System
 from infra.bus import Bus
+from infra.read_store import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.read_model import (
     AddressRow,
@@ -185,7 +186,8 @@ async def serving(
     bus = bus or test_bus()
     settings = settings.model_copy(update={"admin_token": ADMIN_TOKEN})
     async with running(settings, bus, roles=roles, **overrides) as system:
-        projector = Projector(system, settings, bus=bus, poll_interval=0.2)
+        projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings),
+                              bus=bus, poll_interval=0.2)
         await projector.start()
         await projector.catch_up()  # the seed catalogue is projected before the first order
         stopping = asyncio.Event()

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import bootstrap
+from infra.projections_cli import projections_cli
 from infra.settings import Settings
-from projections.cli import projections_cli
 from tests.saga_harness import ADDRESS, MOUSE
 
 runner = CliRunner()

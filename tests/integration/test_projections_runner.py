@@ -18,6 +18,7 @@ from domain.order import Order
 from infra.bootstrap import System, bootstrap
 from infra.bus import EVENTS_EXCHANGE, Delivery, Outcome, Subscription
 from infra.memory_bus import InProcessBus
+from infra.read_store import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.applier import Applier, read_batch
 from projections.changes import ChangeHub
@@ -38,7 +39,9 @@ async def system(store_settings: Settings) -> AsyncIterator[System]:
 
 
 def projector_of(system: System, **options: Any) -> Projector:
-    return Projector(system, system.settings, poll_interval=0.05, **options)
+    settings = system.settings
+    return Projector(system, store=read_store_opener(settings), listen=save_listener(settings),
+                     poll_interval=0.05, **options)
 
 
 def place(system: System, customer_id: UUID | None = None, quantity: int = 1) -> UUID:
@@ -189,6 +192,7 @@ async def test_order_changes_yields_the_order_and_again_after_each_change(system
                          shipping_address=ADDRESS)
     order_id = command.order_id
     async with projector_of(system) as projector:
+        await projector.catch_up()  # the catalogue's names are projected: only the order changes below
         stopping = asyncio.Event()
         running = asyncio.create_task(projector.run(stopping))
         changes = projector.read_model().order_changes(order_id)

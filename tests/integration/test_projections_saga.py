@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import System
+from infra.read_store import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.queries import StoreReadModel
 from projections.read_model import ReadModel
@@ -24,7 +25,10 @@ ORDER_STATUSES = ("PENDING", "PROCESSING", "COMPLETED")
 
 @asynccontextmanager
 async def projecting(system: System) -> AsyncIterator[Projector]:
-    async with Projector(system, system.settings, poll_interval=0.05) as projector:
+    settings = system.settings
+    following = Projector(system, store=read_store_opener(settings), listen=save_listener(settings),
+                          poll_interval=0.05)
+    async with following as projector:
         stopping = asyncio.Event()
         task = asyncio.create_task(projector.run(stopping))
         try:

@@ -16,7 +16,14 @@ from uuid import UUID
 import aiosqlite
 import orjson
 
-from projections.store import SQLITE, Index, ReadStore, Row, TableSpec, Tx
+from projections.store import Dialect, Index, ReadStore, Row, TableSpec, Tx
+
+# Money and timestamps as text, never REAL, so that amounts stay exact and times sort.
+SQLITE = Dialect(
+    "sqlite",
+    {"uuid": "TEXT", "money": "TEXT", "ts": "TEXT", "json": "TEXT", "int": "INTEGER", "text": "TEXT"},
+    "",
+)
 
 
 class SQLiteStore(ReadStore):

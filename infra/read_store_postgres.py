@@ -9,7 +9,15 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
-from projections.store import POSTGRES, Index, PostgresLocation, ReadStore, Row, TableSpec, Tx
+from infra.settings import PostgresDsn
+from projections.store import Dialect, Index, ReadStore, Row, TableSpec, Tx
+
+POSTGRES = Dialect(
+    "postgresql",
+    {"uuid": "UUID", "money": "NUMERIC", "ts": "TIMESTAMPTZ", "json": "JSONB", "int": "BIGINT",
+     "text": "TEXT"},
+    " FOR UPDATE",
+)
 
 
 class PostgresStore(ReadStore):
@@ -19,7 +27,7 @@ class PostgresStore(ReadStore):
         self._pool = pool
 
     @classmethod
-    async def connect(cls, where: PostgresLocation, *, max_size: int = 4) -> PostgresStore:
+    async def connect(cls, where: PostgresDsn, *, max_size: int = 4) -> PostgresStore:
         settings = {"search_path": where.schema_name} if where.schema_name else {}
         pool = await asyncpg.create_pool(
             host=where.host, port=where.port, user=where.user, password=where.password or None,

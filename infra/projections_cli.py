@@ -1,7 +1,7 @@
 """`saga projections rebuild [NAME]` and `saga projections status`.
 
-The read side does not build the system itself: whoever mounts these commands
-passes a function that does, so the composition root stays in one place.
+The commands do not build the system themselves: whoever mounts them passes a
+function that does, so the composition root stays in one place.
 
     app.add_typer(projections_cli(lambda: bootstrap(Settings())), name="projections")
 """
@@ -10,28 +10,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Protocol
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infra.bootstrap import System
+from infra.read_store import read_store_opener
 from projections.catalog import all_projections
 from projections.read_model import ProjectionStatusRow
 from projections.rebuild import rebuild
-from projections.runner import Applications, Projector
-from projections.store import StoreSettings
+from projections.runner import Projector
 
 # Module level: typer reads the annotations (and so this help text) by name.
 NAMES = ", ".join(p.name for p in all_projections())
-
-
-class System(Applications, Protocol):
-    @property
-    def settings(self) -> StoreSettings: ...
-
-    def close(self) -> None: ...
 
 
 def projections_cli(open_system: Callable[[], System]) -> typer.Typer:
@@ -70,6 +64,11 @@ def projections_cli(open_system: Callable[[], System]) -> typer.Typer:
     return cli
 
 
+def _projector(system: System) -> Projector:
+    # Rebuild and status follow nothing live, so they need no news of saves elsewhere.
+    return Projector(system, store=read_store_opener(system.settings))
+
+
 async def _rebuild(system: System, name: str | None, console: Console) -> list[str]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
@@ -80,10 +79,10 @@ async def _rebuild(system: System, name: str | None, console: Console) -> list[s
                 tasks[projection] = bar.add_task(projection, total=total)
             bar.update(tasks[projection], completed=done, total=total)
 
-        async with Projector(system, system.settings) as projector:
+        async with _projector(system) as projector:
             return await rebuild(projector, None if name is None else [name], progress=advance)
 
 
 async def _status(system: System) -> list[ProjectionStatusRow]:
-    async with Projector(system, system.settings) as projector:
+    async with _projector(system) as projector:
         return await projector.read_model().projection_status()

@@ -1,0 +1,64 @@
+"""The read store the settings choose, and the news of saves that wakes the projector.
+
+PostgreSQL keeps the read tables in the event store's own database and schema
+(asyncpg), and the projector hears other processes' saves through the event
+store's NOTIFY. The embedded default keeps them in `DATA_DIR/read.sqlite`
+(aiosqlite), or in memory with `DATABASE_URL=memory://`, and polls.
+
+    projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from infra.settings import Settings
+from projections.catalog import all_projections, migrate
+from projections.runner import ListenForSaves, OpenStore
+from projections.store import ReadStore
+
+
+async def open_read_store(settings: Settings) -> ReadStore:
+    """The read store the settings choose: PostgreSQL beside the event store, or SQLite."""
+    from infra.read_store_postgres import PostgresStore
+    from infra.read_store_sqlite import SQLiteStore
+
+    where = settings.postgres
+    if where is not None:
+        return await PostgresStore.connect(where)
+    if settings.is_in_memory:
+        return await SQLiteStore.connect(None)
+    return await SQLiteStore.connect(settings.data_dir / "read.sqlite")
+
+
+def read_store_opener(settings: Settings) -> OpenStore:
+    """Opens the settings' read store when called, for a projector to own."""
+
+    async def open_it() -> ReadStore:
+        return await open_read_store(settings)
+
+    return open_it
+
+
+def save_listener(settings: Settings) -> ListenForSaves | None:
+    """How a projector hears of saves by other processes: the event store's NOTIFY; None on SQLite."""
+    where = settings.postgres
+    if where is None:
+        return None
+
+    async def listen(channels: Collection[str], notified: Callable[[str], None]) -> None:
+        from infra.event_store_listener import listen_for_saves
+
+        await listen_for_saves(where, channels, notified)
+
+    return listen
+
+
+async def migrate_read_store(settings: Settings) -> list[str]:
+    """`saga migrate`'s part for the read side: the tables of every projection."""
+    store = await open_read_store(settings)
+    try:
+        await migrate(store)
+    finally:
+        await store.close()
+    return [p.name for p in all_projections()]
