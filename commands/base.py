@@ -9,16 +9,17 @@ and decides again.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, Cache, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
@@ -62,6 +63,8 @@ class UnitOfWork:
 
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
     trackings: list[Tracking] = field(default_factory=list)
+    # Aggregates loaded for the batch ahead of its messages (None: no such aggregate).
+    loaded: dict[UUID, Aggregate | None] = field(default_factory=dict)
 
     def add(self, aggregates: Sequence[Aggregate], tracking: Tracking) -> None:
         for aggregate in aggregates:
@@ -193,6 +196,42 @@ class ContextApplication(Application[UUID]):
         finally:
             self._unit_of_work.reset(token)
         self.record(list(unit.aggregates.values()), None, trackings=unit.trackings)
+        cache = self.repository.cache
+        if cache is not None:
+            # The batch's aggregates as they now are in the store: the next batch's
+            # preload asks only for what was recorded after them.
+            for aggregate in (*unit.loaded.values(), *unit.aggregates.values()):
+                if aggregate is not None:
+                    cache.put(aggregate.id, aggregate)
+
+    def preload(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Inside a unit of work: load these aggregates for its messages in one query.
+
+        Each is the cached copy brought up to date with the events recorded since,
+        or, for one not cached, its whole stream (none: it does not exist yet). One
+        query instead of one per message; anything not preloaded is loaded as usual.
+        Streams that snapshots shorten are left to the repository when not cached.
+        """
+        unit = self._unit_of_work.get(None)
+        select_after = getattr(self.recorder, "select_events_after", None)
+        if unit is None or select_after is None:
+            return
+        cache = self.repository.cache
+        start: dict[UUID, Aggregate | None] = {}
+        for aggregate_id in aggregate_ids:
+            if aggregate_id in unit.aggregates or aggregate_id in unit.loaded or aggregate_id in start:
+                continue
+            cached = _cached(cache, aggregate_id)
+            if cached is None and self.may_have_snapshots(aggregate_id):
+                continue
+            start[aggregate_id] = copy.deepcopy(cached)
+        if not start:
+            return
+        stored: list[StoredEvent] = select_after({i: a.version if a else 0 for i, a in start.items()})
+        for stored_event in stored:
+            event: Any = self.mapper.to_domain_event(stored_event)
+            start[event.originator_id] = event.mutate(start[event.originator_id])
+        unit.loaded.update(start)
 
     def has_handled(self, command: Command) -> bool:
         return self.has_tracked(Tracking(command.tracking_name, 1))
@@ -219,6 +258,14 @@ class ContextApplication(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
 
+    def may_have_snapshots(self, aggregate_id: UUID) -> bool:
+        """Whether this stream may be shortened by a snapshot (then `preload` leaves it to the repository)."""
+        return bool(self.snapshotting_intervals)
+
+    def streams_of_orders(self, order_ids: Iterable[UUID]) -> set[UUID]:
+        """The streams a batch of messages about these orders is likely to load (see `preload`)."""
+        return {stream for order_id in order_ids for stream in self.order_streams(order_id).values()}
+
     def order_streams(self, order_id: UUID) -> dict[str, UUID]:
         """The streams this application keeps about one order, by kind, for the audit.
 
@@ -233,6 +280,10 @@ class ContextApplication(Application[UUID]):
         unit = self._unit_of_work.get(None)
         if unit is not None and version is None and aggregate_id in unit.aggregates:
             aggregate: object = unit.aggregates[aggregate_id]
+        elif unit is not None and version is None and aggregate_id in unit.loaded:
+            aggregate = unit.loaded[aggregate_id]
+            if aggregate is None:
+                raise AggregateNotFoundError(aggregate_id)
         else:
             aggregate = self.repository.get(aggregate_id, version=version)
         if not isinstance(aggregate, cls):
@@ -246,6 +297,16 @@ class ContextApplication(Application[UUID]):
             return self.get(aggregate_id, cls, version=version)
         except AggregateNotFoundError:
             return None
+
+
+def _cached(cache: Cache[UUID, Any] | None, aggregate_id: UUID) -> Aggregate | None:
+    if cache is None:
+        return None
+    try:
+        aggregate: Aggregate = cache.get(aggregate_id)
+    except KeyError:
+        return None
+    return aggregate
 
 
 def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:

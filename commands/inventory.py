@@ -210,6 +210,13 @@ class Inventory(ContextApplication):
         # order's; its Reservation, saved in the same transactions, names its lines.
         return {"reservation": Reservation.create_id(order_id)}
 
+    def streams_of_orders(self, order_ids: Iterable[UUID]) -> set[UUID]:
+        # Every order touches a few of the products' Stocks; there are few of them, all hot.
+        return super().streams_of_orders(order_ids) | set(self._listed_product_ids())
+
+    def may_have_snapshots(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self._listed  # only Stocks take snapshots (as far as indexed)
+
     def find_reservation(self, order_id: UUID) -> Reservation | None:
         return self.find(Reservation.create_id(order_id), Reservation)
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from pydantic import ValidationError as PydanticValidationError
@@ -99,6 +100,7 @@ def handle_batch(app: ContextApplication, parsed: list[Any], apply: Apply) -> li
     if len(messages) > 1:
         try:
             with app.unit_of_work():
+                app.preload(app.streams_of_orders(_order_ids(messages)))
                 for message in messages:
                     apply(message)
         except Exception as error:
@@ -106,6 +108,12 @@ def handle_batch(app: ContextApplication, parsed: list[Any], apply: Apply) -> li
         else:
             return [m if isinstance(m, Outcome) else Outcome.done() for m in parsed]
     return [m if isinstance(m, Outcome) else handle_one(apply, m) for m in parsed]
+
+
+def _order_ids(messages: list[Any]) -> set[UUID]:
+    # A command, or an (integration event, tracking) pair; most name their order.
+    found = (getattr(m[0] if isinstance(m, tuple) else m, "order_id", None) for m in messages)
+    return {order_id for order_id in found if isinstance(order_id, UUID)}
 
 
 def handle_one(apply: Apply, message: Any) -> Outcome:

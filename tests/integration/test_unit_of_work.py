@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from commands.orders import CompleteOrder, OrderNotFoundError, Orders, PlaceOrder
+from commands.orders import CompleteOrder, OrderNotFoundError, Orders, PlaceOrder, RequestCancellation
 from domain.order import OrderStatus
 from infra.persistence import application_env
 from infra.settings import Settings
@@ -66,3 +67,39 @@ def test_a_batch_holding_a_message_already_handled_saves_nothing(orders: Orders)
         orders.place_order(handled)
     assert orders.recorder.max_notification_id() == before
     assert not orders.has_handled(fresh)
+
+
+def test_a_preloaded_batch_sees_what_another_process_wrote_and_asks_the_store_once(
+    postgres_settings: Settings,
+) -> None:
+    here = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    elsewhere = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    try:
+        known, fresh, unknown = placement(), placement(), uuid4()
+        here.place_order(known)
+        assert here.get_order(known.order_id).version == 1  # now in this process's cache
+        elsewhere.place_order(fresh)
+        elsewhere.request_cancellation(RequestCancellation(order_id=known.order_id, reason="changed my mind"))
+
+        loads: list[object] = []
+        select_events = here.recorder.select_events
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            loads.append(args)
+            return select_events(*args, **kwargs)
+
+        here.recorder.select_events = counted  # type: ignore[method-assign]
+        with here.unit_of_work():
+            here.preload([known.order_id, fresh.order_id, unknown])
+            # The cached order is brought up to date, the one never seen here is loaded whole,
+            # and the one that does not exist is known not to: no more trips to the store.
+            assert here.get_order(known.order_id).cancellation_requested
+            assert here.get_order(fresh.order_id).version == 1
+            with pytest.raises(OrderNotFoundError):
+                here.get_order(unknown)
+            here.complete_order(CompleteOrder(order_id=fresh.order_id))
+        assert loads == []
+        assert elsewhere.get_order(fresh.order_id).status is OrderStatus.COMPLETED
+    finally:
+        here.close()
+        elsewhere.close()
