@@ -93,7 +93,7 @@ from infra.bootstrap import System, bootstrap
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_DELAYS_SECONDS, Bus
 from infra.consumers import SAGA_QUEUE
 from infra.rabbitmq import RabbitBus
-from infra.runtime import CONTEXT_ROLES, Runtime, make_bus
+from infra.runtime import CONTEXT_ROLES, Runtime, make_bus, run_event_loop
 from infra.settings import PostgresDsn, Settings
 from process_managers.saga import OrderFulfillment
 
@@ -694,7 +694,8 @@ class Profiler:
 def run_in_process(mode: str, config: Config, commands: Sequence[PlaceOrder], rate: float) -> dict[str, Any]:
     """Modes a and b: every worker role on one bus in this process's event loop."""
     with fresh_store(mode, config) as settings:
-        return asyncio.run(_in_process(mode, config, settings, commands, rate))
+        # The loop `saga serve` runs in (uvloop where installed).
+        return run_event_loop(_in_process(mode, config, settings, commands, rate))
 
 
 async def _in_process(

@@ -19,7 +19,7 @@ from infra.bootstrap import bootstrap, migrate
 from infra.bus import DeadLetter
 from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
-from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus
+from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
 from infra.settings import Settings
 from infra.timeline_table import timeline_table
 from read_api.app import create_app, create_health_app
@@ -57,7 +57,7 @@ def serve(
     if roles != set(ROLES) and not settings.amqp_url:
         console.print("[red]--role needs AMQP_URL[/]: the in-process bus cannot reach other processes")
         raise typer.Exit(2)
-    asyncio.run(_serve(settings, roles, host or settings.host, port))
+    run_event_loop(_serve(settings, roles, host or settings.host, port))
 
 
 async def _serve(settings: Settings, roles: set[str], host: str, port: int | None) -> None:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.utils import get_topic
 
 from commands.base import ContextApplication, stored_state
 from commands.messages import Envelope
-from commands.translation import to_integration_event
+from commands.translation import TRANSLATIONS, to_integration_event
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
 from infra.leadership import Leadership, SoleLeader
 
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 Outgoing = tuple[str, Envelope]
 Translate = Callable[[str, Notification, Any], list[Outgoing]]
+
+
+PUBLISHED_TOPICS = frozenset(get_topic(cls) for cls in TRANSLATIONS)
+"""The stored topics of the domain events that `integration_messages` publishes; the rest stay home."""
 
 
 def integration_messages(source: str, notification: Notification, event: Any) -> list[Outgoing]:
@@ -168,7 +173,10 @@ class OutboxRelay:
     def _messages(self, notifications: Sequence[Notification]) -> list[Outgoing]:
         outgoing: list[Outgoing] = []
         mapper, raw = self.app.mapper, isinstance(self.translate, FromStoredState)
+        by_topic = self.translate is integration_messages  # what stays home is known by topic alone
         for notification in notifications:
+            if by_topic and notification.topic not in PUBLISHED_TOPICS:
+                continue
             event = stored_state(mapper, notification) if raw else mapper.to_domain_event(notification)
             outgoing += self.translate(self.app.name, notification, event)
         return outgoing
