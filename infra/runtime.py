@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager
@@ -35,12 +36,24 @@ WORKER_PORTS = {"orders": 8001, "payments": 8002, "inventory": 8003, "shipping":
                 "notifications": 8005}
 
 
+GC_YOUNG_THRESHOLD = 50_000
+
+
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a long-lived process's event loop: uvloop where it is installed, else asyncio's own.
 
     A process that runs the roles spends much of its single core in the loop
     itself (AMQP frames, thread hand-offs); uvloop's loop costs less of it.
+
+    Every message makes thousands of short-lived objects (pydantic models,
+    rows, frames) that reference counting frees; the cycle collector's default
+    of a young-generation pass every 700 allocations then costs about a sixth
+    of the process's CPU for nothing. What the process built to start (modules,
+    settings) is frozen out of the collector, and the young generation is
+    collected every GC_YOUNG_THRESHOLD allocations.
     """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     try:
         import uvloop
     except ImportError:  # pragma: no cover - platforms without uvloop
