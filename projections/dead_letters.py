@@ -11,10 +11,9 @@ never has to hold parked messages off their queue to list them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Protocol
 
-from projections.read_model import DeadLetterRow
+from projections.read_model import DeadLetterRow, ParkedMessage
 from projections.store import ReadStore, TableSpec, as_time
 
 TABLE = TableSpec(
@@ -23,26 +22,6 @@ TABLE = TableSpec(
      ("parked_at", "ts")),
     ("id",),
 )
-
-
-class ParkedMessage(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def queue(self) -> str: ...
-
-    @property
-    def message_type(self) -> str: ...
-
-    @property
-    def error(self) -> str: ...
-
-    @property
-    def attempts(self) -> int: ...
-
-    @property
-    def parked_at(self) -> datetime: ...
 
 
 class DeadLetterSource(Protocol):

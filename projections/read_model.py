@@ -132,6 +132,28 @@ class DeadLetterRow:
     parked_at: datetime
 
 
+class ParkedMessage(Protocol):
+    """A message the bus parked, as the bus lists it (both of infra's buses fit)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def message_type(self) -> str: ...
+
+    @property
+    def error(self) -> str: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+    @property
+    def parked_at(self) -> datetime: ...
+
+
 @dataclass(frozen=True)
 class ProjectionStatusRow:
     name: str

@@ -9,8 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from commands.audit import RecordedEvent as RecordedEventModel
-from projections.read_model import ProjectionStatusRow
-from read_api.ports import ParkedMessage
+from projections.read_model import ParkedMessage, ProjectionStatusRow
 
 
 @strawberry.type(description="One stored event, read from the event store itself")

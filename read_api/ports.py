@@ -8,12 +8,12 @@ test) hands it objects of these shapes. `infra.bootstrap.System`, the buses of
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from commands.base import ContextApplication
 from commands.inventory import Inventory
 from commands.orders import Orders
+from projections.read_model import ParkedMessage
 
 ReadyCheck = Callable[[], Awaitable[dict[str, Any]]]
 """Reports whether the stores and the broker behind the API answer: `{"status": "ok", ...}` when they do."""
@@ -30,26 +30,6 @@ class WriteSystem(Protocol):
 
     @property
     def applications(self) -> tuple[ContextApplication, ...]: ...
-
-
-class ParkedMessage(Protocol):
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def queue(self) -> str: ...
-
-    @property
-    def message_type(self) -> str: ...
-
-    @property
-    def error(self) -> str: ...
-
-    @property
-    def attempts(self) -> int: ...
-
-    @property
-    def parked_at(self) -> datetime: ...
 
 
 class DeadLetterDesk(Protocol):

@@ -18,9 +18,8 @@ from commands.base import parse_command
 from commands.inventory import Restock
 from commands.orders import PlaceOrder, RequestCancellation
 from domain.base import DomainError, ValidationError
-from projections.read_model import OrderRow, ProductRow, ReadModel
+from projections.read_model import OrderRow, ParkedMessage, ProductRow, ReadModel
 from read_api.errors import UNAUTHORIZED
-from read_api.ports import ParkedMessage
 from read_api.write_side import WriteSide
 
 MAX_IDEMPOTENCY_KEY = 200

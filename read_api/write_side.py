@@ -20,8 +20,8 @@ from commands.orders import PlaceOrder, RequestCancellation
 from domain.base import NotFoundError
 from domain.order import Order, OrderStatus
 from domain.stock import Stock
-from projections.read_model import AddressRow, OrderItemRow, OrderRow, ProductRow
-from read_api.ports import DeadLetterDesk, ParkedMessage, WriteSystem
+from projections.read_model import AddressRow, OrderItemRow, OrderRow, ParkedMessage, ProductRow
+from read_api.ports import DeadLetterDesk, WriteSystem
 
 
 class BusUnavailableError(RuntimeError):
