@@ -17,6 +17,8 @@ from commands.audit import timeline
 from domain.base import NotFoundError
 from infra.bootstrap import bootstrap, migrate
 from infra.bus import DeadLetter
+from infra.demo import HELP as DEMO_HELP
+from infra.demo import demo
 from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
@@ -33,6 +35,7 @@ app = typer.Typer(
 dlq = typer.Typer(help="List and re-drive parked (dead-lettered) messages.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
 app.add_typer(projections_cli(lambda: bootstrap(Settings())), name="projections")
+app.command(name="demo", help=DEMO_HELP)(demo)
 console = Console(stderr=True)
 out = Console()
 

@@ -1,0 +1,346 @@
+"""`saga demo`: a load generator that drives a running API through GraphQL.
+
+It reads the catalogue once, places N orders C at a time, then follows every
+order until it is COMPLETED or CANCELLED, or until the overall timeout. The
+orders are followed in batches: one GraphQL request asks for up to
+POLL_BATCH orders at once (`o0: order(id: …)`, `o1: …`), every POLL_INTERVAL
+seconds, so following a thousand orders costs a few requests a second, not
+thousands. The summary (outcomes, throughput, place-to-terminal latency) is
+computed by `summarize`, a pure function of the outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+TERMINAL = frozenset({"COMPLETED", "CANCELLED"})
+POLL_INTERVAL = 0.5  # seconds between two rounds of following the unfinished orders
+POLL_BATCH = 50  # orders asked for in one GraphQL request
+REQUEST_TIMEOUT = 15.0  # seconds for one HTTP request
+PLACE_ATTEMPTS = 3  # a request lost on the way is sent again with the same idempotency key
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zipCode": "62701", "country": "US"}
+
+EXIT_ALL_FINISHED = 0
+EXIT_UNFINISHED = 1
+EXIT_UNREACHABLE = 2
+
+PRODUCTS = "query { products { id name } }"
+PLACE = """
+mutation($input: PlaceOrderInput!) {
+  placeOrder(input: $input) { order { id status failureReason } errors { code message field } }
+}"""
+
+
+class UnreachableError(Exception):
+    """The API did not answer, or did not answer as the GraphQL API of this system."""
+
+
+@dataclass
+class Outcome:
+    """What became of one order, as the client saw it."""
+
+    order_id: str | None = None
+    status: str | None = None
+    failure_reason: str | None = None
+    placed_at: float | None = None  # monotonic time of the placeOrder response
+    finished_at: float | None = None  # monotonic time of the response that showed a terminal status
+    error_code: str | None = None  # why placing it failed
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def latency(self) -> float | None:
+        if self.placed_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.placed_at
+
+
+@dataclass(frozen=True)
+class Summary:
+    orders: int
+    placed: int
+    completed: int
+    cancelled: dict[str, int]  # by the failure reason's code: the text before its first ':'
+    unfinished: int  # placed, but not COMPLETED or CANCELLED within the timeout
+    place_errors: dict[str, int]  # by error code; TIMEOUT: not placed before the timeout
+    elapsed: float
+    throughput: float  # finished orders per second of the run
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+    @property
+    def cancelled_total(self) -> int:
+        return sum(self.cancelled.values())
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.cancelled_total
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ALL_FINISHED if self.finished == self.orders else EXIT_UNFINISHED
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least p% of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def reason_code(reason: str | None) -> str:
+    text = (reason or "").split(":", 1)[0].strip()
+    return text or "(no reason)"
+
+
+def summarize(outcomes: Sequence[Outcome], elapsed: float) -> Summary:
+    completed = sum(1 for o in outcomes if o.status == "COMPLETED")
+    cancelled = Counter(reason_code(o.failure_reason) for o in outcomes if o.status == "CANCELLED")
+    # An order without an error and without an id was not placed before the timeout.
+    errors = Counter(o.error_code or "TIMEOUT" for o in outcomes if o.order_id is None)
+    placed = sum(1 for o in outcomes if o.order_id is not None)
+    unfinished = sum(1 for o in outcomes if o.order_id is not None and not o.finished)
+    latencies = [o.latency for o in outcomes if o.latency is not None]
+    finished = completed + sum(cancelled.values())
+    return Summary(
+        orders=len(outcomes), placed=placed, completed=completed,
+        cancelled=dict(sorted(cancelled.items())), unfinished=unfinished,
+        place_errors=dict(sorted(errors.items())), elapsed=elapsed,
+        throughput=finished / elapsed if elapsed > 0 else 0.0,
+        p50=percentile(latencies, 50), p95=percentile(latencies, 95), p99=percentile(latencies, 99),
+    )
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(title=f"saga demo: {summary.orders} order(s) in {summary.elapsed:.1f} s")
+    table.add_column("outcome")
+    table.add_column("value", justify="right")
+    table.add_row("placed", str(summary.placed))
+    table.add_row("completed", str(summary.completed))
+    table.add_row("cancelled", str(summary.cancelled_total))
+    for code, count in summary.cancelled.items():
+        table.add_row(f"  cancelled: {escape(code)}", str(count))
+    table.add_row("unfinished", str(summary.unfinished))
+    table.add_row("placing errors", str(sum(summary.place_errors.values())))
+    for code, count in summary.place_errors.items():
+        table.add_row(f"  error: {escape(code)}", str(count))
+    table.add_row("throughput", f"{summary.throughput:.2f} finished/s")
+    for name, value in (("p50", summary.p50), ("p95", summary.p95), ("p99", summary.p99)):
+        table.add_row(f"latency {name}", "-" if value is None else f"{value * 1000:.0f} ms")
+    return table
+
+
+def finished_line(summary: Summary) -> str:
+    return (f"{summary.finished} of {summary.orders} order(s) finished: {summary.completed} completed, "
+            f"{summary.cancelled_total} cancelled, {summary.unfinished} unfinished, "
+            f"{sum(summary.place_errors.values())} not placed")
+
+
+@dataclass
+class Run:
+    """The state shared by the placing workers and the follower."""
+
+    client: httpx.AsyncClient
+    products: list[str]
+    outcomes: list[Outcome]
+    progress: Progress
+    placed_task: TaskID
+    finished_task: TaskID
+    rng: random.Random
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    placing_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def finish(self, outcome: Outcome, status: str, reason: str | None, at: float) -> None:
+        outcome.status, outcome.failure_reason, outcome.finished_at = status, reason, at
+        self.progress.advance(self.finished_task)
+
+
+async def graphql(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """The `data` of a GraphQL answer; raises httpx errors, or ValueError naming the first GraphQL error."""
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    response.raise_for_status()
+    try:
+        body = response.json()
+    except ValueError:
+        raise ValueError(f"INVALID_RESPONSE: {response.text[:200]}") from None
+    if body.get("errors"):
+        first = body["errors"][0]
+        code = (first.get("extensions") or {}).get("code") or "GRAPHQL_ERROR"
+        raise ValueError(f"{code}: {first.get('message', '')}")
+    return body["data"]
+
+
+async def fetch_products(client: httpx.AsyncClient, url: str) -> list[str]:
+    try:
+        data = await graphql(client, PRODUCTS)
+        products = [str(p["id"]) for p in data["products"]]
+    except httpx.TransportError as error:
+        reason = str(error) or type(error).__name__
+        raise UnreachableError(f"cannot reach the API at --url {url}: {reason}") from None
+    except httpx.HTTPStatusError as error:
+        answer = f"HTTP {error.response.status_code}"
+        raise UnreachableError(f"the API at --url {url} answered the products query with {answer}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise UnreachableError(f"the API at --url {url} did not answer the products query: {error}") from None
+    if not products:
+        raise UnreachableError(f"the API at --url {url} has an empty catalogue; run `saga seed` first")
+    return products
+
+
+def order_input(run: Run, index: int) -> dict[str, Any]:
+    lines = run.rng.sample(run.products, k=min(len(run.products), run.rng.randint(1, 2)))
+    return {
+        "customerId": str(uuid.UUID(int=run.rng.getrandbits(128), version=4)),
+        "idempotencyKey": f"demo-{run.run_id}-{index}",
+        "items": [{"productId": product, "quantity": run.rng.randint(1, 3)} for product in lines],
+        "shippingAddress": ADDRESS,
+    }
+
+
+async def place(run: Run, index: int, slots: asyncio.Semaphore) -> None:
+    outcome = run.outcomes[index]
+    variables = {"input": order_input(run, index)}
+    async with slots:
+        for attempt in range(1, PLACE_ATTEMPTS + 1):
+            try:
+                data = await graphql(run.client, PLACE, variables)
+                break
+            except httpx.TransportError as error:
+                if attempt == PLACE_ATTEMPTS:  # the same idempotency key makes a resend safe
+                    outcome.error_code = type(error).__name__
+                    return
+            except httpx.HTTPStatusError as error:
+                outcome.error_code = f"HTTP_{error.response.status_code}"
+                return
+            except ValueError as error:
+                outcome.error_code = str(error).split(":", 1)[0]
+                return
+    now = time.monotonic()
+    payload = data["placeOrder"]
+    if payload["errors"] or payload["order"] is None:
+        outcome.error_code = payload["errors"][0]["code"] if payload["errors"] else "NO_ORDER"
+        return
+    order = payload["order"]
+    outcome.order_id, outcome.placed_at = str(order["id"]), now
+    run.progress.advance(run.placed_task)
+    if order["status"] in TERMINAL:
+        run.finish(outcome, order["status"], order.get("failureReason"), now)
+
+
+def follow_query(order_ids: Sequence[str]) -> str:
+    fields = " ".join(
+        f"o{i}: order(id: {json.dumps(order_id)}) {{ status failureReason }}"
+        for i, order_id in enumerate(order_ids)
+    )
+    return f"query {{ {fields} }}"
+
+
+async def follow(run: Run) -> None:
+    """Poll the placed, unfinished orders in batches until placing is over and every order is finished."""
+    while True:
+        placing_over = run.placing_done.is_set()
+        pending = [o for o in run.outcomes if o.order_id is not None and not o.finished]
+        for start in range(0, len(pending), POLL_BATCH):
+            batch = pending[start:start + POLL_BATCH]
+            try:
+                data = await graphql(run.client, follow_query([str(o.order_id) for o in batch]))
+            except (httpx.HTTPError, ValueError):
+                continue  # a lost poll is retried next round
+            now = time.monotonic()
+            for i, outcome in enumerate(batch):
+                order = data.get(f"o{i}")
+                if order and order["status"] in TERMINAL:
+                    run.finish(outcome, order["status"], order.get("failureReason"), now)
+        if placing_over and all(o.finished for o in run.outcomes if o.order_id is not None):
+            return
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def place_all(run: Run, concurrency: int) -> None:
+    slots = asyncio.Semaphore(concurrency)
+    try:
+        await asyncio.gather(*(place(run, i, slots) for i in range(len(run.outcomes))))
+    finally:
+        run.placing_done.set()
+
+
+async def run_demo(
+    url: str, orders: int, concurrency: int, within: float, console: Console, seed: int | None = None,
+) -> Summary:
+    """Drive the API at `url`; raises UnreachableError when it cannot even read the catalogue."""
+    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
+    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT, limits=limits) as client:
+        products = await fetch_products(client, url)
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console,
+        )
+        run = Run(
+            client=client, products=products, outcomes=[Outcome() for _ in range(orders)], progress=progress,
+            placed_task=progress.add_task("placed", total=orders),
+            finished_task=progress.add_task("finished", total=orders),
+            rng=random.Random(seed),
+        )
+        started = time.monotonic()
+        with progress:
+            try:
+                async with asyncio.timeout(within):
+                    await asyncio.gather(place_all(run, concurrency), follow(run))
+            except TimeoutError:
+                pass
+        return summarize(run.outcomes, time.monotonic() - started)
+
+
+HELP = (
+    "Load-test a running API: place orders through GraphQL and follow each one to COMPLETED or CANCELLED."
+    "\n\n"
+    "Reads the catalogue once, then places --orders orders (1-2 random products, 1-3 units each, a random "
+    "customer) --concurrency at a time, and polls the unfinished ones in batches until each is finished or "
+    "--timeout runs out. Ends with a summary table: completed, cancelled by reason, unfinished, placing "
+    "errors by code, throughput and place-to-terminal latency (p50, p95, p99)."
+    "\n\n"
+    "Exit code 0 when every order reached COMPLETED or CANCELLED, 1 when some did not (unfinished within "
+    "the timeout, or not placed), 2 when the API at --url cannot be reached."
+)
+
+
+def demo(
+    orders: Annotated[int, typer.Option(min=1, help="How many orders to place.")] = 100,
+    concurrency: Annotated[int, typer.Option(min=1, help="How many placeOrder requests at a time.")] = 10,
+    url: Annotated[str, typer.Option(help="Base URL of the running API.")] = "http://127.0.0.1:8000",
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds for the whole run: placing and following every order.")
+    ] = 120.0,
+) -> None:
+    """Load-test a running API through GraphQL; see HELP."""
+    err = Console(stderr=True)
+    try:
+        summary = asyncio.run(run_demo(url.rstrip("/"), orders, concurrency, timeout, err))
+    except UnreachableError as error:
+        err.print(f"[red]{escape(str(error))}[/]")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    out = Console()
+    out.print(summary_table(summary))
+    out.print(finished_line(summary), soft_wrap=True)
+    raise typer.Exit(summary.exit_code)
