@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,30 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_serve import free_port, wait_for_health
+from tests.e2e.test_serve import embedded_server, free_port
 
 DEMO = (sys.executable, "-m", "infra.cli", "demo")
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
-    env["DATA_DIR"] = str(tmp_path / "data")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(process, base)
+    with embedded_server(tmp_path) as (base, _):
         yield base
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_demo_places_twenty_orders_and_follows_each_to_a_terminal_status(api: str) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -43,26 +44,39 @@ def wait_for_health(process: subprocess.Popen[bytes], base: str, within: float =
     pytest.fail(f"saga serve did not answer /healthz within {within} s")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@contextmanager
+def embedded_server(
+    tmp_path: Path, *, stop_with: signal.Signals = signal.SIGINT, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`saga serve` on the embedded default in `tmp_path`: yields its address once it answers.
+
+    Stops it with `stop_with` at the end and waits for it to exit (killing it after 15 s);
+    its output stays readable on the process's stdout.
+    """
     port = free_port()
-    data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
-    env["DATA_DIR"] = str(data_dir)
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
+    environment |= {"DATA_DIR": str(tmp_path / "data"), **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(process, base)
-        yield base, data_dir
+        yield base, process
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_with)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            raise
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with embedded_server(tmp_path) as (base, _):
+        yield base, tmp_path / "data"
 
 
 def test_serve_answers_health_and_readiness_on_the_embedded_default(served: tuple[str, Path]) -> None:
@@ -91,17 +105,10 @@ FOLLOW = "query($id: ID!) { order(id: $id) { status payment { status } saga { st
 def test_an_order_placed_through_graphql_completes_and_a_sigterm_stops_the_server_cleanly(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
-    env |= {"DATA_DIR": str(tmp_path / "data"), "PAYMENT_FAILURE_RATE": "0", "SHIPPING_FAILURE_RATE": "0",
-            "NOTIFICATION_FAILURE_RATE": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    no_failures = dict.fromkeys(
+        ("PAYMENT_FAILURE_RATE", "SHIPPING_FAILURE_RATE", "NOTIFICATION_FAILURE_RATE"), "0"
     )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(process, base)
+    with embedded_server(tmp_path, stop_with=signal.SIGTERM, **no_failures) as (base, process):
         assert "GraphiQL" in httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}).text
         order = {
             "customerId": "7b0e3c2a-1111-4a55-9c1e-2f3a4b5c6d7e",
@@ -122,13 +129,6 @@ def test_an_order_placed_through_graphql_completes_and_a_sigterm_stops_the_serve
             time.sleep(0.2)
         completed = {"status": "COMPLETED"}
         assert seen == {**completed, "payment": completed, "saga": completed}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
     output = process.stdout.read().decode() if process.stdout else ""
     # The runtime ran down inside the server's lifespan: consumers, relays and the bus were stopped.
     assert "Application shutdown complete" in output, output
