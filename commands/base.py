@@ -10,6 +10,7 @@ and decides again.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -86,6 +87,8 @@ class ContextApplication(Application[UUID]):
     """An eventsourcing application for one bounded context, with exactly-once commands."""
 
     max_conflict_retries: ClassVar[int] = 50
+    # The level of the line saying a message was handled for the first time.
+    handled_log_level: ClassVar[int] = logging.DEBUG
     handlers: ClassVar[dict[type[Command], str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -100,6 +103,8 @@ class ContextApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self._listeners: list[Callable[[int], None]] = []
+        # Each context logs under its own module's name (commands.payments, ...).
+        self.logger = logging.getLogger(type(self).__module__)
         self._unit_of_work: ContextVar[UnitOfWork] = ContextVar(f"unit_of_work_{id(self)}")
 
     def add_listener(self, listener: Callable[[int], None]) -> None:
@@ -157,28 +162,45 @@ class ContextApplication(Application[UUID]):
     ) -> bool:
         """Exactly once per tracking row: decide, then save the events with the row."""
         unit = self._unit_of_work.get(None)
-        if unit is not None:
-            with caused_by(correlation_id, causation_id):
-                unit.add(decide(), tracking)
-            return True
+        with caused_by(correlation_id, causation_id):
+            if unit is not None:
+                aggregates = decide()
+                unit.add(aggregates, tracking)
+                self._log_handled("decided %s, to be saved with its batch", aggregates)
+                return True
+            return self._decide_and_record(tracking, decide)
+
+    def _decide_and_record(self, tracking: Tracking, decide: Callable[[], Sequence[Aggregate]]) -> bool:
         for attempt in range(self.max_conflict_retries):
             try:
-                with caused_by(correlation_id, causation_id):
-                    aggregates = decide()
+                aggregates = decide()
             except DomainError:
                 # A repeat of a message that already changed things may now be refused.
                 if self.has_tracked(tracking):
                     return False
                 raise
+            events = self._event_names(aggregates)  # recording takes the pending events
             try:
                 self.record(aggregates, tracking)
-                return True
             except IntegrityError:
                 # The tracking row makes a repeat collide too, so ask which it was.
                 if self.has_tracked(tracking):
                     return False
                 back_off(attempt)
+                continue
+            self.logger.log(self.handled_log_level, "%s recorded %s", self.name, events)
+            return True
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
+
+    def _log_handled(self, message: str, aggregates: Sequence[Aggregate]) -> None:
+        if self.logger.isEnabledFor(self.handled_log_level):
+            self.logger.log(self.handled_log_level, "%s " + message, self.name, self._event_names(aggregates))
+
+    def _event_names(self, aggregates: Sequence[Aggregate]) -> str:
+        """What a message decided, for the log line saying it was handled (empty when nobody reads it)."""
+        if not self.logger.isEnabledFor(self.handled_log_level):
+            return ""
+        return ", ".join(type(e).__qualname__ for a in aggregates for e in a.pending_events) or "nothing"
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Annotated
@@ -72,6 +73,9 @@ class Orders(ContextApplication):
     """Places orders at catalogue prices and moves them to their end."""
 
     name = "Orders"
+
+    # An order placed, completed or cancelled: a line each is worth reading at INFO.
+    handled_log_level = logging.INFO
 
     def __init__(self, env: Mapping[str, str] | None = None, *, catalogue: Catalogue) -> None:
         super().__init__(env)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Annotated
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from infra.bootstrap import bootstrap, migrate
 from infra.bus import DeadLetter
 from infra.demo import HELP as DEMO_HELP
 from infra.demo import demo
+from infra.logs import configure_logging
 from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
@@ -51,7 +51,7 @@ def serve(
 ) -> None:
     """Run the system: every role in one process, or the roles chosen with --role."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    configure_logging(settings.log_level, json=settings.log_format == "json")
     roles = set(role or ROLES)
     unknown = roles - set(ROLES)
     if unknown:
@@ -74,17 +74,21 @@ async def _serve(settings: Settings, roles: set[str], host: str, port: int | Non
     if "api" in roles:
         assert read_model is not None
         web = create_app(ready=runtime.check, system=system, read_model=read_model, bus=bus,
-                         settings=settings, lifespan=runtime.lifespan)
+                         settings=settings, lifespan=runtime.lifespan, registry=runtime.metrics.registry)
         listen = port or settings.port
     else:
         worker = next((r for r in sorted(roles) if r in WORKER_PORTS), sorted(roles)[0])
-        web = create_health_app(worker, runtime.check, lifespan=runtime.lifespan)
+        web = create_health_app(worker, runtime.check, lifespan=runtime.lifespan,
+                                registry=runtime.metrics.registry)
         listen = port or WORKER_PORTS.get(worker, 8000)
     where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
     console.print(f"[bold]saga[/] {', '.join(sorted(roles))} on http://{host}:{listen} ({where})")
     if "api" in roles:
         console.print(f"GraphiQL at http://{host}:{listen}/graphql")
-    server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower()))
+    # With JSON logs uvicorn's records go through the root handler like every other line.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower(),
+                                           log_config=log_config))
     try:
         await server.serve()
     finally:

@@ -25,6 +25,7 @@ from commands.messages import Envelope
 from commands.translation import TRANSLATIONS, to_integration_event
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
 from infra.leadership import Leadership, SoleLeader
+from infra.metrics import SagaMetrics
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class OutboxRelay:
         window: int = 500,
         poll_interval: float = 0.5,
         leadership: Leadership | None = None,
+        metrics: SagaMetrics | None = None,
     ) -> None:
         self.app = app
         self.leadership = leadership or SoleLeader()
@@ -114,6 +116,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.tracking_name = f"relay:{app.name}"
         self.position: int | None = None
+        self.metrics = metrics
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish until `stopping` is set; wake on saves in this process, poll for the others."""
@@ -155,13 +158,20 @@ class OutboxRelay:
         if not notifications:
             return 0
         outgoing = await asyncio.to_thread(self._messages, notifications)
+        published: dict[str, int] = {}
         for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
             envelopes = [envelope for target, envelope in outgoing if target == exchange]
             if envelopes:
                 await self.bus.publish(exchange, envelopes)
+                published[exchange] = len(envelopes)
         last = notifications[-1].id
         await asyncio.to_thread(self.app.process_recorder.insert_tracking, Tracking(self.tracking_name, last))
         self.position = last
+        if self.metrics is not None:
+            # Counted once the position is recorded, so a window published again after a failure counts once.
+            for exchange, count in published.items():
+                self.metrics.published_envelopes(exchange, count)
+            self.metrics.finished_sagas(notifications)
         return len(notifications)
 
     def lag(self) -> int:

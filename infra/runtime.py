@@ -21,6 +21,7 @@ from infra.bootstrap import System
 from infra.bus import Bus
 from infra.consumers import command_subscription, event_subscription
 from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
+from infra.metrics import SagaMetrics
 from infra.read_store import read_store_opener, save_listener
 from infra.relay import OutboxRelay, Translate, integration_messages, saga_commands
 from infra.settings import Settings
@@ -82,15 +83,21 @@ def make_bus(settings: Settings) -> Bus:
 
 
 class Runtime:
-    """Starts the chosen roles on one bus and stops them together."""
+    """Starts the chosen roles on one bus and stops them together.
 
-    def __init__(self, system: System, bus: Bus, roles: Iterable[str]) -> None:
+    `metrics` counts what the roles do; its registry is what the process's `/metrics` serves.
+    """
+
+    def __init__(
+        self, system: System, bus: Bus, roles: Iterable[str], *, metrics: SagaMetrics | None = None
+    ) -> None:
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
         self.system = system
         self.bus = bus
         self.roles = frozenset(roles)
+        self.metrics = metrics or SagaMetrics()
         self.stopping = asyncio.Event()
         self.relays: list[OutboxRelay] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,9 +140,10 @@ class Runtime:
         for role in CONTEXT_ROLES:
             if role in self.roles:
                 app = getattr(self.system, role)
-                await self.bus.subscribe(command_subscription(app, role))
+                await self.bus.subscribe(self.metrics.instrumented(command_subscription(app, role)))
         if "saga" in self.roles:
-            await self.bus.subscribe(event_subscription(self.system.sagas, self.system.sagas))
+            sagas = self.system.sagas
+            await self.bus.subscribe(self.metrics.instrumented(event_subscription(sagas, sagas)))
             self._spawn(self._fire_deadlines())
         if "relay" in self.roles:
             outboxes: list[tuple[ContextApplication, Translate]] = [
@@ -143,8 +151,10 @@ class Runtime:
             ]
             outboxes.append((self.system.sagas, saga_commands))
             for app, translate in outboxes:
-                leadership = self._leadership(app.name)
-                self.relays.append(OutboxRelay(app, self.bus, translate, leadership=leadership))
+                relay = OutboxRelay(app, self.bus, translate, leadership=self._leadership(app.name),
+                                    metrics=self.metrics)
+                self.metrics.watch_lag(app.name, relay)
+                self.relays.append(relay)
             for relay in self.relays:
                 self._spawn(relay.run(self.stopping))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -64,6 +64,7 @@ class Settings(BaseSettings):
 
     admin_token: str | None = None
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field("text", description="json: one JSON object per log line")
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -87,6 +88,11 @@ class Settings(BaseSettings):
     rabbitmq_port: int = 5672
     rabbitmq_user: str = "guest"
     rabbitmq_password: str = "guest"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url", "amqp_url", mode="before")
     @classmethod

@@ -31,6 +31,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Decisions worth a line at INFO: each that sends a command, and each that ends a step or the saga
+# badly or for good. The rest (a step succeeded, compensation began) are at DEBUG.
+_NOTEWORTHY = (
+    OrderFulfillment.StepRequested, OrderFulfillment.CompensationRequested,
+    OrderFulfillment.StockCommitRequested, OrderFulfillment.CompletionRequested,
+    OrderFulfillment.CancellationRequested, OrderFulfillment.StepFailed, OrderFulfillment.StepTimedOut,
+    OrderFulfillment.StepCompensated, OrderFulfillment.Completed, OrderFulfillment.Compensated,
+)
+
+
+def _log_decisions(heard: m.IntegrationEvent | str, decided: Sequence[object]) -> None:
+    """One line per message the saga hears, inside its `caused_by`, so the line carries the ids."""
+    level = logging.INFO if any(isinstance(e, _NOTEWORTHY) for e in decided) else logging.DEBUG
+    if log.isEnabledFor(level):
+        what = heard if isinstance(heard, str) else type(heard).__name__
+        log.log(level, "saga heard %s; decided %s", what,
+                ", ".join(type(e).__name__ for e in decided) or "nothing")
+
+
 class SagaNotFoundError(NotFoundError):
     code = "SAGA_NOT_FOUND"
 
@@ -93,6 +112,7 @@ class Sagas(ContextApplication):
             saga = self.find_saga(order_id)
             if saga is None or not saga.time_out(name, attempt, at, step_timeout=self.step_timeout):
                 return []
+            _log_decisions(f"the deadline of {name} attempt {attempt}", saga.pending_events)
             return [saga]
 
         causation = f"OrderFulfillment:deadline:{name}:{attempt}"
@@ -113,10 +133,14 @@ class Sagas(ContextApplication):
     def _hear(self, event: m.IntegrationEvent) -> list[OrderFulfillment]:
         saga, now = self.find_saga(event.order_id), self.clock()
         if saga is not None:
+            already = len(saga.pending_events)  # a batch may have changed this saga before
             saga.on(event, now=now, step_timeout=self.step_timeout)
+            _log_decisions(event, saga.pending_events[already:])
             return [saga]
         if isinstance(event, m.OrderPlaced):
-            return [OrderFulfillment.start(event, now=now, step_timeout=self.step_timeout)]
+            saga = OrderFulfillment.start(event, now=now, step_timeout=self.step_timeout)
+            _log_decisions(event, saga.pending_events)
+            return [saga]
         if isinstance(event, m.OrderCancellationRequested):
             raise SagaNotStartedError(f"order {event.order_id} is to be cancelled before its saga started")
         log.info("no saga for order %s; %s ignored", event.order_id, type(event).__name__)

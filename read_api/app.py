@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from strawberry.fastapi import GraphQLRouter
 
 from projections.read_model import ReadModel
@@ -52,6 +53,7 @@ def create_app(
     settings: ApiSettings | None = None,
     limits: ApiLimits = ApiLimits(),
     lifespan: Lifespan | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """Build the API: GraphQL at /graphql, the old REST routes, health, readiness and metrics.
 
@@ -60,11 +62,12 @@ def create_app(
     gives the admin token. Without a system and a read model only health,
     readiness and metrics are served. `ready` reports whether the stores and
     the broker answer; readiness adds whether the projections do. `lifespan`
-    runs what the process does beside serving (its consumers, relays, projector).
+    runs what the process does beside serving (its consumers, relays, projector);
+    `registry` holds that work's metrics, served at /metrics beside the API's.
     """
     if (system is None) != (read_model is None):
         raise ValueError("the API needs both a system and a read model, or neither")
-    metrics = Metrics()
+    metrics = Metrics(registry)
     api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan)
     add_health_routes(api, _with_projections(ready, read_model))
     api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
@@ -91,17 +94,24 @@ def create_app(
     return api
 
 
-def create_health_app(role: str, ready: ReadyCheck, *, lifespan: Lifespan | None = None) -> FastAPI:
-    """What a worker role serves on its own port: its health, for probes and load balancers."""
+def create_health_app(
+    role: str, ready: ReadyCheck, *, lifespan: Lifespan | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """What a worker role serves on its own port: its health for probes, and its metrics at /metrics."""
     api = FastAPI(title=f"Saga shop {role} worker", version="0.1.0", lifespan=lifespan)
     add_health_routes(api, ready, role=role)
+    metrics = Metrics(registry)
+    api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
+    api.add_middleware(MetricsMiddleware, metrics=metrics)
     return api
 
 
 def _metrics_endpoint(metrics: Metrics) -> Any:
     async def exposition() -> Response:
         """Prometheus metrics in the text format."""
-        body, content_type = metrics.exposition()
+        # Collecting reads the relays' positions from their stores: not on the event loop.
+        body, content_type = await asyncio.to_thread(metrics.exposition)
         return Response(body, media_type=content_type)
 
     return exposition

@@ -2,9 +2,10 @@
 
 Each app has its own registry, so several apps in one process (tests, a worker
 beside the API) never collide on a metric name, and `/metrics` shows this app's.
-Labels are bounded: routes are their templates (`/api/v1/orders/{id}`), not
-the paths requested, and an operation name a client chose is kept only when it
-looks like a name.
+The process's own metrics (consumers, relays), kept in a registry of the
+process's, are served beside this app's. Labels are bounded: routes are their
+templates (`/api/v1/orders/{id}`), not the paths requested, and an operation
+name a client chose is kept only when it looks like a name.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, process: CollectorRegistry | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.process = process
         self.http_requests = Counter(
             "http_requests_total", "HTTP requests answered", ["method", "route", "status"],
             registry=self.registry,
@@ -42,7 +44,10 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The metrics in Prometheus' text format, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        body = generate_latest(self.registry)
+        if self.process is not None:
+            body += generate_latest(self.process)
+        return body, CONTENT_TYPE_LATEST
 
     def graphql_extension(self) -> Callable[[], SchemaExtension]:
         """A factory of the schema extension that counts operations; one extension per operation."""

@@ -13,6 +13,7 @@ from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
 from infra.bus import Bus
 from infra.memory_bus import InProcessBus
+from infra.metrics import SagaMetrics
 from infra.runtime import CONTEXT_ROLES, Runtime
 from infra.settings import Settings
 from process_managers.saga import OrderFulfillment
@@ -35,13 +36,14 @@ def test_bus() -> InProcessBus:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, bus: Bus | None = None, *, roles: Iterable[str] = WORKER_ROLES, **overrides: Any
+    settings: Settings, bus: Bus | None = None, *, roles: Iterable[str] = WORKER_ROLES,
+    metrics: SagaMetrics | None = None, **overrides: Any
 ) -> AsyncIterator[System]:
     # The outside world succeeds unless a test says otherwise.
     world = {"gateway": FakeGateway(), "carrier": FakeCarrier(), "notifier": FakeNotifier()}
     system = bootstrap(settings, **{**world, **overrides})
     system.inventory.seed()
-    runtime = Runtime(system, bus or test_bus(), roles)
+    runtime = Runtime(system, bus or test_bus(), roles, metrics=metrics)
     await runtime.start()
     try:
         yield system

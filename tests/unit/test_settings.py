@@ -62,3 +62,13 @@ def test_failure_rates_outside_zero_to_one_are_refused() -> None:
 def test_every_message_is_tracked_by_its_own_row_so_out_of_order_delivery_is_kept() -> None:
     env = application_env(Settings(_env_file=None, database_url="memory://"), "Orders")
     assert env["SINGLE_ROW_TRACKING"] == "n"
+
+
+def test_log_format_is_text_by_default_and_json_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    assert Settings(_env_file=None).log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    assert Settings(_env_file=None).log_format == "json"
+    monkeypatch.setenv("LOG_FORMAT", "yaml")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings(_env_file=None)
