@@ -7,10 +7,11 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 from strawberry.fastapi import GraphQLRouter
 
@@ -27,6 +28,7 @@ from read_api.write_side import WriteSide
 __all__ = ["ApiLimits", "ReadyCheck", "create_app", "create_health_app"]
 
 PROJECTIONS_PROBE_SECONDS = 3.0
+DASHBOARD = Path(__file__).with_name("dashboard.html")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -55,7 +57,7 @@ def create_app(
     lifespan: Lifespan | None = None,
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
-    """Build the API: GraphQL at /graphql, the old REST routes, health, readiness and metrics.
+    """Build the API: GraphQL at /graphql, the dashboard, the old REST routes, health, readiness and metrics.
 
     `system` receives the mutations' commands and answers audits; `read_model`
     answers queries; `bus` lists and re-drives parked messages; `settings`
@@ -89,6 +91,7 @@ def create_app(
         api.include_router(graphql, prefix="/graphql")
         api.include_router(rest_router(services))
         install_rest_errors(api)
+        add_dashboard_routes(api)
     api.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
     api.add_middleware(MetricsMiddleware, metrics=metrics)
     return api
@@ -133,6 +136,19 @@ def _with_projections(ready: ReadyCheck, read_model: ReadModel | None) -> ReadyC
         return report
 
     return check
+
+
+def add_dashboard_routes(api: FastAPI) -> None:
+    """The saga dashboard at /dashboard, and / sending people there: one page that talks to /graphql."""
+    page = DASHBOARD.read_text(encoding="utf-8")
+
+    @api.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @api.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard", status_code=307)
 
 
 def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> None:

@@ -1,0 +1,66 @@
+"""The dashboard in a real browser: headless Chromium places a test order and watches its saga complete."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import unavailable
+from tests.e2e.test_serve import embedded_server
+
+PLACED = "[data-placed-order-id]"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        unavailable("Headless Chromium", "chromium or chromedriver is not installed")
+    assert chromium is not None and driver is not None
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1440,900"):
+        options.add_argument(argument)
+    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def test_a_test_order_placed_from_the_dashboard_is_shown_completed_with_its_saga(
+    browser: WebDriver, tmp_path: Path,
+) -> None:
+    with embedded_server(tmp_path, PAYMENT_FAILURE_RATE="0", SHIPPING_FAILURE_RATE="0",
+                         NOTIFICATION_FAILURE_RATE="0") as (base, _):
+        browser.get(f"{base}/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(ready.url_to_be(f"{base}/dashboard"))
+        wait.until(ready.text_to_be_present_in_element((By.ID, "connection"), "connected"))
+        try:
+            browser.find_element(By.ID, "place-order").click()
+            message = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, PLACED)))
+            order_id = message.get_attribute("data-placed-order-id")
+            completed = f'tr[data-order-id="{order_id}"][data-status="COMPLETED"]'
+            wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, completed)))
+            wait.until(ready.presence_of_element_located(
+                (By.CSS_SELECTOR, '#detail-saga[data-status="COMPLETED"]')))
+            detail = browser.find_element(By.ID, "detail").text
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    assert order_id is not None and order_id in detail
+    for step in ("payment", "inventory", "shipping", "notification"):
+        assert step in detail
+    assert "Step Succeeded · payment" in detail
