@@ -33,6 +33,8 @@ class Envelope(BaseModel):
     position: int
     routing_key: str
     payload: dict[str, Any]
+    trace: dict[str, str] | None = None
+    """W3C trace context (`traceparent`, `tracestate`), so every hop of an order shares one trace."""
 
 
 class IntegrationEvent(BaseModel):

@@ -24,6 +24,7 @@ from infra.read_store import migrate_read_store
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
 from infra.settings import Settings
 from infra.timeline_table import timeline_table
+from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ def serve(
     """Run the system: every role in one process, or the roles chosen with --role."""
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_format == "json")
+    configure_tracing()
     roles = set(role or ROLES)
     unknown = roles - set(ROLES)
     if unknown:

@@ -9,6 +9,12 @@ A batch of deliveries is handled in one transaction when it can be; if any of
 it fails, the batch is handled again one message at a time, so one bad message
 costs only itself. Business refusals can never succeed by retrying and are
 parked; anything else (a conflict, a database that is down) is retried.
+
+Each delivery is handled inside its own consumer span, a child of the span its
+envelope's trace context names (see `infra.tracing`): one span per delivery
+rather than per batch, because a batch mixes orders and so traces, and a span
+per message is what shows an order's path. With no tracer provider installed
+the spans are skipped entirely.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from eventsourcing.persistence import Tracking
 from pydantic import ValidationError as PydanticValidationError
 
 from commands.base import ConcurrencyError, ContextApplication
-from commands.messages import INTEGRATION_EVENTS, IntegrationEvent
+from commands.messages import INTEGRATION_EVENTS, Envelope, IntegrationEvent
 from domain.base import DomainError
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, BatchHandler, Delivery, Outcome, Subscription
+from infra.tracing import handling
 
 log = logging.getLogger(__name__)
 
@@ -90,24 +97,31 @@ def event_subscription(
 def batch_handler(app: ContextApplication, parse: Parse, apply: Apply) -> BatchHandler:
     # The event store's client is synchronous: a batch runs in one worker thread.
     async def handle(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-        return await asyncio.to_thread(handle_batch, app, [parse(d) for d in deliveries], apply)
+        envelopes = [d.envelope for d in deliveries]
+        return await asyncio.to_thread(handle_batch, app, [parse(d) for d in deliveries], apply, envelopes)
 
     return handle
 
 
-def handle_batch(app: ContextApplication, parsed: list[Any], apply: Apply) -> list[Outcome]:
-    messages = [message for message in parsed if not isinstance(message, Outcome)]
+def handle_batch(
+    app: ContextApplication, parsed: list[Any], apply: Apply, envelopes: Sequence[Envelope] | None = None
+) -> list[Outcome]:
+    # The envelopes, in the order of `parsed`, give each message its trace span.
+    paired: Sequence[Envelope | None] = envelopes or [None] * len(parsed)
+    traced = list(zip(parsed, paired, strict=True))
+    messages = [(m, e) for m, e in traced if not isinstance(m, Outcome)]
     if len(messages) > 1:
         try:
             with app.unit_of_work():
-                app.preload(app.streams_of_orders(_order_ids(messages)))
-                for message in messages:
-                    apply(message)
+                app.preload(app.streams_of_orders(_order_ids([m for m, _ in messages])))
+                for message, envelope in messages:
+                    with handling(envelope):
+                        apply(message)
         except Exception as error:
             log.debug("a batch of %d fell back to one by one: %r", len(messages), error)
         else:
             return [m if isinstance(m, Outcome) else Outcome.done() for m in parsed]
-    return [m if isinstance(m, Outcome) else handle_one(apply, m) for m in parsed]
+    return [m if isinstance(m, Outcome) else handle_one(apply, m, e) for m, e in traced]
 
 
 def _order_ids(messages: list[Any]) -> set[UUID]:
@@ -116,9 +130,10 @@ def _order_ids(messages: list[Any]) -> set[UUID]:
     return {order_id for order_id in found if isinstance(order_id, UUID)}
 
 
-def handle_one(apply: Apply, message: Any) -> Outcome:
+def handle_one(apply: Apply, message: Any, envelope: Envelope | None = None) -> Outcome:
     try:
-        apply(message)
+        with handling(envelope):
+            apply(message)
     except ConcurrencyError as error:
         return Outcome.retry(str(error))
     except DomainError as error:

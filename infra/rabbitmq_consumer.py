@@ -182,6 +182,8 @@ def envelope_headers(envelope: Envelope) -> dict[str, FieldValue]:
     }
     if envelope.causation_id is not None:
         headers["causation_id"] = envelope.causation_id
+    if envelope.trace:
+        headers.update(envelope.trace)
     return headers
 
 

@@ -26,6 +26,7 @@ from commands.translation import TRANSLATIONS, to_integration_event
 from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
 from infra.leadership import Leadership, SoleLeader
 from infra.metrics import SagaMetrics
+from infra.tracing import traced
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def integration_messages(source: str, notification: Notification, event: Any) ->
     fact = to_integration_event(event)
     if fact is None:
         return []
-    return [(EVENTS_EXCHANGE, Envelope(
+    return [(EVENTS_EXCHANGE, traced(Envelope(
         message_id=f"{source}:{notification.id}",
         type=type(fact).__name__,
         kind="event",
@@ -54,7 +55,7 @@ def integration_messages(source: str, notification: Notification, event: Any) ->
         position=notification.id,
         routing_key=fact.routing_key(),
         payload=fact.model_dump(mode="json"),
-    ))]
+    )))]
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def _saga_commands(source: str, notification: Notification, state: dict[str, Any
     command = state.get("command")
     if command is None:
         return []
-    return [(COMMANDS_EXCHANGE, Envelope(
+    # Its trace parent is what the saga heard, not the saga event that carries it.
+    return [(COMMANDS_EXCHANGE, traced(Envelope(
         message_id=f"{source}:{notification.id}",
         type=command["type"],
         kind="command",
@@ -87,7 +89,7 @@ def _saga_commands(source: str, notification: Notification, state: dict[str, Any
         position=notification.id,
         routing_key=f"{command['context']}.{command['type']}",
         payload=command["payload"],
-    ))]
+    ), cause=state.get("causation_id")))]
 
 
 saga_commands = FromStoredState(_saga_commands)
