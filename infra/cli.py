@@ -1,71 +1,218 @@
-"""The `saga` command line."""
+"""The `saga` command line.
+
+What an exit status means is decided once, in `ExitCode`, and every command
+uses it: an expected failure (a bad argument, an unknown id, a server that does
+not answer) ends with one line on stderr naming what was wrong, never a
+traceback. The database and the broker are tried before any work, with a short
+timeout, so an unreachable one is named at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import IntEnum
+from typing import Annotated, NoReturn
+from urllib.parse import urlsplit
 from uuid import UUID
 
+import aio_pika
+import psycopg
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
 from commands.audit import timeline
 from domain.base import NotFoundError
-from infra.bootstrap import bootstrap, migrate
-from infra.bus import DeadLetter
+from infra.bootstrap import System, bootstrap, migrate
+from infra.bus import Bus, DeadLetter
+from infra.consumers import SAGA_QUEUE
 from infra.demo import HELP as DEMO_HELP
-from infra.demo import demo
+from infra.demo import EmptyCatalogueError, UnreachableError, finished_line, run_demo, summary_table
 from infra.logs import configure_logging
 from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
-from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
+from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
 from infra.settings import Settings
 from infra.timeline_table import timeline_table
 from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
 
+
+class ExitCode(IntEnum):
+    """What the exit status of every `saga` command means."""
+
+    OK = 0
+    FAILED = 1  # what was asked for went wrong: `demo` orders not placed or not finished in time
+    USAGE = 2  # click's own for a bad option or argument; a bad environment variable too
+    UNREACHABLE = 3  # the database, the broker or the API did not answer
+    NOT_FOUND = 4  # no such order or parked message
+
+
+CONNECT_TIMEOUT = 5  # seconds to wait for the database or the broker before giving up
+QUEUES = (*CONTEXT_ROLES, SAGA_QUEUE)
+DATABASE = ("Reads DATABASE_URL (PostgreSQL); unset, the SQLite files under DATA_DIR (default ./data), "
+            "as the embedded `saga serve` keeps them.")
+BROKER = ("Reads AMQP_URL and BUS_NAMESPACE (RabbitMQ); unset, the in-process bus's queues in "
+          "DATA_DIR/bus.sqlite, which the embedded `saga serve` shares with this command.")
+
+
+def paragraphs(*texts: str) -> str:
+    # Typer keeps single line breaks in help text: each paragraph is one line here.
+    return "\n\n".join(texts)
+
+
+def exit_codes(*meanings: str) -> str:
+    return "Exit codes:\n" + "\n".join(f"  {meaning}" for meaning in meanings)
+
+
+BAD_ENV = "2  a bad option, argument or environment variable"
+NO_DATABASE = "3  cannot reach the database (DATABASE_URL)"
+NO_BROKER = "3  cannot reach the broker (AMQP_URL)"
+
 app = typer.Typer(
     name="saga",
-    help="Run and operate the event-sourced order system.",
+    help=paragraphs(
+        "Run and operate the event-sourced order system.",
+        "Every command reads its configuration from environment variables, or a .env file in the current "
+        "directory: DATABASE_URL (PostgreSQL; unset, SQLite files under DATA_DIR, default ./data), AMQP_URL "
+        "(RabbitMQ; unset, the in-process bus), the failure rates and the rest of the README's "
+        "Configuration table. `saga COMMAND --help` says what each command reads and does.",
+        "Start here:\n  saga serve                 the whole system, GraphiQL at http://127.0.0.1:8000/graphql\n"
+        "  saga demo --orders 100     in another shell: place orders and see what became of them",
+    ),
+    epilog=exit_codes(
+        "0  done",
+        "1  what was asked for went wrong (saga demo: an order not placed or not finished in time)",
+        BAD_ENV,
+        "3  cannot reach the database, the broker or the API",
+        "4  not found: no such order or parked message",
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
-dlq = typer.Typer(help="List and re-drive parked (dead-lettered) messages.", no_args_is_help=True)
-app.add_typer(dlq, name="dlq")
-app.add_typer(projections_cli(lambda: bootstrap(Settings())), name="projections")
-app.command(name="demo", help=DEMO_HELP)(demo)
 console = Console(stderr=True)
 out = Console()
 
 
-@app.command()
+def fail(code: ExitCode, message: str) -> NoReturn:
+    """End the command with `code`, saying on stderr what was wrong."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            ".".join(str(part).upper() for part in problem["loc"]) + ": " + problem["msg"]
+            if problem["loc"] else problem["msg"].removeprefix("Value error, ")
+            for problem in error.errors()
+        )
+        fail(ExitCode.USAGE, f"bad configuration: {problems}")
+
+
+def reach_database(settings: Settings) -> None:
+    """Fail with UNREACHABLE, naming the server, unless the PostgreSQL of DATABASE_URL answers."""
+    dsn = settings.postgres
+    if dsn is None:
+        return
+    try:
+        psycopg.connect(dsn.url, connect_timeout=CONNECT_TIMEOUT).close()
+    except psycopg.OperationalError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = f"postgresql://{dsn.user}@{dsn.host}:{dsn.port}/{dsn.dbname}"
+        fail(ExitCode.UNREACHABLE, f"cannot reach the database at {where} (DATABASE_URL): {reason}")
+
+
+def open_system() -> System:
+    settings = load_settings()
+    reach_database(settings)
+    return bootstrap(settings)
+
+
+async def reach_broker(settings: Settings) -> None:
+    """Fail with UNREACHABLE, naming the broker, unless the RabbitMQ of AMQP_URL answers."""
+    if settings.amqp_url:
+        try:
+            connection = await aio_pika.connect(settings.amqp_url, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            _broker_unreachable(settings, error)
+        await connection.close()
+
+
+@asynccontextmanager
+async def started_bus(settings: Settings) -> AsyncIterator[Bus]:
+    bus = make_bus(settings)
+    try:
+        await bus.start()
+    except (OSError, TimeoutError) as error:
+        _broker_unreachable(settings, error)
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+def _broker_unreachable(settings: Settings, error: BaseException) -> NoReturn:
+    parts = urlsplit(settings.amqp_url or "")
+    where = f"amqp://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+    reason = str(error) or type(error).__name__
+    fail(ExitCode.UNREACHABLE, f"cannot reach the broker at {where} (AMQP_URL): {reason}")
+
+
+@app.command(
+    help=paragraphs(
+        "Run the system: every role in one process, or only the roles chosen with --role.",
+        "With neither DATABASE_URL nor AMQP_URL this is the embedded default: SQLite files under DATA_DIR "
+        "(default ./data), the in-process bus, the seed catalogue listed on the first start, and the API "
+        "with GraphiQL at /graphql. With DATABASE_URL (PostgreSQL) and AMQP_URL (RabbitMQ) each role can run "
+        "in a process of its own, in as many copies as you like: run `saga migrate` once, then start each "
+        "with CREATE_TABLE=n. The api role serves GraphQL, REST, /healthz, /readyz and /metrics; a worker "
+        "role serves /api/v1/health and /metrics on its own port. Runs until Ctrl-C or SIGTERM.",
+        "Examples:\n  saga serve\n  saga serve --host 0.0.0.0 --port 8080\n"
+        "  CREATE_TABLE=n saga serve --role payments --port 8012",
+    ),
+    epilog=exit_codes(
+        "0  stopped by Ctrl-C or SIGTERM", "1  the server did not start (a port in use, ...)",
+        "2  an unknown --role, --role without AMQP_URL, or a bad environment variable",
+        "3  cannot reach the database (DATABASE_URL) or the broker (AMQP_URL) at start",
+    ),
+)
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: 8000, or the worker role's own).")] = None,
-    role: Annotated[
-        list[str] | None,
-        typer.Option(help=f"Run only this role (repeatable): {', '.join(ROLES)}. Default: all."),
-    ] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Interface to listen on; 0.0.0.0 for every one. Default: HOST, else 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help=(
+        "Port to listen on. Default for the api: PORT, else 8000; for a worker role its own: orders 8001, "
+        "payments 8002, inventory 8003, shipping 8004, notifications 8005, saga, relay and projector 8000."
+    ))] = None,
+    role: Annotated[list[str] | None, typer.Option(metavar="ROLE", help=(
+        f"Run only this role; repeat it for several: {', '.join(ROLES)}. Default: every role. "
+        "Roles in separate processes need AMQP_URL."
+    ))] = None,
 ) -> None:
-    """Run the system: every role in one process, or the roles chosen with --role."""
-    settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_format == "json")
-    configure_tracing()
+    settings = load_settings()
     roles = set(role or ROLES)
     unknown = roles - set(ROLES)
     if unknown:
-        console.print(f"[red]unknown role {', '.join(sorted(unknown))}[/]; choose from {', '.join(ROLES)}")
-        raise typer.Exit(2)
+        fail(ExitCode.USAGE, f"--role: no role {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
     if roles != set(ROLES) and not settings.amqp_url:
-        console.print("[red]--role needs AMQP_URL[/]: the in-process bus cannot reach other processes")
-        raise typer.Exit(2)
-    run_event_loop(_serve(settings, roles, host or settings.host, port))
+        fail(ExitCode.USAGE, "--role needs AMQP_URL: the in-process bus cannot reach other processes")
+    configure_logging(settings.log_level, json=settings.log_format == "json")
+    configure_tracing()
+    reach_database(settings)
+    if not run_event_loop(_serve(settings, roles, host or settings.host, port)):
+        fail(ExitCode.FAILED, "the server did not start; see the log above")
 
 
-async def _serve(settings: Settings, roles: set[str], host: str, port: int | None) -> None:
+async def _serve(settings: Settings, roles: set[str], host: str, port: int | None) -> bool:
+    """Serve until stopped; False when the server did not start."""
+    await reach_broker(settings)
     system = bootstrap(settings)
     if settings.is_embedded:
         # The embedded default needs no setup: its first start lists the seed catalogue.
@@ -93,63 +240,157 @@ async def _serve(settings: Settings, roles: set[str], host: str, port: int | Non
                                            log_config=log_config))
     try:
         await server.serve()
+        if not server.started:
+            await runtime.stop()  # a lifespan that failed to start never stops what it opened
+        return server.started
+    except SystemExit:  # uvicorn's own exit when it cannot listen, once its lifespan has ended
+        return False
     finally:
         system.close()
 
 
-@app.command(name="migrate")
+@app.command(
+    name="migrate",
+    help=paragraphs(
+        "Create every table once: the event stores' and the read store's.",
+        "Run it once before starting services with CREATE_TABLE=n, so that replicas never race to create "
+        "tables. Tables that exist are left alone, so running it again changes nothing. With "
+        "DATABASE_URL=postgresql://...?schema=name the schema is created first. " + DATABASE,
+    ),
+    epilog=exit_codes("0  the tables are ready", BAD_ENV, NO_DATABASE),
+)
 def migrate_command() -> None:
-    """Create every table once (event stores, read store); services then start with CREATE_TABLE=n."""
-    settings = Settings()
+    settings = load_settings()
+    reach_database(settings)
     names = migrate(settings)
     console.print(f"event store tables ready for {', '.join(names)}")
     projections = asyncio.run(migrate_read_store(settings))
     console.print(f"read store tables ready for {', '.join(projections)}")
 
 
-@app.command()
+@app.command(
+    help=paragraphs(
+        "Load the seed catalogue: five products and their stock.",
+        "Products already in the catalogue are left alone, so running it again adds nothing. The embedded "
+        "`saga serve` seeds on its first start; against PostgreSQL, run it once after `saga migrate`. "
+        + DATABASE,
+    ),
+    epilog=exit_codes("0  the catalogue is listed", BAD_ENV, NO_DATABASE),
+)
 def seed() -> None:
-    """Load the seed catalogue (idempotent: products already listed are left alone)."""
-    with bootstrap(Settings()) as system:
+    with open_system() as system:
         listed = system.inventory.seed()
     console.print(f"seed catalogue: {listed} product(s) listed")
 
 
-@app.command()
-def audit(
-    order_id: Annotated[
-        str, typer.Argument(metavar="ORDER_ID", help="The order's id, as placeOrder returned it.")
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event, for machines.")] = False,
+@app.command(
+    help=DEMO_HELP,
+    epilog=exit_codes(
+        "0  every order was placed and reached COMPLETED or CANCELLED (a cancellation is an outcome)",
+        "1  some order could not be placed, or was not COMPLETED or CANCELLED within --timeout; "
+        "or the API has no products",
+        "2  a bad option",
+        "3  cannot reach the API at --url, or it did not answer as this system's GraphQL API",
+    ),
+)
+def demo(
+    orders: Annotated[int, typer.Option(min=1, help="How many orders to place.")] = 100,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="How many placeOrder requests are in flight at a time.")] = 10,
+    url: Annotated[str, typer.Option(help="Base URL of the running API (without /graphql).")] = (
+        "http://127.0.0.1:8000"),
+    timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds for the whole run, placing and following every order; "
+                      "orders not finished by then count as unfinished.")] = 120.0,
 ) -> None:
-    """Show every event of one order, from all its streams, in the order they were recorded."""
-    order = _parse_order_id(order_id)
-    with bootstrap(Settings()) as system:
+    try:
+        summary = asyncio.run(run_demo(url.rstrip("/"), orders, concurrency, timeout, console))
+    except UnreachableError as error:
+        fail(ExitCode.UNREACHABLE, str(error))
+    except EmptyCatalogueError as error:
+        fail(ExitCode.FAILED, str(error))
+    out.print(summary_table(summary))
+    out.print(finished_line(summary), soft_wrap=True)
+    if not summary.all_finished:
+        not_placed = summary.orders - summary.placed
+        fail(ExitCode.FAILED, f"{summary.unfinished} order(s) not COMPLETED or CANCELLED within --timeout "
+                              f"{timeout:g} s, {not_placed} not placed")
+
+
+def _order_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an order id (a UUID)") from None
+
+
+@app.command(
+    help=paragraphs(
+        "Show every event of one order, from all its streams, in the order they were recorded.",
+        "The order's stream, its payment, reservation, shipment, notification and saga: one row per event "
+        "with its time (UTC), stream, version, type, correlation and causation and a summary; failures in "
+        "red, compensations in yellow, the completion in green. With --json, one JSON object per event on "
+        "stdout instead, with whole ids. " + DATABASE,
+        "Examples:\n  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a\n"
+        "  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a --json | jq -r .type",
+    ),
+    epilog=exit_codes("0  the timeline is shown", "2  ORDER_ID is not a UUID, or a bad environment variable",
+                      NO_DATABASE, "4  no order has that id"),
+)
+def audit(
+    order_id: Annotated[UUID, typer.Argument(
+        metavar="ORDER_ID", parser=_order_id, show_default=False,
+        help="The order's id (a UUID), as placeOrder returned it.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per event on stdout, for jq and other programs.")] = False,
+) -> None:
+    with open_system() as system:
         try:
-            entries = timeline(system, order)
+            entries = timeline(system, order_id)
         except NotFoundError as error:
-            console.print(f"[red]ORDER_ID: {escape(error.message)}[/]")
-            raise typer.Exit(1) from None
+            fail(ExitCode.NOT_FOUND, f"{error.message} (ORDER_ID)")
     if as_json:
         for entry in entries:
             typer.echo(entry.model_dump_json())
         return
-    out.print(timeline_table(order, entries))
+    out.print(timeline_table(order_id, entries))
     console.print(f"{len(entries)} event(s) from {len({e.stream_id for e in entries})} stream(s)")
 
 
-def _parse_order_id(order_id: str) -> UUID:
-    try:
-        return UUID(order_id)
-    except ValueError:
-        console.print(f"[red]ORDER_ID: {escape(repr(order_id))} is not an order id[/] (a UUID)")
-        raise typer.Exit(1) from None
+dlq = typer.Typer(
+    help=paragraphs(
+        "List and re-drive parked (dead-lettered) messages.",
+        "A message is parked after its last retry, or at once when it cannot be parsed or the domain "
+        "refuses it. " + BROKER,
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(dlq, name="dlq")
 
 
-@dlq.command(name="list")
-def dlq_list(queue: Annotated[str | None, typer.Argument(help="Only this consumer's queue.")] = None) -> None:
-    """Show the parked messages with their errors."""
-    parked = asyncio.run(_dead_letters(queue))
+def _queue(value: str | None) -> str | None:
+    if value is not None and value not in QUEUES:
+        raise typer.BadParameter(f"no queue {value!r}; choose from {', '.join(QUEUES)}")
+    return value
+
+
+@dlq.command(
+    name="list",
+    help=paragraphs(
+        "Show the parked messages with their errors.",
+        "Each row gives the id that `saga dlq redrive` takes, the message's type and queue, how many times "
+        "it was tried, when it was parked, and the error. " + BROKER,
+        "Examples:\n  saga dlq list\n  saga dlq list payments",
+    ),
+    epilog=exit_codes("0  listed, even when nothing is parked",
+                      "2  an unknown QUEUE, or a bad environment variable", NO_BROKER),
+)
+def dlq_list(
+    queue: Annotated[str | None, typer.Argument(
+        metavar="QUEUE", callback=_queue, show_default=False,
+        help=f"Only this consumer queue: {', '.join(QUEUES)}. Default: every queue.")] = None,
+) -> None:
+    parked = asyncio.run(_dead_letters(load_settings(), queue))
     # The id is what `dlq redrive` takes: whole on one line, even in 80 columns, and the rest beside it.
     table = Table(Column("id", no_wrap=True), Column("parked message", overflow="fold"))
     for letter in parked:
@@ -160,33 +401,42 @@ def dlq_list(queue: Annotated[str | None, typer.Argument(help="Only this consume
     console.print(f"{len(parked)} parked message(s)")
 
 
-@dlq.command(name="redrive")
+@dlq.command(
+    name="redrive",
+    help=paragraphs(
+        "Send one parked message back to its queue, as a first attempt.",
+        "The message leaves the parked queue and is delivered again with its attempt count reset, so fix "
+        "what made it fail first. " + BROKER,
+        "Example:\n  saga dlq redrive payments:0123456789abcdef",
+    ),
+    epilog=exit_codes("0  sent back", BAD_ENV, NO_BROKER, "4  no parked message has that ID"),
+)
 def dlq_redrive(
-    dead_letter_id: Annotated[str, typer.Argument(help="The id shown by `saga dlq list`.")],
+    dead_letter_id: Annotated[str, typer.Argument(
+        metavar="ID", show_default=False, help="The parked message's id, as `saga dlq list` shows it.")],
 ) -> None:
-    """Send one parked message back to its queue, as a first attempt."""
-    if not asyncio.run(_redrive(dead_letter_id)):
-        console.print(f"[red]no parked message {dead_letter_id}[/]")
-        raise typer.Exit(1)
+    settings = load_settings()
+    queue = dead_letter_id.rpartition(":")[0]
+    if queue not in QUEUES or not asyncio.run(_redrive(settings, dead_letter_id)):
+        fail(ExitCode.NOT_FOUND, f"no parked message {dead_letter_id} (ID); `saga dlq list` shows them")
     console.print(f"re-driven {dead_letter_id}")
 
 
-async def _dead_letters(queue: str | None) -> list[DeadLetter]:
-    bus = make_bus(Settings())
-    await bus.start()
-    try:
+async def _dead_letters(settings: Settings, queue: str | None) -> list[DeadLetter]:
+    async with started_bus(settings) as bus:
         return await bus.dead_letters(queue)
-    finally:
-        await bus.close()
 
 
-async def _redrive(dead_letter_id: str) -> bool:
-    bus = make_bus(Settings())
-    await bus.start()
-    try:
+async def _redrive(settings: Settings, dead_letter_id: str) -> bool:
+    async with started_bus(settings) as bus:
         return await bus.redrive(dead_letter_id)
-    finally:
-        await bus.close()
+
+
+app.add_typer(projections_cli(open_system, epilogs={
+    "status": exit_codes("0  shown", BAD_ENV, NO_DATABASE),
+    "rebuild": exit_codes("0  rebuilt and swapped in", "2  an unknown NAME, or a bad environment variable",
+                          NO_DATABASE),
+}), name="projections")
 
 
 if __name__ == "__main__":

@@ -37,10 +37,11 @@ def test_demo_places_twenty_orders_and_follows_each_to_a_terminal_status(api: st
     assert "latency p95" in result.stdout
 
 
-def test_demo_against_an_unreachable_url_exits_2_naming_the_url() -> None:
+def test_demo_against_an_unreachable_url_exits_3_naming_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     result = subprocess.run(
         [*DEMO, "--orders", "3", "--url", url], capture_output=True, text=True, timeout=20,
+        env={**os.environ, "COLUMNS": "200"},
     )
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 3, result.stdout + result.stderr
     assert "cannot reach the API" in result.stderr and url in result.stderr, result.stderr

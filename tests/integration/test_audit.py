@@ -17,7 +17,7 @@ from commands.event_summaries import Flag
 from commands.orders import OrderNotFoundError
 from commands.payments import ChargePayment
 from infra.bootstrap import bootstrap
-from infra.cli import app
+from infra.cli import ExitCode, app
 from infra.settings import Settings
 from tests.fakes import FakeCarrier, FakeGateway
 from tests.saga_harness import LAPTOP, MOUSE, finished, place, running
@@ -207,6 +207,7 @@ def test_saga_audit_of_a_malformed_or_unknown_order_id_fails_naming_the_argument
 ) -> None:
     result = runner.invoke(app, ["audit", argument])
 
-    assert result.exit_code == 1
+    # A malformed id is a usage error; a well-formed one that names no order is "not found".
+    assert result.exit_code == (ExitCode.USAGE if argument == "not-an-order" else ExitCode.NOT_FOUND)
     assert "ORDER_ID" in result.output
     assert argument in result.output

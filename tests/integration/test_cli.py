@@ -1,15 +1,27 @@
-"""The `saga` command line, through typer's runner."""
+"""The `saga` command line, through typer's runner: what it says, and the exit status it ends with.
+
+Exit statuses, as every command's help documents them: 0 done, 1 what was asked
+for went wrong, 2 a bad option, argument or environment variable, 3 cannot
+reach the database, the broker or the API, 4 not found.
+"""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from uuid import uuid4
+
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from infra.bootstrap import bootstrap
 from infra.cli import app
 from infra.settings import Settings
 
 runner = CliRunner()
+WIDE = {"COLUMNS": "200"}  # help and messages on one line each, as in a wide terminal
 
 
 def use(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
@@ -21,11 +33,153 @@ def use(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
 
 
-def test_help_lists_the_commands() -> None:
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
-    for command in ("serve", "migrate", "seed"):
-        assert command in result.output
+@pytest.fixture
+def nothing_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The embedded default in a directory of the test's own; the test sets what it needs."""
+    for name in ("DATABASE_URL", "AMQP_URL", "DB_HOST", "RABBITMQ_URL", "RABBITMQ_HOST", "BUS_NAMESPACE",
+                 "PAYMENT_FAILURE_RATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    return monkeypatch
+
+
+def saga(*args: str) -> Result:
+    return runner.invoke(app, list(args), env=WIDE)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens on it once the socket is closed
+
+
+def test_saga_help_lists_every_command_and_what_each_exit_status_means() -> None:
+    saga_script = Path(sys.executable).with_name("saga")
+    result = subprocess.run([saga_script, "--help"], capture_output=True, text=True, timeout=30,
+                            env={"COLUMNS": "200", "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    for command in ("serve", "migrate", "seed", "demo", "audit", "dlq", "projections"):
+        assert f" {command} " in result.stdout
+    for status in ("0  done", "2  a bad option", "3  cannot reach", "4  not found"):
+        assert status in result.stdout
+
+
+@pytest.mark.parametrize(("command", "names"), [
+    (["serve"], ["--host", "--port", "--role", "DATABASE_URL", "AMQP_URL", "Examples:"]),
+    (["migrate"], ["CREATE_TABLE=n", "DATABASE_URL", "DATA_DIR"]),
+    (["seed"], ["DATABASE_URL", "DATA_DIR"]),
+    (["demo"], ["--orders", "--concurrency", "--url", "--timeout", "default: 100", "p95", "Example:"]),
+    (["audit"], ["ORDER_ID", "--json", "DATABASE_URL", "Examples:"]),
+    (["dlq", "list"], ["QUEUE", "payments", "AMQP_URL", "DATA_DIR/bus.sqlite"]),
+    (["dlq", "redrive"], ["ID", "saga dlq list", "AMQP_URL", "Example:"]),
+    (["projections", "status"], ["lag", "parked events", "DATABASE_URL"]),
+    (["projections", "rebuild"], ["NAME", "order_summary", "DATABASE_URL", "Examples:"]),
+])
+def test_every_command_explains_itself_and_its_exit_statuses(command: list[str], names: list[str]) -> None:
+    result = saga(*command, "--help")
+
+    assert result.exit_code == 0, result.output
+    for name in [*names, "Exit codes:", "0  "]:
+        assert name in result.output, f"saga {' '.join(command)} --help does not mention {name}"
+
+
+def test_audit_of_something_that_is_not_an_order_id_is_a_usage_error_naming_the_argument() -> None:
+    result = saga("audit", "not-a-uuid")
+
+    assert result.exit_code == 2
+    assert "'ORDER_ID': 'not-a-uuid' is not an order id" in result.stderr
+    assert result.stdout == ""
+
+
+def test_audit_of_an_unknown_order_exits_4_naming_the_order(nothing_configured: pytest.MonkeyPatch) -> None:
+    order_id = uuid4()
+    result = saga("audit", str(order_id))
+
+    assert result.exit_code == 4, result.output
+    assert f"no order {order_id}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_rebuilding_an_unknown_projection_is_a_usage_error_listing_the_projections(
+    nothing_configured: pytest.MonkeyPatch,
+) -> None:
+    result = saga("projections", "rebuild", "nope")
+
+    assert result.exit_code == 2
+    assert "'NAME'" in result.stderr and "'nope'" in result.stderr and "order_summary" in result.stderr
+
+
+def test_listing_the_parked_messages_of_an_unknown_queue_is_a_usage_error(
+    nothing_configured: pytest.MonkeyPatch,
+) -> None:
+    result = saga("dlq", "list", "nope")
+
+    assert result.exit_code == 2
+    assert "'QUEUE'" in result.stderr and "payments" in result.stderr
+
+
+def test_demo_against_a_closed_port_exits_3_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = saga("demo", "--orders", "2", "--url", url)
+
+    assert result.exit_code == 3, result.output
+    assert f"cannot reach the API at --url {url}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [
+    ["migrate"], ["seed"], ["audit", str(uuid4())], ["projections", "status"], ["projections", "rebuild"],
+], ids=" ".join)
+def test_a_database_that_does_not_answer_exits_3_naming_it(
+    command: list[str], nothing_configured: pytest.MonkeyPatch
+) -> None:
+    port = closed_port()
+    nothing_configured.setenv("DATABASE_URL", f"postgresql://postgres:secret@127.0.0.1:{port}/saga")
+    result = saga(*command)
+
+    assert result.exit_code == 3, result.output
+    assert f"cannot reach the database at postgresql://postgres@127.0.0.1:{port}/saga (DATABASE_URL)" \
+        in result.stderr
+    assert "secret" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["dlq", "list"], ["dlq", "redrive", "payments:0123456789abcdef"]],
+                         ids=" ".join)
+def test_a_broker_that_does_not_answer_exits_3_naming_it(
+    command: list[str], nothing_configured: pytest.MonkeyPatch
+) -> None:
+    port = closed_port()
+    nothing_configured.setenv("AMQP_URL", f"amqp://guest:secret@127.0.0.1:{port}/")
+    result = saga(*command)
+
+    assert result.exit_code == 3, result.output
+    assert f"cannot reach the broker at amqp://127.0.0.1:{port}/ (AMQP_URL)" in result.stderr
+    assert "secret" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("variable", "value"), [("DATABASE_URL", "mysql://db/shop"),
+                                                 ("PAYMENT_FAILURE_RATE", "3")])
+def test_a_bad_environment_variable_is_a_usage_error_naming_it(
+    variable: str, value: str, nothing_configured: pytest.MonkeyPatch
+) -> None:
+    nothing_configured.setenv(variable, value)
+    result = saga("seed")
+
+    assert result.exit_code == 2
+    assert f"bad configuration: {variable}" in result.stderr
+
+
+def test_serve_refuses_an_unknown_role_and_roles_without_a_broker(
+    nothing_configured: pytest.MonkeyPatch,
+) -> None:
+    unknown = saga("serve", "--role", "cashier")
+    assert unknown.exit_code == 2
+    assert "--role: no role cashier" in unknown.stderr
+
+    alone = saga("serve", "--role", "payments")
+    assert alone.exit_code == 2
+    assert "--role needs AMQP_URL" in alone.stderr
 
 
 def test_migrate_then_seed_twice_lists_the_catalogue_once(

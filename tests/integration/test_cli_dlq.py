@@ -75,8 +75,8 @@ async def test_dlq_list_shows_what_the_server_parked_and_redrive_hands_it_back(s
     assert "0 parked message(s)" in (await saga("dlq", "list")).output
 
 
-async def test_dlq_redrive_of_an_unknown_id_fails_and_says_so(server: Bus) -> None:
+async def test_dlq_redrive_of_an_unknown_id_exits_4_naming_it(server: Bus) -> None:
     await server.subscribe(payments(Recorder()))
     result = await saga("dlq", "redrive", "payments:0123456789abcdef")
-    assert result.exit_code == 1
-    assert "no parked message payments:0123456789abcdef" in result.output
+    assert result.exit_code == 4
+    assert "no parked message payments:0123456789abcdef" in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.demo import EXIT_ALL_FINISHED, EXIT_UNFINISHED, Outcome, percentile, summarize
+from infra.demo import Outcome, percentile, summarize
 
 pytestmark = pytest.mark.unit
 
@@ -48,10 +48,16 @@ def test_summary_counts_outcomes_groups_reasons_and_measures_latency() -> None:
     assert summary.place_errors == {"HTTP_503": 2, "TIMEOUT": 1, "VALIDATION_ERROR": 1}
     assert summary.throughput == pytest.approx(2.0)
     assert (summary.p50, summary.p95, summary.p99) == pytest.approx((4.0, 7.0, 7.0))
-    assert summary.exit_code == EXIT_UNFINISHED
+    assert not summary.all_finished
 
 
-def test_every_order_finished_exits_0_and_no_latency_is_none() -> None:
-    assert summarize([finished("COMPLETED", 0.5)], elapsed=1.0).exit_code == EXIT_ALL_FINISHED
+def test_a_run_where_every_order_completed_or_was_cancelled_is_all_finished() -> None:
+    run = [finished("COMPLETED", 0.5), finished("CANCELLED", 0.7, "payment declined")]
+    assert summarize(run, elapsed=1.0).all_finished
+
+
+def test_an_order_not_finished_or_not_placed_is_not_all_finished_and_no_latency_is_none() -> None:
+    not_placed = Outcome(error_code="HTTP_503")
+    assert not summarize([finished("COMPLETED", 0.5), not_placed], elapsed=1.0).all_finished
     empty = summarize([Outcome(order_id="o", status="PENDING")], elapsed=0.0)
-    assert (empty.p50, empty.throughput, empty.exit_code) == (None, 0.0, EXIT_UNFINISHED)
+    assert (empty.p50, empty.throughput, empty.all_finished) == (None, 0.0, False)
