@@ -32,7 +32,7 @@ from eventsourcing.persistence import (
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from domain.base import Aggregate, DomainError, ValidationError, caused_by
+from domain.base import Aggregate, Cause, DomainError, ValidationError, caused_by
 
 H = TypeVar("H", bound=Callable[..., Any])
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -66,6 +66,10 @@ class UnitOfWork:
     trackings: list[Tracking] = field(default_factory=list)
     # Aggregates loaded for the batch ahead of its messages (None: no such aggregate).
     loaded: dict[UUID, Aggregate | None] = field(default_factory=dict)
+    # Each message's line (its ids, what it was, what it decided), written once the batch is saved;
+    # and how many of each aggregate's pending events an earlier message of the batch decided.
+    handled: list[tuple[Cause, str, str]] = field(default_factory=list)
+    told: dict[UUID, int] = field(default_factory=dict)
 
     def add(self, aggregates: Sequence[Aggregate], tracking: Tracking) -> None:
         for aggregate in aggregates:
@@ -87,8 +91,8 @@ class ContextApplication(Application[UUID]):
     """An eventsourcing application for one bounded context, with exactly-once commands."""
 
     max_conflict_retries: ClassVar[int] = 50
-    # The level of the line saying a message was handled for the first time.
-    handled_log_level: ClassVar[int] = logging.DEBUG
+    # The level of the one line per message saying what became of it (recorded, a repeat, refused).
+    handled_log_level: ClassVar[int] = logging.INFO
     handlers: ClassVar[dict[type[Command], str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -150,6 +154,7 @@ class ContextApplication(Application[UUID]):
             decide,
             correlation_id=correlation_id or command.correlation_id,
             causation_id=command.tracking_name,
+            message=type(command).__name__,
         )
 
     def execute_once(
@@ -159,25 +164,36 @@ class ContextApplication(Application[UUID]):
         *,
         correlation_id: UUID | None,
         causation_id: str,
+        message: str = "a message",
     ) -> bool:
-        """Exactly once per tracking row: decide, then save the events with the row."""
+        """Exactly once per tracking row: decide, then save the events with the row.
+
+        One line at `handled_log_level`, carrying the ids, says what became of the
+        `message` (a name for the log): what it recorded, that it was a repeat, or
+        that it was refused. In a batch the line is written once the batch is saved.
+        """
         unit = self._unit_of_work.get(None)
-        with caused_by(correlation_id, causation_id):
+        with caused_by(correlation_id, causation_id) as cause:
             if unit is not None:
                 aggregates = decide()
+                if self.logger.isEnabledFor(self.handled_log_level):
+                    unit.handled.append((cause, message, self._event_names(aggregates, unit.told)))
                 unit.add(aggregates, tracking)
-                self._log_handled("decided %s, to be saved with its batch", aggregates)
                 return True
-            return self._decide_and_record(tracking, decide)
+            return self._decide_and_record(tracking, decide, message)
 
-    def _decide_and_record(self, tracking: Tracking, decide: Callable[[], Sequence[Aggregate]]) -> bool:
+    def _decide_and_record(
+        self, tracking: Tracking, decide: Callable[[], Sequence[Aggregate]], message: str
+    ) -> bool:
         for attempt in range(self.max_conflict_retries):
             try:
                 aggregates = decide()
-            except DomainError:
+            except DomainError as error:
                 # A repeat of a message that already changed things may now be refused.
                 if self.has_tracked(tracking):
+                    self._log_handled(message, "a repeat, already handled")
                     return False
+                self._log_handled(message, f"refused, {error.code}: {error.message}")
                 raise
             events = self._event_names(aggregates)  # recording takes the pending events
             try:
@@ -185,22 +201,32 @@ class ContextApplication(Application[UUID]):
             except IntegrityError:
                 # The tracking row makes a repeat collide too, so ask which it was.
                 if self.has_tracked(tracking):
+                    self._log_handled(message, "a repeat, already handled")
                     return False
                 back_off(attempt)
                 continue
-            self.logger.log(self.handled_log_level, "%s recorded %s", self.name, events)
+            self._log_handled(message, events)
             return True
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
 
-    def _log_handled(self, message: str, aggregates: Sequence[Aggregate]) -> None:
-        if self.logger.isEnabledFor(self.handled_log_level):
-            self.logger.log(self.handled_log_level, "%s " + message, self.name, self._event_names(aggregates))
+    def _log_handled(self, message: str, outcome: str) -> None:
+        self.logger.log(self.handled_log_level, "%s handled %s: %s", self.name, message, outcome)
 
-    def _event_names(self, aggregates: Sequence[Aggregate]) -> str:
-        """What a message decided, for the log line saying it was handled (empty when nobody reads it)."""
+    def _event_names(self, aggregates: Sequence[Aggregate], told: dict[UUID, int] | None = None) -> str:
+        """What a message decided, for its log line (empty when nobody reads it).
+
+        In a batch, `told` counts each aggregate's pending events that earlier messages
+        decided, so that each message's line names only its own.
+        """
         if not self.logger.isEnabledFor(self.handled_log_level):
             return ""
-        return ", ".join(type(e).__qualname__ for a in aggregates for e in a.pending_events) or "nothing"
+        names = []
+        for aggregate in aggregates:
+            pending = aggregate.pending_events
+            if told is not None:
+                pending, told[aggregate.id] = pending[told.get(aggregate.id, 0):], len(pending)
+            names += [type(e).__qualname__ for e in pending]
+        return f"recorded {', '.join(names)}" if names else "recorded nothing"
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
@@ -218,6 +244,9 @@ class ContextApplication(Application[UUID]):
         finally:
             self._unit_of_work.reset(token)
         self.record(list(unit.aggregates.values()), None, trackings=unit.trackings)
+        for cause, message, outcome in unit.handled:
+            with caused_by(cause.correlation_id, cause.causation_id):
+                self._log_handled(message, outcome)
         cache = self.repository.cache
         if cache is not None:
             # The batch's aggregates as they now are in the store: the next batch's

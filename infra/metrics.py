@@ -1,17 +1,19 @@
-"""Prometheus metrics of the saga's moving parts: consumers, relays and outcomes.
+"""Prometheus metrics of the saga's moving parts: consumers, relays, steps, outcomes and projections.
 
 One `SagaMetrics` per process, owned by the Runtime, with a registry of its
 own, so two runtimes in one process (tests) never share a count. The hot path
-pays a few counter increments per batch, never one per message; the relays'
-lag is read only when the metrics are scraped.
+pays a few counter increments per batch, never one per message, and one
+histogram observation per saga step that ends (`infra.step_timing`); the
+relays' and the projections' lag is read only when the metrics are scraped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
@@ -21,7 +23,13 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from infra.bus import Delivery, Outcome, Subscription, Verdict
+from infra.step_timing import STEP_BUCKETS, StepClock
 from process_managers.saga import OrderFulfillment
+from projections import tracking
+from projections.runner import Projector
+
+T = TypeVar("T")
+Translate = Callable[[str, Notification, Any], T]
 
 CONSUMED_OUTCOMES = {Verdict.DONE: "done", Verdict.RETRY: "retried", Verdict.PARK: "parked"}
 SAGA_OUTCOMES = {
@@ -30,6 +38,9 @@ SAGA_OUTCOMES = {
 }
 LAG = "saga_relay_lag_notifications"
 LAG_HELP = "Notifications an application recorded that its relay has not yet published"
+PROJECTION_LAG = "saga_projection_lag_notifications"
+PROJECTION_LAG_HELP = "Notifications an application recorded that a projection has not yet applied"
+POSITIONS_WITHIN = 2.0  # seconds a scrape waits for the read store's positions
 
 
 class Lagging(Protocol):
@@ -62,8 +73,16 @@ class SagaMetrics:
             "saga_outcomes", "Sagas that finished, as their relay saw them", ["outcome"],
             registry=self.registry,
         )
+        self.step_seconds = Histogram(
+            "saga_step_seconds", "Time from the saga asking for a step (or for its undoing, outcome "
+            "compensated) to recording its outcome, as the saga's relay reads them", ["step", "outcome"],
+            buckets=STEP_BUCKETS, registry=self.registry,
+        )
+        self._steps = StepClock(self.step_seconds)
         self._relays = _RelayLag()
+        self._projections = _ProjectionLag()
         self.registry.register(self._relays)
+        self.registry.register(self._projections)
 
     def instrumented(self, subscription: Subscription) -> Subscription:
         """The subscription, its handler counting verdicts and timing batches on its queue."""
@@ -97,9 +116,26 @@ class SagaMetrics:
             if outcome is not None:
                 self.sagas.labels(outcome).inc()
 
+    def timing_steps(self, translate: Translate[T]) -> Translate[T]:
+        """The saga relay's translation, timing each saga step from the saga events it reads on the way."""
+
+        def time_then_translate(source: str, notification: Notification, state: Any) -> T:
+            self._steps.read(notification, state)
+            return translate(source, notification, state)
+
+        return time_then_translate
+
     def watch_lag(self, application: str, relay: Lagging) -> None:
         """Report the relay's lag (notifications recorded, not yet published) on every scrape."""
         self._relays.relays.append((application, relay))
+
+    def watch_projections(self, projector: Projector, loop: asyncio.AbstractEventLoop) -> None:
+        """Report each projection's lag behind each application it follows, on every scrape.
+
+        `loop` runs the projector: its read store is read there, since a scrape is
+        served from a worker thread.
+        """
+        self._projections.projector = (projector, loop)
 
 
 def _tally(outcomes: Sequence[Outcome]) -> Iterator[tuple[Verdict, int]]:
@@ -130,3 +166,57 @@ class _RelayLag(Collector):
 
     def describe(self) -> Iterable[Metric]:
         return [GaugeMetricFamily(LAG, LAG_HELP, labels=["application"])]
+
+
+class _ProjectionLag(Collector):
+    def __init__(self) -> None:
+        self.projector: tuple[Projector, asyncio.AbstractEventLoop] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = _projection_lag_family()
+        positions = self._positions()
+        if self.projector is not None and positions is not None:
+            projector = self.projector[0]
+            for name, app in projector.applications.items():
+                try:
+                    head = app.recorder.max_notification_id() or 0
+                except Exception:  # an event store that does not answer now is reported by /readyz
+                    continue
+                for projection in projector.projections:
+                    if name in projection.applications:
+                        at = positions.get((projection.tracking_name, name), 0)
+                        gauge.add_metric([projection.name, name], max(0, head - at))
+        yield gauge
+
+    def describe(self) -> Iterable[Metric]:
+        return [_projection_lag_family()]
+
+    def _positions(self) -> dict[tuple[str, str], int] | None:
+        """Every projection's positions, read on the projector's loop; None when they cannot be had now."""
+        if self.projector is None:
+            return None
+        projector, loop = self.projector
+        try:
+            if asyncio.get_running_loop() is loop:
+                return None  # scraped on the projector's own loop, which cannot wait for itself
+        except RuntimeError:
+            pass  # a worker thread, as /metrics is served
+
+        async def read() -> dict[tuple[str, str], int]:
+            return await tracking.all_positions(projector.store)
+
+        reading = read()
+        try:
+            future = asyncio.run_coroutine_threadsafe(reading, loop)
+        except RuntimeError:  # the loop has closed
+            reading.close()
+            return None
+        try:
+            return future.result(POSITIONS_WITHIN)
+        except Exception:  # the read store does not answer now, or the projector has closed
+            future.cancel()
+            return None
+
+
+def _projection_lag_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(PROJECTION_LAG, PROJECTION_LAG_HELP, labels=["projection", "application"])

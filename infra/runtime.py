@@ -23,7 +23,7 @@ from infra.consumers import command_subscription, event_subscription
 from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
 from infra.metrics import SagaMetrics
 from infra.read_store import read_store_opener, save_listener
-from infra.relay import OutboxRelay, Translate, integration_messages, saga_commands
+from infra.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
 from infra.settings import Settings
 from projections.read_model import ReadModel
 from projections.runner import Projector
@@ -136,6 +136,7 @@ class Runtime:
         await self.bus.start()
         if "projector" in self.roles and self.projector is not None:
             await self.open_read_side()
+            self.metrics.watch_projections(self.projector, asyncio.get_running_loop())
             self._spawn(self.projector.run(self.stopping))
         for role in CONTEXT_ROLES:
             if role in self.roles:
@@ -149,7 +150,9 @@ class Runtime:
             outboxes: list[tuple[ContextApplication, Translate]] = [
                 (app, integration_messages) for app in self.system.contexts
             ]
-            outboxes.append((self.system.sagas, saga_commands))
+            # The saga's relay reads each step's request and outcome on its way: it times the steps.
+            timed = FromStoredState(self.metrics.timing_steps(saga_commands.translate))
+            outboxes.append((self.system.sagas, timed))
             for app, translate in outboxes:
                 relay = OutboxRelay(app, self.bus, translate, leadership=self._leadership(app.name),
                                     metrics=self.metrics)

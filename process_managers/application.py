@@ -65,6 +65,8 @@ class Sagas(ContextApplication):
     """Runs one OrderFulfillment saga per order, driven by the contexts' integration events."""
 
     name = "OrderFulfillment"
+    # The saga writes its own line per message, naming what it heard and decided (`_log_decisions`).
+    handled_log_level = logging.DEBUG
 
     def __init__(
         self,
