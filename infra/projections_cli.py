@@ -19,10 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Column, Table
 
 from infra.bootstrap import System
+from infra.parallel_rebuild import default_jobs, rebuild_projections
 from infra.read_store import read_store_opener
+from infra.settings import Settings
 from projections.catalog import all_projections
 from projections.read_model import ProjectionStatusRow
-from projections.rebuild import rebuild
 from projections.runner import Projector
 
 # Module level: typer reads the annotations (and so this help text) by name.
@@ -58,18 +59,21 @@ def projections_cli(
         "run beside a running system; readers see the old rows or the new ones, never a mix. A progress "
         "bar counts the events replayed for each projection. Use it after changing how a projection reads "
         f"its events. {STORES}\n\n"
-        "Examples:\n  saga projections rebuild\n  saga projections rebuild order_summary"
+        "Examples:\n  saga projections rebuild\n  saga projections rebuild order_summary\n"
+        "  saga projections rebuild --jobs 1"
     ))
     def rebuild_command(
         name: Annotated[str | None, typer.Argument(
             metavar="NAME", callback=_known, show_default=False,
             help=f"Only this projection: {NAMES}. Default: every one.")] = None,
+        jobs: Annotated[int | None, typer.Option(
+            "--jobs", "-j", min=1, show_default=False,
+            help="Worker processes, each rebuilding one projection at a time, the largest first. "
+                 "Default: one per core, up to 4, on PostgreSQL; 1 on SQLite.")] = None,
     ) -> None:
-        system = open_system()
-        try:
-            rebuilt = asyncio.run(_rebuild(system, name, console))
-        finally:
-            system.close()
+        with open_system() as system:
+            settings = system.settings
+        rebuilt = _rebuild(settings, name, jobs or default_jobs(settings), console)
         console.print(f"rebuilt and swapped in: {', '.join(rebuilt)}")
 
     @cli.command(name="status", epilog=epilogs.get("status"), help=(
@@ -99,7 +103,7 @@ def _projector(system: System) -> Projector:
     return Projector(system, store=read_store_opener(system.settings))
 
 
-async def _rebuild(system: System, name: str | None, console: Console) -> list[str]:
+def _rebuild(settings: Settings, name: str | None, jobs: int, console: Console) -> list[str]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         tasks: dict[str, TaskID] = {}
@@ -109,8 +113,7 @@ async def _rebuild(system: System, name: str | None, console: Console) -> list[s
                 tasks[projection] = bar.add_task(projection, total=total)
             bar.update(tasks[projection], completed=done, total=total)
 
-        async with _projector(system) as projector:
-            return await rebuild(projector, None if name is None else [name], progress=advance)
+        return rebuild_projections(settings, None if name is None else [name], jobs=jobs, progress=advance)
 
 
 async def _status(system: System) -> list[ProjectionStatusRow]:

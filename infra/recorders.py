@@ -13,12 +13,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
 from eventsourcing.popo import POPOFactory, POPOProcessRecorder
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+from eventsourcing.utils import retry
 from psycopg import Cursor, sql
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 
 
 class PostgresExactlyOnceRecorder(PostgresProcessRecorder):
@@ -32,6 +41,35 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder):
             super()._insert_events(curs, stored_events, **kwargs)
             for tracking in kwargs.get("trackings") or ():
                 self._insert_tracking(curs, tracking)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_notifications(
+        self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (),
+        *, inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's query, its rows read as tuples: a dict per row cost a third of a replay's reading."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            conditions.append("notification_id >= %s" if inclusive_of_start else "notification_id > %s")
+            params.append(start)
+        if stop is not None:
+            conditions.append("notification_id <= %s")
+            params.append(stop)
+        if topics:
+            conditions.append("topic = ANY(%s)")
+            params.append(list(topics))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        statement = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+            + where + " ORDER BY notification_id LIMIT %s"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, [*params, limit], prepare=True)
+            return [
+                Notification(id=i, originator_id=o, originator_version=v, topic=t, state=bytes(state))
+                for i, o, v, t, state in curs.fetchall()
+            ]
 
     def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
         """Every event of these streams above the version given for each, in one query.

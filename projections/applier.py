@@ -9,8 +9,9 @@ the batch, and the batches after it, go on.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -61,14 +62,32 @@ def read_batch(
     notifications = app.recorder.select_notifications(start, limit, inclusive_of_start=False)
     items: list[Item] = []
     for notification in notifications:
-        if notification.topic not in topics:
-            continue
-        try:
-            items.append(decode(app.name, app.mapper, notification))
-        except Exception as error:
-            items.append(Unreadable(app.name, notification, f"{type(error).__name__}: {error}"))
+        if notification.topic in topics:
+            items.append(_decoded(app, notification))
     last = notifications[-1].id if notifications else start
     return last, len(notifications), items
+
+
+def read_window(
+    app: EventSource, start: int, stop: int, topics: frozenset[str]
+) -> list[Item]:
+    """The notifications of `topics` after `start` up to `stop` inclusive, decoded.
+
+    The store filters by topic, so a replay reads only what the projection
+    reads. `stop` must not be past the application's last notification: its
+    writers commit in the order of their ids, so none will appear below it later.
+    """
+    notifications = app.recorder.select_notifications(
+        start, max(stop - start, 1), stop=stop, topics=sorted(topics), inclusive_of_start=False
+    )
+    return [_decoded(app, n) for n in notifications]
+
+
+def _decoded(app: EventSource, notification: Notification) -> Item:
+    try:
+        return decode(app.name, app.mapper, notification)
+    except Exception as error:
+        return Unreadable(app.name, notification, f"{type(error).__name__}: {error}")
 
 
 @dataclass(frozen=True)
@@ -85,11 +104,12 @@ class Applier:
         self.hub = hub
 
     async def apply(
-        self, projection: AnyProjection, application: str, expected: int, last: int, items: Sequence[Item]
+        self, projection: AnyProjection, application: str, expected: int, last: int, items: Sequence[Item],
+        rows: RowCache | None = None,
     ) -> bool:
         """False, and nothing written, if the position is no longer `expected` (someone else moved it)."""
         async with self.store.transaction() as tx:
-            applied = await self.apply_in(tx, projection, application, expected, last, items)
+            applied = await self.apply_in(tx, projection, application, expected, last, items, rows)
         if applied is None:
             return False
         self.committed(applied)
@@ -104,36 +124,73 @@ class Applier:
 
     async def apply_in(
         self, tx: Tx, projection: AnyProjection, application: str, expected: int, last: int,
-        items: Sequence[Item],
+        items: Sequence[Item], cache: RowCache | None = None,
     ) -> Applied | None:
-        """`apply` inside a transaction of the caller's, who calls `committed` after the commit."""
+        """`apply` inside a transaction of the caller's, who calls `committed` after the commit.
+
+        With a `cache`, rows found there are not read from the store, and the
+        rows the batch changed are put there: for a writer that knows nobody
+        else writes its table (a rebuild).
+        """
         claimed = await tracking.claim(
             tx, projection.tracking_name, projection.applications, application, expected,
             for_update=self.store.dialect.for_update,
         )
         if not claimed:
             return None
-        mine = [i for i in items if i.topic in projection.topics]
-        rows = await projection.load(tx, {k for k in (_key(projection, i) for i in mine) if k})
-        changed, failures = fold(projection, rows, mine)
+        keyed = [(_key(projection, i), i) for i in items if i.topic in projection.topics]
+        keys = {k for k, _ in keyed if k is not None}
+        if cache is None:
+            rows = await projection.load(tx, keys)
+        else:
+            rows = cache.take(keys)
+            rows |= await projection.load(tx, keys - rows.keys())
+        changed, failures = fold_keyed(projection, rows, keyed)
         await projection.save(tx, {key: rows[key] for key in changed})
+        if cache is not None:
+            cache.keep(rows)
         await tracking.park(tx, failures)
         await tracking.advance(tx, projection.tracking_name, application, last)
         orders = {o for o in (projection.order_of(rows[k]) for k in changed) if o is not None}
         return Applied(orders, failures)
 
 
+class RowCache:
+    """The rows a writer last wrote, newest last, up to `size` of them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.rows: dict[UUID, Any] = {}
+
+    def take(self, keys: Iterable[UUID]) -> dict[UUID, Any]:
+        """The cached rows of these keys, out of the cache (`keep` puts them back)."""
+        return {k: self.rows.pop(k) for k in keys if k in self.rows}
+
+    def keep(self, rows: Mapping[UUID, Any]) -> None:
+        self.rows.update(rows)
+        for key in list(itertools.islice(self.rows, max(0, len(self.rows) - self.size))):
+            del self.rows[key]
+
+
 def fold(
     projection: AnyProjection, rows: dict[UUID, Any], items: Sequence[Item]
 ) -> tuple[set[UUID], list[tracking.ProjectionFailure]]:
     """Fold the items into the rows in place; the keys changed, and the events that could not be applied."""
+    return fold_keyed(projection, rows, [(_key(projection, i), i) for i in items])
+
+
+def fold_keyed(
+    projection: AnyProjection, rows: dict[UUID, Any], keyed: Sequence[tuple[UUID | None, Item]]
+) -> tuple[set[UUID], list[tracking.ProjectionFailure]]:
+    """`fold`, each item with its row's key already found (None where it has none)."""
     changed: set[UUID] = set()
     failures: list[tracking.ProjectionFailure] = []
-    for item in items:
+    for key, item in keyed:
         try:
             if isinstance(item, Unreadable):
                 raise ValueError(item.error)
-            key = projection.key(item)
+            if key is None:
+                key = projection.key(item)  # raises: why it has none
             rows[key] = projection.evolve(rows.get(key), item)
             changed.add(key)
         except Exception as error:

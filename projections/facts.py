@@ -9,6 +9,7 @@ application's own mapper first, so a projection only ever sees current shapes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -55,7 +56,7 @@ class Fact:
     timestamp: datetime
     data: Mapping[str, Any]
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         """The event's class name without its aggregate: "Placed"."""
         return self.topic.rsplit(".", 1)[-1]
@@ -64,7 +65,7 @@ class Fact:
 def decode(application: str, mapper: Mapper[UUID], notification: Notification) -> Fact:
     state = _stored_state(mapper, notification)
     stored_version = state.pop("class_version", 1)
-    if stored_version != getattr(resolve_topic(notification.topic), "class_version", 1):
+    if stored_version != _class_version(notification.topic):
         # An older shape: let the application's upcasters bring it up to date.
         event: Any = mapper.to_domain_event(notification)
         state = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
@@ -78,6 +79,13 @@ def decode(application: str, mapper: Mapper[UUID], notification: Notification) -
         timestamp=datetime.fromisoformat(state["timestamp"]),
         data=state,
     )
+
+
+@functools.cache
+def _class_version(topic: str) -> int:
+    # Cached: asking a pydantic model class for an attribute it lacks costs microseconds, every event.
+    version: int = getattr(resolve_topic(topic), "class_version", 1)
+    return version
 
 
 def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:

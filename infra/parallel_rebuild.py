@@ -1,0 +1,112 @@
+"""Rebuilding projections in several processes at once (`saga projections rebuild --jobs N`).
+
+A projection's replay is Python work, one core's worth, with the database
+working beside it. With more than one core, the projections are shared out to
+worker processes, the largest first, so a rebuild of every read model takes
+about as long as its largest projection rather than the sum of them all. Each
+projection is still rebuilt and swapped in exactly as in one process
+(`projections.rebuild`), by its own transaction, while the live tables serve.
+Each process runs its loop as a serving process does (`run_event_loop`): a
+replay makes millions of short-lived objects, and the garbage collector's
+default pace would spend as much CPU as the replay itself.
+
+    rebuilt = rebuild_projections(settings, None, jobs=default_jobs(settings), progress=bar_update)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.queues import Queue
+
+from infra.bootstrap import System, bootstrap
+from infra.read_store import read_store_opener
+from infra.runtime import run_event_loop
+from infra.settings import Settings
+from projections.catalog import AnyProjection, named
+from projections.rebuild import Progress, rebuild
+from projections.runner import Projector
+
+MAX_JOBS = 4
+
+_news: Queue[tuple[str, int, int]] | None = None  # a worker process's line to the parent's progress bar
+
+
+def default_jobs(settings: Settings) -> int:
+    """One process per core, up to four, on PostgreSQL; one on SQLite, which lets one writer in at a time."""
+    if settings.postgres is None:
+        return 1
+    return max(1, min(MAX_JOBS, os.cpu_count() or 1))
+
+
+def rebuild_projections(
+    settings: Settings, names: Sequence[str] | None, *, jobs: int, progress: Progress | None = None
+) -> list[str]:
+    """Rebuild the named projections (all for None) with up to `jobs` processes; their names."""
+    projections = named(names)
+    if jobs <= 1 or len(projections) <= 1:
+        with bootstrap(settings) as system:
+            return run_event_loop(_rebuild_here(system, [p.name for p in projections], progress))
+    with bootstrap(settings) as system:
+        heads = {app.name: app.recorder.max_notification_id() or 0 for app in system.applications}
+    largest_first = sorted(projections, key=lambda p: _size(p, heads), reverse=True)
+    context = multiprocessing.get_context("spawn")  # a fork would share the parent's connections
+    news: Queue[tuple[str, int, int]] = context.Queue()
+    with ProcessPoolExecutor(
+        min(jobs, len(projections)), mp_context=context, initializer=_listen, initargs=(news,)
+    ) as pool:
+        # The tables exist now (bootstrap above): workers starting together must not race to create them.
+        quiet = settings.model_copy(update={"create_table": False})
+        futures = [pool.submit(_rebuild_one, quiet, p.name) for p in largest_first]
+        _report(news, futures, progress)
+        rebuilt = {future.result() for future in futures}  # the first failure raises here
+    return [p.name for p in projections if p.name in rebuilt]
+
+
+def _size(projection: AnyProjection, heads: dict[str, int]) -> int:
+    return sum(heads.get(name, 0) for name in projection.applications)
+
+
+def _report(
+    news: Queue[tuple[str, int, int]], futures: Sequence[Future[str]], progress: Progress | None
+) -> None:
+    """Pass the workers' progress on until every one has finished."""
+
+    def drain(timeout: float) -> None:
+        while True:
+            try:
+                name, done, total = news.get(timeout=timeout)
+            except queue.Empty:
+                return
+            if progress is not None:
+                progress(name, done, total)
+
+    while not all(future.done() for future in futures):
+        drain(0.1)
+    drain(0.5)  # what the last workers said just before they finished
+
+
+def _listen(news: Queue[tuple[str, int, int]]) -> None:
+    global _news
+    _news = news
+
+
+def _rebuild_one(settings: Settings, name: str) -> str:
+    """In a worker process: rebuild one projection, telling the parent how far it has got."""
+
+    def tell(projection: str, done: int, total: int) -> None:
+        if _news is not None:
+            _news.put((projection, done, total))
+
+    with bootstrap(settings) as system:
+        run_event_loop(_rebuild_here(system, [name], tell))
+    return name
+
+
+async def _rebuild_here(system: System, names: list[str], progress: Progress | None) -> list[str]:
+    # A rebuild follows nothing live, so it needs no news of saves elsewhere.
+    async with Projector(system, store=read_store_opener(system.settings)) as projector:
+        return await rebuild(projector, names, progress=progress)

@@ -1,0 +1,74 @@
+"""Reading an application's log: our PostgreSQL query, and the replay's windows filtered by topic."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+
+from infra.bootstrap import System, bootstrap
+from infra.settings import Settings
+from projections.applier import Unreadable, read_window
+
+STATE = b'{"timestamp": "2026-01-01T00:00:00+00:00"}'
+TOPICS = ("domain.order:Order.Placed", "domain.order:Order.Completed", "domain.order:Order.Cancelled")
+
+
+@pytest.fixture
+def system(store_settings: Settings) -> Iterator[System]:
+    built = bootstrap(store_settings)
+    yield built
+    built.close()
+
+
+def record(system: System, count: int) -> None:
+    """`count` stored events, their topics in turn, on streams of three events each."""
+    events = []
+    for index, topic in zip(range(count), itertools.cycle(TOPICS), strict=False):
+        if index % 3 == 0:
+            stream = uuid4()
+        events.append(StoredEvent(stream, index % 3 + 1, topic, STATE))
+    system.orders.recorder.insert_events(events)
+
+
+def test_our_postgres_query_returns_what_the_library_s_does(postgres_settings: Settings) -> None:
+    with bootstrap(postgres_settings) as system:
+        record(system, 30)
+        recorder = system.orders.recorder
+        asks: list[dict[str, Any]] = [
+            {"start": None, "limit": 100}, {"start": 5, "limit": 10}, {"start": 5, "limit": 10, "stop": 9},
+            {"start": 5, "limit": 100, "topics": TOPICS[1:]}, {"start": 0, "limit": 4, "topics": TOPICS[:1]},
+        ]
+        for ask in asks:
+            for inclusive in (True, False):
+                ours = recorder.select_notifications(**ask, inclusive_of_start=inclusive)
+                library = PostgresProcessRecorder.select_notifications(
+                    recorder, **ask, inclusive_of_start=inclusive
+                )
+                assert ours == library, ask
+                assert ours, ask
+
+
+def test_a_window_holds_the_events_of_its_topics_after_its_start_up_to_its_stop(system: System) -> None:
+    record(system, 30)
+    head = system.orders.recorder.max_notification_id() or 0
+
+    window = read_window(system.orders, 3, 12, frozenset(TOPICS[:2]))
+
+    assert [item.notification_id for item in window] == [n for n in range(4, 13) if (n - 1) % 3 != 2]
+    assert {item.topic for item in window} == set(TOPICS[:2])
+    assert read_window(system.orders, head, head, frozenset(TOPICS)) == []
+
+
+def test_an_event_of_a_window_that_cannot_be_decoded_is_returned_unreadable(system: System) -> None:
+    system.orders.recorder.insert_events([StoredEvent(uuid4(), 1, TOPICS[0], b"not json")])
+
+    [item] = read_window(system.orders, 0, 1, frozenset(TOPICS))
+
+    assert isinstance(item, Unreadable)
+    assert item.notification_id == 1

@@ -1,0 +1,54 @@
+"""`saga projections rebuild --jobs 2`: the projections shared out to worker processes on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from infra.bootstrap import bootstrap
+from infra.parallel_rebuild import default_jobs, rebuild_projections
+from infra.read_store import open_read_store, read_store_opener
+from infra.settings import Settings
+from projections.catalog import all_projections
+from projections.runner import Projector
+from tests.saga_harness import KEYBOARD, MOUSE, finished, place, running
+
+
+async def every_row(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    store = await open_read_store(settings)
+    try:
+        rows = {}
+        for projection in all_projections():
+            table = projection.table.name
+            rows[table] = sorted((tuple(r) for r in await store.fetch(f"SELECT * FROM {table}")), key=str)
+        return rows
+    finally:
+        await store.close()
+
+
+async def test_a_rebuild_in_two_processes_gives_the_rows_the_live_projector_built(
+    postgres_settings: Settings,
+) -> None:
+    async with running(postgres_settings) as system:
+        orders = [place(system, (MOUSE, 1), (KEYBOARD, 2)) for _ in range(3)]
+        orders.append(place(system, (KEYBOARD, 31)))  # more than there are: compensated
+        for order_id in orders:
+            await finished(system, order_id)
+    with bootstrap(postgres_settings) as system:
+        async with Projector(system, store=read_store_opener(postgres_settings)) as projector:
+            await projector.catch_up()
+    live = await every_row(postgres_settings)
+    assert len(live["read_orders"]) == 4
+
+    rebuilt = await asyncio.to_thread(rebuild_projections, postgres_settings, None, jobs=2)
+
+    assert sorted(rebuilt) == sorted(p.name for p in all_projections())
+    assert await every_row(postgres_settings) == live
+
+
+def test_sqlite_rebuilds_in_one_process_postgresql_in_one_per_core(
+    sqlite_settings: Settings, postgres_settings: Settings
+) -> None:
+    assert default_jobs(sqlite_settings) == 1
+    assert default_jobs(postgres_settings) == min(4, os.cpu_count() or 1)
