@@ -24,24 +24,31 @@ def timeline_table(order_id: UUID, entries: list[TimelineEntry]) -> Table:
     days = sorted({entry.recorded_at.date() for entry in entries})
     # Most orders end within a second: the day goes in the title, unless the story spans days.
     time_format = "%H:%M:%S.%f" if len(days) == 1 else "%Y-%m-%d %H:%M:%S.%f"
-    table = Table(
+    # When every event carries the order's correlation id, as it should, a column of it says nothing.
+    strays = any(entry.correlation_id != order_id for entry in entries)
+    columns = [
         Column("time (UTC)", no_wrap=True),
         Column("stream", no_wrap=True),
-        Column("version", justify="right"),
+        Column("v", justify="right"),
         Column("event", overflow="fold"),
-        Column("correlation", no_wrap=True),
+        *([Column("correlation", no_wrap=True)] if strays else []),
         Column("causation", overflow="fold"),
         Column("summary", overflow="fold", ratio=1),
+    ]
+    table = Table(
+        *columns,
         title=f"order {order_id}" + (f", {days[0].isoformat()}" if len(days) == 1 else ""),
-        caption="causation: the event whose message caused this one, else the causation id",
+        caption="v: the event's version in its stream; causation: the event whose message caused this one, "
+                "else the causation id" + ("" if strays else "; every event's correlation id is the order's"),
     )
     for entry in entries:
+        correlation = [_correlation(order_id, entry.correlation_id)] if strays else []
         table.add_row(
             entry.recorded_at.strftime(time_format)[:-3],
             f"{entry.stream} {entry.stream_id.hex[:8]}",
             str(entry.version),
             entry.type,
-            _correlation(order_id, entry.correlation_id),
+            *correlation,
             _causation(entry),
             Text(entry.summary),  # reasons are free text: never read them as markup
             style=STYLES.get(entry.flag) if entry.flag else None,
