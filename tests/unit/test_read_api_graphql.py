@@ -151,11 +151,14 @@ async def test_a_query_deeper_than_the_limit_is_refused_before_it_runs(
                      limits=ApiLimits(max_depth=4))
     async with api_client(app) as client:
         within = await graphql(client, "{ orders { edges { node { saga { status } } } } }")
-        beyond = await graphql(client, "{ orders { edges { node { saga { steps { name } } } } } }")
+        # Asked twice: a query text seen before is parsed and validated from a cache, its limits with it.
+        too_deep = "{ orders { edges { node { saga { steps { name } } } } } }"
+        beyond = [await graphql(client, too_deep) for _ in range(2)]
 
     assert "errors" not in within
-    assert beyond["data"] is None
-    assert "exceeds maximum operation depth of 4" in beyond["errors"][0]["message"]
+    for answer in beyond:
+        assert answer["data"] is None
+        assert "exceeds maximum operation depth of 4" in answer["errors"][0]["message"]
     assert read_model.calls["orders"] == 1
 
 
@@ -180,8 +183,9 @@ async def test_a_body_over_the_limit_gets_a_413_with_a_json_reason(client: httpx
 
 async def test_a_document_with_too_many_tokens_is_refused(client: httpx.AsyncClient) -> None:
     fields = " ".join(f"a{i}: __typename" for i in range(3000))
-    answer = await graphql(client, f"{{ {fields} }}")
-    assert "token" in answer["errors"][0]["message"].lower()
+    for _ in range(2):
+        answer = await graphql(client, f"{{ {fields} }}")
+        assert "token" in answer["errors"][0]["message"].lower()
 
 
 async def test_metrics_count_requests_by_route_and_graphql_operations_by_name(
