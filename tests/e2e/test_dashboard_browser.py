@@ -57,6 +57,7 @@ def test_a_test_order_placed_from_the_dashboard_is_shown_completed_with_its_saga
             wait.until(ready.presence_of_element_located(
                 (By.CSS_SELECTOR, '#detail-saga[data-status="COMPLETED"]')))
             detail = browser.find_element(By.ID, "detail").text
+            count = browser.find_element(By.ID, "total").text  # at once: no poll has counted it yet
         finally:
             ARTIFACTS.mkdir(exist_ok=True)
             browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
@@ -64,3 +65,4 @@ def test_a_test_order_placed_from_the_dashboard_is_shown_completed_with_its_saga
     for step in ("payment", "inventory", "shipping", "notification"):
         assert step in detail
     assert "Step Succeeded · payment" in detail
+    assert count == "1 order(s)"
