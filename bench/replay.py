@@ -10,20 +10,23 @@ is another shop with its own catalogue, and every stream, version and
 reference stays as consistent as the saga wrote it.
 
 Then `saga projections rebuild` runs as the CLI runs it (every projection, into
-new tables, swapped in at the end), timed. Figures, on SQLite and on
-PostgreSQL (the read store beside the event store, as `saga serve` puts it):
+new tables, swapped in at the end), timed, first in one process (`--jobs 1`),
+then with the CLI's default number of processes (or --jobs). Figures, on SQLite
+and on PostgreSQL (the read store beside the event store, as `saga serve` puts it):
 
-  events            events in the event store (every application's log)
-  rebuild_s         wall time of the rebuild of every projection
-  events_per_s      events / rebuild_s
-  log_read_per_s    reading every log once, in the rebuild's batch size, without
-                    decoding: the ceiling a replay could reach here
-  projections       per projection: notifications replayed and seconds
+  events                    events in the event store (every application's log)
+  rebuild_s                 wall time of the rebuild of every projection
+  events_per_s              events / rebuild_s
+  events_per_s_one_process  the same, rebuilt by one process
+  log_read_per_s            reading every log once, in the rebuild's batch size,
+                            without decoding: the ceiling of a replay here
+  projections               per projection: notifications replayed, and seconds
 
 and checks its own result: nothing parked, and as many orders, payments,
 shipments and sagas projected as the copies hold.
 
     python bench/replay.py [--events 1000000] [--template 500] [--stores sqlite,postgres] [--runs 1]
+        [--jobs J]
 
 Prints one JSON document on stdout and a summary on stderr. The built stores are
 thrown away afterwards. DATABASE_URL names the PostgreSQL server (default the local one).
@@ -297,7 +300,7 @@ def run_store(
                 with psycopg.connect(server_url, autocommit=True) as conn:
                     conn.execute("CHECKPOINT")
             read, read_s = read_every_log(system, LOG_READ_BATCH)
-        jobs = jobs or default_jobs(settings)
+        jobs = jobs or default_jobs()
         one = timed_rebuild(settings, 1) if jobs > 1 else None
         result = timed_rebuild(settings, jobs)
         rows = asyncio.run(count_rows(settings))

@@ -69,11 +69,11 @@ def projections_cli(
         jobs: Annotated[int | None, typer.Option(
             "--jobs", "-j", min=1, show_default=False,
             help="Worker processes, each rebuilding one projection at a time, the largest first. "
-                 "Default: one per core, up to 4, on PostgreSQL; 1 on SQLite.")] = None,
+                 "Default: one per core, up to 4.")] = None,
     ) -> None:
         with open_system() as system:
             settings = system.settings
-        rebuilt = _rebuild(settings, name, jobs or default_jobs(settings), console)
+        rebuilt = _rebuild(settings, name, jobs or default_jobs(), console)
         console.print(f"rebuilt and swapped in: {', '.join(rebuilt)}")
 
     @cli.command(name="status", epilog=epilogs.get("status"), help=(

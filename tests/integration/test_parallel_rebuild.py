@@ -1,13 +1,12 @@
-"""`saga projections rebuild --jobs 2`: the projections shared out to worker processes on PostgreSQL."""
+"""`saga projections rebuild --jobs 2`: the projections shared out to worker processes."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from infra.bootstrap import bootstrap
-from infra.parallel_rebuild import default_jobs, rebuild_projections
+from infra.parallel_rebuild import rebuild_projections
 from infra.read_store import open_read_store, read_store_opener
 from infra.settings import Settings
 from projections.catalog import all_projections
@@ -27,14 +26,19 @@ async def every_row(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
         await store.close()
 
 
-async def test_a_rebuild_in_two_processes_gives_the_rows_the_live_projector_built(
-    postgres_settings: Settings,
-) -> None:
-    async with running(postgres_settings) as system:
+async def saga_orders(settings: Settings) -> None:
+    """Four orders through the saga: three completed, one compensated."""
+    async with running(settings) as system:
         orders = [place(system, (MOUSE, 1), (KEYBOARD, 2)) for _ in range(3)]
         orders.append(place(system, (KEYBOARD, 31)))  # more than there are: compensated
         for order_id in orders:
             await finished(system, order_id)
+
+
+async def test_a_rebuild_in_two_processes_gives_the_rows_the_live_projector_built(
+    postgres_settings: Settings,
+) -> None:
+    await saga_orders(postgres_settings)
     with bootstrap(postgres_settings) as system:
         async with Projector(system, store=read_store_opener(postgres_settings)) as projector:
             await projector.catch_up()
@@ -47,8 +51,14 @@ async def test_a_rebuild_in_two_processes_gives_the_rows_the_live_projector_buil
     assert await every_row(postgres_settings) == live
 
 
-def test_sqlite_rebuilds_in_one_process_postgresql_in_one_per_core(
-    sqlite_settings: Settings, postgres_settings: Settings
+def test_a_rebuild_in_two_processes_on_sqlite_gives_the_rows_a_rebuild_in_one_gives(
+    sqlite_settings: Settings,
 ) -> None:
-    assert default_jobs(sqlite_settings) == 1
-    assert default_jobs(postgres_settings) == min(4, os.cpu_count() or 1)
+    asyncio.run(saga_orders(sqlite_settings))
+    rebuild_projections(sqlite_settings, None, jobs=1)
+    in_one = asyncio.run(every_row(sqlite_settings))
+
+    rebuild_projections(sqlite_settings, None, jobs=2)
+
+    assert asyncio.run(every_row(sqlite_settings)) == in_one
+    assert len(in_one["read_orders"]) == 4
