@@ -189,7 +189,8 @@ def serve(
         help="Interface to listen on; 0.0.0.0 for every one. Default: HOST, else 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option(help=(
         "Port to listen on. Default for the api: PORT, else 8000; for a worker role its own: orders 8001, "
-        "payments 8002, inventory 8003, shipping 8004, notifications 8005, saga, relay and projector 8000."
+        "payments 8002, inventory 8003, shipping 8004, notifications 8005, saga 8006, relay 8007, "
+        "projector 8008."
     ))] = None,
     role: Annotated[list[str] | None, typer.Option(metavar="ROLE", help=(
         f"Run only this role; repeat it for several: {', '.join(ROLES)}. Default: every role. "

@@ -33,8 +33,10 @@ T = TypeVar("T")
 
 CONTEXT_ROLES = ("orders", "payments", "inventory", "shipping", "notifications")
 ROLES = ("api", *CONTEXT_ROLES, "saga", "relay", "projector")
+# The old services' ports, and the next ones for the roles the old system did not have, so that
+# every role can run on one host beside the api (8000) without a --port.
 WORKER_PORTS = {"orders": 8001, "payments": 8002, "inventory": 8003, "shipping": 8004,
-                "notifications": 8005}
+                "notifications": 8005, "saga": 8006, "relay": 8007, "projector": 8008}
 
 
 GC_YOUNG_THRESHOLD = 50_000
@@ -125,9 +127,11 @@ class Runtime:
 
         The server stops on SIGTERM or SIGINT after its lifespan has ended, so the
         consumers finish their batches, the bus closes and the stores are let go.
+        A start that fails part way (the broker does not answer) lets go of what
+        it had opened too, so the process can end.
         """
-        await self.start()
         try:
+            await self.start()
             yield
         finally:
             await self.stop()
