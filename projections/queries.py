@@ -64,18 +64,11 @@ class StoreReadModel:
 
     async def orders(
         self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
-        after: OrderCursor | None = None,
+        after: OrderCursor | None = None, count: bool = True,
     ) -> OrderPage:
-        conditions, args = ["version > 0"], list[Any]()
-        if customer_id is not None:
-            args.append(customer_id)
-            conditions.append(f"customer_id = ${len(args)}")
-        if status is not None:
-            args.append(status)
-            conditions.append(f"status = ${len(args)}")
+        conditions, args = _order_filter(customer_id, status)
         table = self._orders.table.name
-        where = " AND ".join(conditions)
-        counted = await self.store.fetch(f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", *args)
+        total = await self.count_orders(customer_id=customer_id, status=status) if count else None
         if after is not None:
             args += [after.created_at, after.id]
             a, b = len(args) - 1, len(args)
@@ -88,7 +81,14 @@ class StoreReadModel:
             *args,
         )
         rows = await self._order_rows([self._orders.decode(r) for r in records])
-        return OrderPage(tuple(rows[:limit]), len(rows) > limit, int(counted[0]["n"]))
+        return OrderPage(tuple(rows[:limit]), len(rows) > limit, total)
+
+    async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:
+        conditions, args = _order_filter(customer_id, status)
+        counted = await self.store.fetch(
+            f"SELECT COUNT(*) AS n FROM {self._orders.table.name} WHERE {' AND '.join(conditions)}", *args
+        )
+        return int(counted[0]["n"])
 
     async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]:
         return await self._by_order(PaymentStatus(), order_ids)
@@ -191,3 +191,15 @@ class StoreReadModel:
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
+
+
+def _order_filter(customer_id: UUID | None, status: str | None) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions (and their arguments) of the orders a listing shows."""
+    conditions, args = ["version > 0"], list[Any]()
+    if customer_id is not None:
+        args.append(customer_id)
+        conditions.append(f"customer_id = ${len(args)}")
+    if status is not None:
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    return conditions, args

@@ -166,7 +166,7 @@ class ProjectionStatusRow:
 class OrderPage:
     rows: tuple[OrderRow, ...]
     has_next_page: bool
-    total_count: int
+    total_count: int | None  # the orders that match, over every page; None when not asked for
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,17 @@ class ReadModel(Protocol):
         status: str | None = None,
         first: int = 20,
         after: OrderCursor | None = None,
+        count: bool = True,
     ) -> OrderPage:
-        """Newest first (created_at, then id, descending); `after` continues a previous page."""
+        """Newest first (created_at, then id, descending); `after` continues a previous page.
+
+        `count`: whether to count every matching order too (`total_count`), which costs
+        a pass over them all; a page alone costs only its rows.
+        """
+        ...
+
+    async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:
+        """How many orders match, over every page."""
         ...
 
     async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]: ...

@@ -55,8 +55,9 @@ class Query:
             cursor = None if after is None else decode_cursor(after)
         except InvalidCursorError as error:
             raise bad_input(str(error), "after", "INVALID_CURSOR") from None
+        wanted = None if status is None else status.value
         page = await info.context.services.read_model.orders(
-            customer_id=customer, status=None if status is None else status.value, first=first, after=cursor,
+            customer_id=customer, status=wanted, first=first, after=cursor, count=False,
         )
         for row in page.rows:
             info.context.loaders.orders.prime(row.id, row)
@@ -68,7 +69,7 @@ class Query:
         end = edges[-1].cursor if edges else None
         return OrderConnection(
             edges=edges, page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end),
-            total_count=page.total_count,
+            customer_id=customer, status=wanted,
         )
 
     @strawberry.field(description="The catalogue with stock levels")

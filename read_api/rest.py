@@ -105,10 +105,10 @@ def rest_router(services: Services) -> APIRouter:
             return envelope(request, status=400, problem=Problem(VALIDATION_ERROR, message, "page"))
         # The read model pages by cursor; one query for the rows up to this page, then its slice.
         found = await services.read_model.orders(customer_id=customer, first=page * limit)
-        rows = found.rows[(page - 1) * limit:]
+        rows, total = found.rows[(page - 1) * limit:], found.total_count or 0
         data = {
             "orders": [order_json(row) for row in rows], "page": page, "limit": limit,
-            "total": found.total_count, "total_pages": -(-found.total_count // limit),
+            "total": total, "total_pages": -(-total // limit),
         }
         return envelope(request, data=data)
 

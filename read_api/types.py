@@ -231,4 +231,11 @@ class PageInfo:
 class OrderConnection:
     edges: list[OrderEdge]
     page_info: PageInfo
-    total_count: int
+    customer_id: strawberry.Private[UUID | None]
+    status: strawberry.Private[str | None]
+
+    @strawberry.field(description="Every order the filters match, over every page; counted only when asked")
+    async def total_count(self, info: Info) -> int:
+        return await info.context.services.read_model.count_orders(
+            customer_id=self.customer_id, status=self.status
+        )

@@ -115,17 +115,24 @@ class RowsReadModel:
         return {i: self.orders_rows[i] for i in ids if i in self.orders_rows}
 
     async def orders(self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
-                     after: OrderCursor | None = None) -> OrderPage:
+                     after: OrderCursor | None = None, count: bool = True) -> OrderPage:
         self.calls["orders"] += 1
-        rows = sorted(
+        rows = self._matching(customer_id, status)
+        total = len(rows) if count else None
+        if after is not None:
+            rows = [r for r in rows if (r.created_at, r.id) < (after.created_at, after.id)]
+        return OrderPage(rows=tuple(rows[:first]), has_next_page=len(rows) > first, total_count=total)
+
+    async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:
+        self.calls["count_orders"] += 1
+        return len(self._matching(customer_id, status))
+
+    def _matching(self, customer_id: UUID | None, status: str | None) -> list[OrderRow]:
+        return sorted(
             (r for r in self.orders_rows.values()
              if customer_id in (None, r.customer_id) and status in (None, r.status)),
             key=lambda r: (r.created_at, r.id), reverse=True,
         )
-        total = len(rows)
-        if after is not None:
-            rows = [r for r in rows if (r.created_at, r.id) < (after.created_at, after.id)]
-        return OrderPage(rows=tuple(rows[:first]), has_next_page=len(rows) > first, total_count=total)
 
     async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]:
         self.calls["payments_by_order"] += 1

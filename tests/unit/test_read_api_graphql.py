@@ -69,8 +69,19 @@ async def test_listing_twenty_orders_reads_each_kind_of_row_once(
     assert len(nodes) == 20
     assert all(n["payment"]["status"] == "COMPLETED" and n["saga"]["status"] == "COMPLETED" for n in nodes)
     assert all(n["shipment"]["trackingNumber"] == "TRK1" for n in nodes)
-    assert read_model.calls == {"orders": 1, "payments_by_order": 1, "shipments_by_order": 1,
-                                "sagas_by_order": 1}
+    assert read_model.calls == {"orders": 1, "count_orders": 1, "payments_by_order": 1,
+                                "shipments_by_order": 1, "sagas_by_order": 1}
+
+
+async def test_a_page_that_does_not_ask_for_the_total_does_not_count_every_order(
+    client: httpx.AsyncClient, read_model: RowsReadModel
+) -> None:
+    customers_orders(read_model, 3, uuid4())
+
+    data = await data_of(client, "{ orders(first: 2) { edges { node { id } } pageInfo { hasNextPage } } }")
+
+    assert len(data["orders"]["edges"]) == 2 and data["orders"]["pageInfo"]["hasNextPage"] is True
+    assert read_model.calls == {"orders": 1}
 
 
 async def test_pages_run_newest_first_and_each_cursor_continues_after_its_page(
