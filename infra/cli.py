@@ -392,6 +392,9 @@ def dlq_list(
         help=f"Only this consumer queue: {', '.join(QUEUES)}. Default: every queue.")] = None,
 ) -> None:
     parked = asyncio.run(_dead_letters(load_settings(), queue))
+    if not parked:  # no empty table: the count says it
+        console.print(f"0 parked message(s){f' on {queue}' if queue else ''}")
+        return
     # The id is what `dlq redrive` takes: whole on one line, even in 80 columns, and the rest beside it.
     table = Table(Column("id", no_wrap=True), Column("parked message", overflow="fold"))
     for letter in parked:
