@@ -62,7 +62,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import aio_pika
 import httpx
 import psycopg
 from psycopg import sql
@@ -70,7 +69,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_DELAYS_SECONDS
+from bench.saga_throughput import delete_namespace
 from infra.consumers import SAGA_QUEUE
 from infra.demo import finished_line, run_demo
 from infra.runtime import CONTEXT_ROLES, run_event_loop
@@ -244,27 +243,6 @@ def make_vhost(amqp_url: str, name: str) -> str | None:
 
 def in_vhost(url: str, vhost: str) -> str:
     return urlsplit(url)._replace(path="/" + quote(vhost, safe="")).geturl()
-
-
-async def delete_namespace(url: str, namespace: str) -> None:
-    """Without a vhost of its own: delete every queue and exchange the namespace can have."""
-    names = []
-    for queue in QUEUES:
-        names += [f"{namespace}.{queue}", f"{namespace}.{queue}.dead"]
-        names += [f"{namespace}.{queue}.retry.{n}" for n in range(1, len(RETRY_DELAYS_SECONDS) + 1)]
-    connection = await aio_pika.connect(url, timeout=10)
-    async with connection:
-        channel = await connection.channel()
-        for queue_name in names:
-            try:
-                await channel.queue_delete(queue_name)
-            except aio_pika.exceptions.AMQPError:  # absent: the channel closes, open another
-                channel = await connection.channel()
-        for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
-            try:
-                await channel.exchange_delete(f"{namespace}.{exchange}")
-            except aio_pika.exceptions.AMQPError:
-                channel = await connection.channel()
 
 
 # --------------------------------------------------------------------------------------
