@@ -66,8 +66,10 @@ class SagaMetrics:
             registry=self.registry,
         )
         self.published = Counter(
-            "saga_envelopes_published", "Envelopes the relays published and the broker confirmed",
-            ["exchange"], registry=self.registry,
+            "saga_envelopes_published",
+            "Envelopes the relays published and the broker confirmed, by exchange and routing key "
+            "(a command's key starts with the queue it goes to: payments.ChargePayment)",
+            ["exchange", "routing_key"], registry=self.registry,
         )
         self.sagas = Counter(
             "saga_outcomes", "Sagas that finished, as their relay saw them", ["outcome"],
@@ -106,8 +108,8 @@ class SagaMetrics:
 
         return replace(subscription, handler=handle)
 
-    def published_envelopes(self, exchange: str, count: int) -> None:
-        self.published.labels(exchange).inc(count)
+    def published_envelopes(self, exchange: str, routing_key: str, count: int) -> None:
+        self.published.labels(exchange, routing_key).inc(count)
 
     def finished_sagas(self, notifications: Iterable[Notification]) -> None:
         """Count the Completed and Compensated events among a relay's notifications."""

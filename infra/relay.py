@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -160,19 +161,19 @@ class OutboxRelay:
         if not notifications:
             return 0
         outgoing = await asyncio.to_thread(self._messages, notifications)
-        published: dict[str, int] = {}
+        published: Counter[tuple[str, str]] = Counter()
         for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
             envelopes = [envelope for target, envelope in outgoing if target == exchange]
             if envelopes:
                 await self.bus.publish(exchange, envelopes)
-                published[exchange] = len(envelopes)
+                published.update((exchange, envelope.routing_key) for envelope in envelopes)
         last = notifications[-1].id
         await asyncio.to_thread(self.app.process_recorder.insert_tracking, Tracking(self.tracking_name, last))
         self.position = last
         if self.metrics is not None:
             # Counted once the position is recorded, so a window published again after a failure counts once.
-            for exchange, count in published.items():
-                self.metrics.published_envelopes(exchange, count)
+            for (exchange, routing_key), count in published.items():
+                self.metrics.published_envelopes(exchange, routing_key, count)
             self.metrics.finished_sagas(notifications)
         return len(notifications)
 
