@@ -438,8 +438,9 @@ async def _redrive(settings: Settings, dead_letter_id: str) -> bool:
 
 app.add_typer(projections_cli(open_system, epilogs={
     "status": exit_codes("0  shown", BAD_ENV, NO_DATABASE),
-    "rebuild": exit_codes("0  rebuilt and swapped in", "2  an unknown NAME, or a bad environment variable",
-                          NO_DATABASE),
+    "rebuild": exit_codes("0  rebuilt and swapped in",
+                          "1  another rebuild of the same projection is running",
+                          "2  an unknown NAME, or a bad environment variable", NO_DATABASE),
 }), name="projections")
 
 

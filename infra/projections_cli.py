@@ -24,6 +24,7 @@ from infra.read_store import read_store_opener
 from infra.settings import Settings
 from projections.catalog import all_projections
 from projections.read_model import ProjectionStatusRow
+from projections.rebuild import RebuildConflictError
 from projections.runner import Projector
 
 # Module level: typer reads the annotations (and so this help text) by name.
@@ -73,7 +74,11 @@ def projections_cli(
     ) -> None:
         with open_system() as system:
             settings = system.settings
-        rebuilt = _rebuild(settings, name, jobs or default_jobs(), console)
+        try:
+            rebuilt = _rebuild(settings, name, jobs or default_jobs(), console)
+        except RebuildConflictError as error:
+            console.print(f"[red]error:[/] {error}", highlight=False)
+            raise typer.Exit(1) from None
         console.print(f"rebuilt and swapped in: {', '.join(rebuilt)}")
 
     @cli.command(name="status", epilog=epilogs.get("status"), help=(

@@ -22,6 +22,11 @@ from projections.changes import ChangeHub
 from projections.runner import Projector
 from projections.store import Tx
 
+
+class RebuildConflictError(RuntimeError):
+    """Another rebuild of the same projection moved its position: one of the two must give way."""
+
+
 CACHED_ROWS = 20_000
 """Rows a rebuild keeps in memory between batches; the events of one order come close together."""
 
@@ -94,7 +99,7 @@ class Rebuild:
             self.uncommitted += [applied] if applied is not None else []
             done = applied is not None
         if not done:
-            raise RuntimeError(f"another rebuild of {self.live.name} is running")
+            raise RebuildConflictError(f"another rebuild of {self.live.name} is running; let it finish")
 
     async def swap_in(self) -> None:
         dialect = self.store.dialect

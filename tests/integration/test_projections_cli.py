@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+import pytest
 from typer.testing import CliRunner
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import bootstrap
 from infra.projections_cli import projections_cli
 from infra.settings import Settings
+from projections import tracking
+from projections.rebuild import Rebuild
 from tests.saga_harness import ADDRESS, MOUSE
 
 runner = CliRunner()
@@ -49,3 +52,25 @@ def lag_of(table: str, projection: str) -> int:
     line = next(line for line in table.splitlines() if f" {projection} " in line)
     cells = [cell.strip() for cell in line.strip("│ ").split("│")]
     return int(cells[2])
+
+
+def test_a_rebuild_overtaken_by_another_of_the_same_projection_stops_with_one_line(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with bootstrap(sqlite_settings) as system:
+        system.inventory.seed()
+    prepare = Rebuild.prepare
+
+    async def prepared_then_overtaken(self: Rebuild) -> None:
+        await prepare(self)
+        # Meanwhile another rebuild of the same projection replays its first batch.
+        async with self.store.transaction() as tx:
+            await tracking.advance(tx, self.shadow.tracking_name, "Inventory", 5)
+
+    monkeypatch.setattr(Rebuild, "prepare", prepared_then_overtaken)
+    result = runner.invoke(projections_cli(lambda: bootstrap(sqlite_settings)),
+                           ["rebuild", "stock_levels", "--jobs", "1"])
+
+    assert result.exit_code == 1, result.output
+    assert "another rebuild of stock_levels is running" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
