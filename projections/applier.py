@@ -145,7 +145,7 @@ class Applier:
         else:
             rows = cache.take(keys)
             rows |= await projection.load(tx, keys - rows.keys())
-        changed, failures = fold_keyed(projection, rows, keyed)
+        changed, failures = fold(projection, rows, keyed)
         await projection.save(tx, {key: rows[key] for key in changed})
         if cache is not None:
             cache.keep(rows)
@@ -173,16 +173,12 @@ class RowCache:
 
 
 def fold(
-    projection: AnyProjection, rows: dict[UUID, Any], items: Sequence[Item]
-) -> tuple[set[UUID], list[tracking.ProjectionFailure]]:
-    """Fold the items into the rows in place; the keys changed, and the events that could not be applied."""
-    return fold_keyed(projection, rows, [(_key(projection, i), i) for i in items])
-
-
-def fold_keyed(
     projection: AnyProjection, rows: dict[UUID, Any], keyed: Sequence[tuple[UUID | None, Item]]
 ) -> tuple[set[UUID], list[tracking.ProjectionFailure]]:
-    """`fold`, each item with its row's key already found (None where it has none)."""
+    """Fold the items, each with its row's key (None where it has none), into the rows in place.
+
+    The keys changed, and the events that could not be applied.
+    """
     changed: set[UUID] = set()
     failures: list[tracking.ProjectionFailure] = []
     for key, item in keyed:

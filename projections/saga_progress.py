@@ -52,7 +52,7 @@ def evolve(row: SagaRow | None, fact: Fact) -> SagaRow:
         )
     elif name in _SAGA_STATUS:
         status = _SAGA_STATUS[name]
-    elif name not in _OTHERS and name != "Started":
+    elif name not in DECISIONS:
         raise CannotApplyError(f"saga progress does not read {fact.topic}")
     entry = SagaTimelineEntry(
         version=fact.originator_version, type=name, step=fact.data.get("step"), detail=detail(fact),
