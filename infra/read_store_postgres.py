@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 
 from infra.settings import PostgresDsn
-from projections.store import Dialect, Index, ReadStore, Row, TableSpec, Tx
+from projections.store import Dialect, Index, ReadStore, Reshaped, Row, TableSpec, Tx
 
 POSTGRES = Dialect(
     "postgresql",
@@ -42,13 +42,19 @@ class PostgresStore(ReadStore):
         rows = await self._pool.fetch(sql, *_pg_args(args))
         return cast(list[Row], rows)
 
-    async def create(self, tables: Iterable[TableSpec]) -> None:
+    async def create(self, tables: Iterable[TableSpec], *, reshaped: Reshaped | None = None) -> None:
         # Replicas starting together would race on CREATE ... IF NOT EXISTS: one at a time.
         async with self.transaction() as tx:
             await tx.execute("SELECT pg_advisory_xact_lock(7240311)")
-            for table in tables:
-                for statement in table.create_statements(self.dialect):
-                    await tx.execute(statement)
+            await self.create_in(tx, tables, reshaped)
+
+    async def columns(self, tx: Tx, table: str) -> set[str]:
+        rows = await tx.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1",
+            table,
+        )
+        return {row["column_name"] for row in rows}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

@@ -67,6 +67,9 @@ class SQLiteStore(ReadStore):
                 raise
             await _run(self._writer, "COMMIT")
 
+    async def columns(self, tx: Tx, table: str) -> set[str]:
+        return {row["name"] for row in await tx.fetch("SELECT name FROM pragma_table_info($1)", table)}
+
     async def rename_index(self, tx: Tx, index: Index, table: TableSpec, to: TableSpec) -> None:
         # SQLite cannot rename an index: build it again under the new name.
         await tx.execute(f"DROP INDEX IF EXISTS {table.name}_{index.suffix}")

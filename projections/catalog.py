@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,9 +14,11 @@ from projections.projection import Projection
 from projections.saga_progress import SagaProgress
 from projections.shipment_tracking import ShipmentTracking
 from projections.stock_levels import StockLevels
-from projections.store import ReadStore
+from projections.store import ReadStore, TableSpec, Tx
 
 AnyProjection = Projection[Any]
+
+log = logging.getLogger(__name__)
 
 
 def all_projections() -> tuple[AnyProjection, ...]:
@@ -36,11 +39,23 @@ def named(names: Iterable[str] | None) -> list[AnyProjection]:
 
 
 async def migrate(store: ReadStore) -> None:
-    """Create the read tables and start every projection's positions, idempotently."""
-    projections = all_projections()
-    await store.create([tracking.TRACKING, tracking.FAILURES, dead_letters.TABLE,
-                        *(p.table for p in projections)])
-    async with store.transaction() as tx:
-        for projection in projections:
-            await tracking.ensure(tx, projection.tracking_name, projection.applications)
+    """Create the read tables and start every projection's positions, idempotently.
 
+    A projection's table made by an earlier version with other columns is
+    dropped and created anew, and the projection starts again from the first
+    event: its rows are folded from the events, so replaying them is the
+    migration, and it fills the new columns as if they had always been there.
+    """
+    projections = {p.table.name: p for p in all_projections()}
+
+    async def replay_from_the_start(tx: Tx, table: TableSpec) -> None:
+        projection = projections[table.name]
+        log.warning("read table %s has other columns than %s needs: rebuilt from the events",
+                    table.name, projection.name)
+        await tracking.reset(tx, projection.tracking_name, projection.applications)
+
+    await store.create([tracking.TRACKING, tracking.FAILURES, dead_letters.TABLE])
+    await store.create([p.table for p in projections.values()], reshaped=replay_from_the_start)
+    async with store.transaction() as tx:
+        for projection in projections.values():
+            await tracking.ensure(tx, projection.tracking_name, projection.applications)

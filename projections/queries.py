@@ -43,6 +43,8 @@ Heads = Callable[[], Awaitable[Mapping[str, int]]]
 R = TypeVar("R")
 OrderView = tuple[OrderRow | None, PaymentRow | None, ShipmentRow | None, SagaRow | None]
 MAX_PAGE = 500
+MAX_OFFSET = 1 << 62
+"""Past any table; keeps an offset within the 64-bit integers both databases take."""
 
 
 class StoreReadModel:
@@ -64,20 +66,23 @@ class StoreReadModel:
 
     async def orders(
         self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
-        after: OrderCursor | None = None, count: bool = True,
+        after: OrderCursor | None = None, count: bool = True, offset: int = 0,
     ) -> OrderPage:
         conditions, args = _order_filter(customer_id, status)
         table = self._orders.table.name
         total = await self.count_orders(customer_id=customer_id, status=status) if count else None
+        if offset >= min(total if total is not None else MAX_OFFSET, MAX_OFFSET):
+            return OrderPage((), False, total)  # past the last order: nothing to read
         if after is not None:
             args += [after.created_at, after.id]
             a, b = len(args) - 1, len(args)
             conditions.append(f"(created_at < ${a} OR (created_at = ${a} AND id < ${b}))")
         limit = max(0, min(first, MAX_PAGE))
-        args.append(limit + 1)
+        args += [limit + 1, max(0, offset)]
         records = await self.store.fetch(
             f"SELECT {', '.join(self._orders.table.column_names)} FROM {table} "
-            f"WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+            f"WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, id DESC "
+            f"LIMIT ${len(args) - 1} OFFSET ${len(args)}",
             *args,
         )
         rows = await self._order_rows([self._orders.decode(r) for r in records])

@@ -57,7 +57,12 @@ class PaymentRow:
     currency: str
     transaction_id: str | None
     refunded_amount: Decimal
+    created_at: datetime
     updated_at: datetime
+    failure_reason: str | None = None  # why the charge was declined, or why the payment was voided
+    refund_reference: str | None = None  # the gateway's reference of the latest refund
+    processed_at: datetime | None = None  # when the gateway answered the charge, taken or declined
+    refunded_at: datetime | None = None  # when the latest refund was given
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,9 @@ class ShipmentRow:
     status: str  # PREPARING SHIPPED DELIVERED CANCELLED FAILED
     tracking_number: str | None
     carrier: str | None
+    created_at: datetime
     updated_at: datetime
+    failure_reason: str | None = None  # why the carrier refused it, or why it was cancelled
 
 
 @dataclass(frozen=True)
@@ -190,11 +197,13 @@ class ReadModel(Protocol):
         first: int = 20,
         after: OrderCursor | None = None,
         count: bool = True,
+        offset: int = 0,
     ) -> OrderPage:
         """Newest first (created_at, then id, descending); `after` continues a previous page.
 
         `count`: whether to count every matching order too (`total_count`), which costs
-        a pass over them all; a page alone costs only its rows.
+        a pass over them all; a page alone costs only its rows. `offset` skips that many
+        orders (after `after`, if given), for clients that number their pages.
         """
         ...
 

@@ -23,21 +23,22 @@ _FOLLOW_UPS = {DISPATCHED: "SHIPPED", DELIVERED: "DELIVERED"}
 
 def evolve(row: ShipmentRow | None, fact: Fact) -> ShipmentRow:
     """A shipment after one of its events; Failed and Cancelled may open it or follow its booking."""
+    at = fact.timestamp
     if fact.topic == CREATED:
         return ShipmentRow(
             id=fact.originator_id, order_id=UUID(fact.data["order_id"]), status="PREPARING",
-            tracking_number=fact.data["tracking_number"], carrier=None, updated_at=fact.timestamp,
+            tracking_number=fact.data["tracking_number"], carrier=None, created_at=at, updated_at=at,
         )
     if fact.topic in (FAILED, CANCELLED):
-        status = "FAILED" if fact.topic == FAILED else "CANCELLED"
+        status, reason = "FAILED" if fact.topic == FAILED else "CANCELLED", fact.data["reason"]
         if row is None:
             return ShipmentRow(
                 id=fact.originator_id, order_id=UUID(fact.data["order_id"]), status=status,
-                tracking_number=None, carrier=None, updated_at=fact.timestamp,
+                tracking_number=None, carrier=None, created_at=at, updated_at=at, failure_reason=reason,
             )
-        return replace(row, status=status, updated_at=fact.timestamp)
+        return replace(row, status=status, updated_at=at, failure_reason=reason)
     if fact.topic in _FOLLOW_UPS:
-        return replace(require(row, fact), status=_FOLLOW_UPS[fact.topic], updated_at=fact.timestamp)
+        return replace(require(row, fact), status=_FOLLOW_UPS[fact.topic], updated_at=at)
     raise CannotApplyError(f"shipment tracking does not read {fact.topic}")
 
 
@@ -48,7 +49,7 @@ class ShipmentTracking(Projection[ShipmentRow]):
     base_table = TableSpec(
         "read_shipments",
         (("id", "uuid"), ("order_id", "uuid"), ("status", "text"), ("tracking_number", "text"),
-         ("carrier", "text"), ("updated_at", "ts")),
+         ("carrier", "text"), ("created_at", "ts"), ("updated_at", "ts"), ("failure_reason", "text")),
         ("id",),
         (Index("order_idx", "order_id"),),
     )
@@ -60,11 +61,13 @@ class ShipmentTracking(Projection[ShipmentRow]):
         return row.order_id
 
     def encode(self, row: ShipmentRow) -> tuple[Any, ...]:
-        return (row.id, row.order_id, row.status, row.tracking_number, row.carrier, row.updated_at)
+        return (row.id, row.order_id, row.status, row.tracking_number, row.carrier, row.created_at,
+                row.updated_at, row.failure_reason)
 
     def decode(self, record: Row) -> ShipmentRow:
         return ShipmentRow(
             id=as_uuid(record["id"]), order_id=as_uuid(record["order_id"]), status=record["status"],
             tracking_number=record["tracking_number"], carrier=record["carrier"],
-            updated_at=as_time(record["updated_at"]),
+            created_at=as_time(record["created_at"]), updated_at=as_time(record["updated_at"]),
+            failure_reason=record["failure_reason"],
         )

@@ -14,7 +14,7 @@ the settings choose and hands it to the projector.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,6 +95,10 @@ class Tx(Protocol):
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
 
 
+Reshaped = Callable[[Tx, TableSpec], Awaitable[None]]
+"""Told, inside the transaction, of a table dropped and created anew because its columns changed."""
+
+
 class ReadStore(ABC):
     """A read database; one instance per process, shared by the projector and the queries."""
 
@@ -111,11 +115,29 @@ class ReadStore(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
-    async def create(self, tables: Iterable[TableSpec]) -> None:
+    async def create(self, tables: Iterable[TableSpec], *, reshaped: Reshaped | None = None) -> None:
+        """Create the tables that do not exist yet, in one transaction.
+
+        With `reshaped`, a table whose columns are not those of its spec (the
+        table of an earlier version) is dropped and created anew, and `reshaped`
+        is called in the same transaction: its rows must then be made again.
+        """
         async with self.transaction() as tx:
-            for table in tables:
-                for statement in table.create_statements(self.dialect):
-                    await tx.execute(statement)
+            await self.create_in(tx, tables, reshaped)
+
+    async def create_in(self, tx: Tx, tables: Iterable[TableSpec], reshaped: Reshaped | None) -> None:
+        for table in tables:
+            if reshaped is not None:
+                found = await self.columns(tx, table.name)
+                if found and found != set(table.column_names):
+                    await tx.execute(f"DROP TABLE {table.name}")
+                    await reshaped(tx, table)
+            for statement in table.create_statements(self.dialect):
+                await tx.execute(statement)
+
+    @abstractmethod
+    async def columns(self, tx: Tx, table: str) -> set[str]:
+        """The names of the columns `table` has in the database; empty if there is no such table."""
 
     async def swap(self, tx: Tx, live: TableSpec, rebuilt: TableSpec) -> None:
         """Put `rebuilt` in the place of `live` inside `tx`: readers see one or the other, whole."""
@@ -139,6 +161,10 @@ def as_decimal(value: Any) -> Decimal:
 
 def as_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def as_optional_time(value: Any) -> datetime | None:
+    return None if value is None else as_time(value)
 
 
 def as_json(value: Any) -> Any:

@@ -100,10 +100,11 @@ class RowsReadModel:
         if fulfilled:
             self.payments[row.id] = PaymentRow(
                 id=uuid4(), order_id=row.id, status="COMPLETED", amount=row.total_amount, currency="USD",
-                transaction_id="txn_1", refunded_amount=Decimal("0"), updated_at=row.updated_at)
+                transaction_id="txn_1", refunded_amount=Decimal("0"), created_at=row.created_at,
+                updated_at=row.updated_at, processed_at=row.created_at)
             self.shipments[row.id] = ShipmentRow(
                 id=uuid4(), order_id=row.id, status="PREPARING", tracking_number="TRK1", carrier=None,
-                updated_at=row.updated_at)
+                created_at=row.created_at, updated_at=row.updated_at)
             steps = tuple(SagaStepRow(name=n, status="SUCCEEDED", attempts=1)
                           for n in ("payment", "inventory", "shipping", "notification"))
             self.sagas[row.id] = SagaRow(id=uuid4(), order_id=row.id, status="COMPLETED", current_step=None,
@@ -115,12 +116,13 @@ class RowsReadModel:
         return {i: self.orders_rows[i] for i in ids if i in self.orders_rows}
 
     async def orders(self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
-                     after: OrderCursor | None = None, count: bool = True) -> OrderPage:
+                     after: OrderCursor | None = None, count: bool = True, offset: int = 0) -> OrderPage:
         self.calls["orders"] += 1
         rows = self._matching(customer_id, status)
         total = len(rows) if count else None
         if after is not None:
             rows = [r for r in rows if (r.created_at, r.id) < (after.created_at, after.id)]
+        rows = rows[offset:]
         return OrderPage(rows=tuple(rows[:first]), has_next_page=len(rows) > first, total_count=total)
 
     async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:

@@ -13,7 +13,7 @@ from eventsourcing.utils import get_topic
 
 from domain.notification import Notification
 from domain.order import Order, OrderLine
-from domain.payment import Payment
+from domain.payment import CANCELLED_BEFORE_PAYMENT, Payment
 from domain.shipment import Shipment
 from domain.stock import Stock
 from domain.values import Address, Money
@@ -179,6 +179,36 @@ def test_a_refund_of_a_payment_never_seen_cannot_be_applied() -> None:
         payment_status.evolve(None, refunded)
 
 
+def test_a_charge_is_processed_when_taken_and_a_refund_leaves_its_reference_and_time() -> None:
+    payment = Payment.charge(uuid4(), uuid4(), Money.of("100.00"), "txn_1")
+    payment.refund(Money.of("40.00"), "rf_1", "damaged")
+    payment.refund(Money.of("60.00"), "rf_2", "cancelled")
+    charged, _, last_refund = events = payment.collect_events()
+    row = project(payment_status.evolve, events)
+
+    assert (row.created_at, row.processed_at) == (charged.timestamp, charged.timestamp)
+    assert row.failure_reason is None
+    assert (row.refund_reference, row.refunded_at) == ("rf_2", last_refund.timestamp)
+    assert row.updated_at == last_refund.timestamp
+
+
+def test_a_declined_charge_keeps_its_reason_and_a_void_keeps_why_nothing_was_taken() -> None:
+    declined = project(payment_status.evolve, Payment.decline(uuid4(), uuid4(), Money.of("10.00"),
+                                                              "card expired").collect_events())
+    assert (declined.failure_reason, declined.processed_at) == ("card expired", declined.created_at)
+
+    voided = Payment.void(uuid4(), "payment timed out")
+    void = list(voided.collect_events())
+    row = project(payment_status.evolve, void)
+    assert (row.failure_reason, row.processed_at) == ("payment timed out", None)
+    assert row.created_at == void[0].timestamp
+    voided.refuse_charge(uuid4(), Money.of("10.00"))
+    late = list(voided.collect_events())
+    row = project(payment_status.evolve, [*void, *late])
+    assert (row.failure_reason, row.processed_at) == (CANCELLED_BEFORE_PAYMENT, late[0].timestamp)
+    assert row.created_at == void[0].timestamp and row.refund_reference is None
+
+
 # Shipments
 
 
@@ -199,6 +229,26 @@ def test_a_cancel_before_the_booking_then_the_late_booking_refused_reads_failed(
     row = project(shipment_tracking.evolve, shipment.collect_events())
 
     assert (row.status, row.tracking_number) == ("FAILED", None)
+
+
+def test_a_shipment_keeps_when_it_was_booked_and_why_it_was_stopped() -> None:
+    shipment = Shipment.create(uuid4(), ADDRESS, "TRK1")
+    shipment.cancel("order cancelled by customer")
+    created, cancelled = events = shipment.collect_events()
+    row = project(shipment_tracking.evolve, events)
+
+    assert (row.status, row.created_at) == ("CANCELLED", created.timestamp)
+    assert row.updated_at == cancelled.timestamp
+    assert row.failure_reason == "order cancelled by customer"
+
+
+def test_a_refused_shipment_opens_failed_with_the_carrier_s_reason() -> None:
+    refused = Shipment.refused(uuid4(), "no carrier capacity")
+    (failed,) = refused.collect_events()
+    row = project(shipment_tracking.evolve, [failed])
+
+    assert (row.status, row.failure_reason) == ("FAILED", "no carrier capacity")
+    assert row.created_at == failed.timestamp
 
 
 # Notifications
