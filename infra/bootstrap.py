@@ -11,9 +11,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import psycopg
-from psycopg import sql
-
 from commands.base import ContextApplication
 from commands.inventory import Inventory
 from commands.notifications import Notifications
@@ -26,6 +23,7 @@ from commands.simulation import (
     SimulatedGateway,
     SimulatedNotifier,
 )
+from infra.ddl import create_schema
 from infra.persistence import application_env
 from infra.settings import Settings
 from process_managers.application import Sagas, utc_now
@@ -135,12 +133,8 @@ APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notificatio
 
 def migrate(settings: Settings) -> list[str]:
     """Create every table once. Services then run with CREATE_TABLE=n, so replicas never race."""
-    dsn = settings.postgres
-    if dsn is not None and dsn.schema_name:
-        with psycopg.connect(dsn.url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(dsn.schema_name))
-            )
+    if settings.postgres is not None:
+        create_schema(settings.postgres)
     creating = settings.model_copy(update={"create_table": True})
     with bootstrap(creating) as system:
         system.applications  # noqa: B018 - building each application creates its tables

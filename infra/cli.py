@@ -31,6 +31,7 @@ from domain.base import NotFoundError
 from infra.bootstrap import System, bootstrap, migrate
 from infra.bus import Bus, DeadLetter
 from infra.consumers import SAGA_QUEUE
+from infra.ddl import create_schema
 from infra.demo import HELP as DEMO_HELP
 from infra.demo import EmptyCatalogueError, UnreachableError, finished_line, run_demo, summary_table
 from infra.logs import configure_logging
@@ -207,6 +208,8 @@ def serve(
     configure_logging(settings.log_level, json=settings.log_format == "json")
     configure_tracing()
     reach_database(settings)
+    if settings.create_table and settings.postgres is not None:
+        create_schema(settings.postgres)  # creating the tables creates where they go
     if not run_event_loop(_serve(settings, roles, host or settings.host, port)):
         fail(ExitCode.FAILED, "the server did not start; see the log above")
 

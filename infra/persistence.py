@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
 from commands.base import stored_state as decode_state
-from infra.recorders import MemoryFactory, PostgresExactlyOnceRecorder, SQLiteExactlyOnceRecorder
+from infra.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
 from infra.settings import PostgresDsn, Settings
 
 
@@ -104,8 +104,7 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
 
 def postgres_env(dsn: PostgresDsn, settings: Settings) -> dict[str, str]:
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "PROCESS_RECORDER_TOPIC": get_topic(PostgresExactlyOnceRecorder),
+        "PERSISTENCE_MODULE": get_topic(PostgresExactlyOnceFactory),
         "POSTGRES_HOST": dsn.host,
         "POSTGRES_PORT": str(dsn.port),
         "POSTGRES_DBNAME": dsn.dbname,

@@ -9,6 +9,7 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
+from infra.ddl import SERIALISE_DDL
 from infra.settings import PostgresDsn
 from projections.store import Dialect, Index, ReadStore, Reshaped, Row, TableSpec, Tx
 
@@ -45,7 +46,7 @@ class PostgresStore(ReadStore):
     async def create(self, tables: Iterable[TableSpec], *, reshaped: Reshaped | None = None) -> None:
         # Replicas starting together would race on CREATE ... IF NOT EXISTS: one at a time.
         async with self.transaction() as tx:
-            await tx.execute("SELECT pg_advisory_xact_lock(7240311)")
+            await tx.execute(SERIALISE_DDL)
             await self.create_in(tx, tables, reshaped)
 
     async def columns(self, tx: Tx, table: str) -> set[str]:

@@ -23,14 +23,21 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from eventsourcing.popo import POPOFactory, POPOProcessRecorder
-from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
+from infra.ddl import (
+    SerialisedAggregateRecorder,
+    SerialisedApplicationRecorder,
+    SerialisedDDL,
+    SerialisedTrackingRecorder,
+)
 
-class PostgresExactlyOnceRecorder(PostgresProcessRecorder):
+
+class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -169,3 +176,12 @@ class MemoryFactory(POPOFactory):
 
     def process_recorder(self) -> ProcessRecorder:
         return MemoryExactlyOnceRecorder()
+
+
+class PostgresExactlyOnceFactory(PostgresFactory):
+    """The library's PostgreSQL store, with exact multi-row tracking and serialised table creation."""
+
+    aggregate_recorder_class = SerialisedAggregateRecorder
+    application_recorder_class = SerialisedApplicationRecorder
+    tracking_recorder_class = SerialisedTrackingRecorder
+    process_recorder_class = PostgresExactlyOnceRecorder

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import resolve_topic
 from pydantic import ValidationError
 
 from infra.persistence import application_env
@@ -29,7 +31,7 @@ def test_without_a_database_url_the_system_is_embedded_on_sqlite(tmp_path: Path)
 def test_a_database_url_selects_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://shop:s%40cret@db.internal:6543/shop?schema=app")
     env = application_env(Settings(_env_file=None), "Payments")
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert issubclass(resolve_topic(env["PERSISTENCE_MODULE"]), PostgresFactory)
     assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]) == (
         "db.internal", "6543", "shop")
     assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) == ("shop", "s@cret")
