@@ -47,8 +47,12 @@ def history(
     *,
     from_version: int | None = None,
     to_version: int | None = None,
+    limit: int | None = None,
 ) -> list[RecordedEvent]:
-    """The stream's events in order, between the given versions (both inclusive)."""
+    """The stream's events in order, between the given versions (both inclusive), at most `limit` of them.
+
+    The store reads only those events, so a page of a long stream costs its own length.
+    """
     gt = from_version - 1 if from_version is not None else None
     return [
         RecordedEvent(
@@ -60,7 +64,7 @@ def history(
             causation_id=event.causation_id,
             data=_data(event),
         )
-        for event in _events(app, stream_id, gt=gt, lte=to_version)
+        for event in _events(app, stream_id, gt=gt, lte=to_version, limit=limit)
     ]
 
 
@@ -69,9 +73,10 @@ def _data(event: DomainEvent) -> dict[str, Any]:
 
 
 def _events(
-    app: ContextApplication, stream_id: UUID, *, gt: int | None = None, lte: int | None = None
+    app: ContextApplication, stream_id: UUID, *, gt: int | None = None, lte: int | None = None,
+    limit: int | None = None,
 ) -> list[DomainEvent]:
-    return [cast(DomainEvent, e) for e in app.events.get(stream_id, gt=gt, lte=lte)]
+    return [cast(DomainEvent, e) for e in app.events.get(stream_id, gt=gt, lte=lte, limit=limit)]
 
 
 def as_of(

@@ -27,6 +27,7 @@ from infra.relay import FromStoredState, OutboxRelay, Translate, integration_mes
 from infra.settings import Settings
 from projections.read_model import ReadModel
 from projections.runner import Projector
+from read_api.health import Outages, merged, report
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,6 +104,7 @@ class Runtime:
         self.stopping = asyncio.Event()
         self.relays: list[OutboxRelay] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._outages = Outages()
         # The API answers queries from the read store; the projector role keeps it up to date.
         self.projector: Projector | None = None
         self._read_model: ReadModel | None = None
@@ -177,11 +179,15 @@ class Runtime:
             await self.projector.close()
             self._read_model = None
 
-    async def check(self) -> dict[str, str]:
-        """Whether the broker and every event store answer; for health probes."""
-        if not await self.bus.healthy():
-            return {"status": "unavailable", "error": "the message broker is unreachable"}
-        return await asyncio.to_thread(self.system.check)
+    async def check(self) -> dict[str, Any]:
+        """Whether the broker and every event store answer, naming each that does not; for health probes."""
+        if await self.bus.healthy():
+            self._outages.answered("broker")
+            broker = report()
+        else:
+            self._outages.failed("broker")
+            broker = report(["broker"])
+        return merged(broker, await asyncio.to_thread(self.system.check))
 
     def _leadership(self, app_name: str) -> Leadership:
         dsn = self.system.settings.postgres

@@ -17,11 +17,12 @@ from strawberry.fastapi import GraphQLRouter
 
 from projections.read_model import ReadModel
 from read_api.context import Context
+from read_api.health import UNAVAILABLE, Outages, down_parts, merged
 from read_api.limits import BodyLimitMiddleware
 from read_api.metrics import Metrics, MetricsMiddleware
 from read_api.ports import ApiSettings, DeadLetterDesk, ReadyCheck, WriteSystem
 from read_api.rest import install_rest_errors, rest_router
-from read_api.schema import MAX_DEPTH, MAX_TOKENS, build_schema
+from read_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, build_schema
 from read_api.services import Services
 from read_api.write_side import WriteSide
 
@@ -38,6 +39,8 @@ class ApiLimits:
     max_body_bytes: int = 1 << 20
     max_depth: int = MAX_DEPTH
     max_tokens: int = MAX_TOKENS
+    max_aliases: int = MAX_ALIASES
+    max_fields: int = MAX_FIELDS
     read_your_writes_timeout: float = 1.0
     """How long a mutation waits for the projection to show what it wrote before answering from the store."""
 
@@ -82,6 +85,7 @@ def create_app(
         schema = build_schema(
             extensions=[metrics.graphql_extension()],
             max_depth=limits.max_depth, max_tokens=limits.max_tokens,
+            max_aliases=limits.max_aliases, max_fields=limits.max_fields,
         )
 
         async def context() -> Context:
@@ -125,15 +129,18 @@ def _with_projections(ready: ReadyCheck, read_model: ReadModel | None) -> ReadyC
     if read_model is None:
         return ready
 
+    outages = Outages()
+
     async def check() -> dict[str, Any]:
-        report = dict(await ready())
         try:
             statuses = await asyncio.wait_for(read_model.projection_status(), PROJECTIONS_PROBE_SECONDS)
         except Exception as error:
-            report.update(status="unavailable", projections=f"unreachable: {type(error).__name__}: {error}")
-        else:
-            report["projections"] = {s.name: {"position": s.position, "lag": s.lag} for s in statuses}
-        return report
+            outages.failed("projections", error)
+            unreachable = {"status": UNAVAILABLE, "down": ["projections"], "projections": "unreachable"}
+            return merged(await ready(), unreachable)
+        outages.answered("projections")
+        lags = {s.name: {"position": s.position, "lag": s.lag} for s in statuses}
+        return merged(await ready(), {"status": "ok", "projections": lags})
 
     return check
 
@@ -172,7 +179,8 @@ def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> 
             "success": healthy,
             "message": f"{role} is {'healthy' if healthy else 'unhealthy'}",
             "data": {"service": role, **report},
-            "error": None if healthy else {"code": "UNHEALTHY", "message": str(report), "details": None},
+            "error": None if healthy else {"code": "UNHEALTHY", "message": f"down: {down_parts(report)}",
+                                           "details": None},
             "timestamp": datetime.now(UTC).isoformat(),
             "request_id": None,
         }

@@ -5,12 +5,14 @@ beside the API) never collide on a metric name, and `/metrics` shows this app's.
 The process's own metrics (consumers, relays), kept in a registry of the
 process's, are served beside this app's. Labels are bounded: routes are their
 templates (`/api/v1/orders/{id}`), not the paths requested, and an operation
-name a client chose is kept only when it looks like a name.
+name a client chose is kept only when it looks like a name and is one of the
+first OPERATION_NAMES names of operations that ran; any other is "other".
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -19,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+OPERATION_NAMES = 50
+"""Distinct operation names kept as label values: a client's own queries fit, a flood of names does not."""
+OTHER = "other"
 
 
 class Metrics:
@@ -41,6 +46,7 @@ class Metrics:
             "graphql_operation_duration_seconds", "Time to run a GraphQL operation", ["type"],
             registry=self.registry,
         )
+        self.operation_names = OperationNames(OPERATION_NAMES)
 
     def exposition(self) -> tuple[bytes, str]:
         """The metrics in Prometheus' text format, and its content type."""
@@ -66,13 +72,33 @@ class _OperationMetrics(SchemaExtension):
             kind = context.operation_type.value
         except Exception:  # a document that did not parse has no operation type
             kind = "unknown"
-        name = context.operation_name or "anonymous"
         result = context.result
         failed = bool(context.pre_execution_errors) or bool(result is not None and result.errors)
-        self.metrics.graphql_operations.labels(
-            kind, name if _NAME.match(name) else "other", "error" if failed else "ok"
-        ).inc()
+        # A name is kept only for an operation that ran: refused documents cannot claim the places.
+        name = self.metrics.operation_names.label(context.operation_name or "anonymous", keep=not failed)
+        self.metrics.graphql_operations.labels(kind, name, "error" if failed else "ok").inc()
         self.metrics.graphql_latency.labels(kind).observe(time.perf_counter() - started)
+
+
+class OperationNames:
+    """The operation names used as label values: at most `limit` of them, first come, the rest "other"."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._kept: set[str] = set()
+        self._lock = threading.Lock()
+
+    def label(self, name: str, *, keep: bool = True) -> str:
+        """`name` if it is kept (or, with `keep`, may be kept now), else "other"."""
+        if name in self._kept:
+            return name
+        if not keep or not _NAME.match(name):
+            return OTHER
+        with self._lock:
+            if len(self._kept) >= self.limit:
+                return OTHER
+            self._kept.add(name)
+        return name
 
 
 class MetricsMiddleware:

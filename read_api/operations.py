@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 
 from commands.audit import RecordedEvent as RecordedEventModel
 from projections.read_model import ParkedMessage, ProjectionStatusRow
+from read_api.cursor import encode_event_cursor
 
 
 @strawberry.type(description="One stored event, read from the event store itself")
@@ -21,6 +22,9 @@ class RecordedEvent:
     correlation_id: strawberry.ID | None = strawberry.field(description="The order the saga is about")
     causation_id: strawberry.ID | None = strawberry.field(description="The command or message behind it")
     data: JSON
+    cursor: str = strawberry.field(description=(
+        "Opaque: `events(streamId, after: <cursor>)` reads the stream's events after this one, so the "
+        "last event's cursor is where the next page begins; a page shorter than `first` is the last"))
 
     @classmethod
     def from_model(cls, event: RecordedEventModel) -> RecordedEvent:
@@ -30,7 +34,7 @@ class RecordedEvent:
             recorded_at=event.recorded_at,
             correlation_id=None if event.correlation_id is None else strawberry.ID(str(event.correlation_id)),
             causation_id=None if event.causation_id is None else strawberry.ID(event.causation_id),
-            data=data,
+            data=data, cursor=encode_event_cursor(event.stream_id, event.version),
         )
 
 

@@ -10,13 +10,15 @@ from graphql import GraphQLError
 
 from domain.base import DomainError
 from projections.read_model import OrderCursor
-from read_api.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from read_api.cursor import InvalidCursorError, decode_cursor, decode_event_cursor, encode_cursor
 from read_api.errors import VALIDATION_ERROR, problem_from
 from read_api.operations import DeadLetter, ProjectionStatus, RecordedEvent
 from read_api.services import parse_uuid
 from read_api.types import Info, Order, OrderConnection, OrderEdge, OrderStatus, PageInfo, Product, Saga
 
 MAX_PAGE = 100
+MAX_EVENTS_PAGE = 500
+"""Events a page of `events` may hold: a stream's whole story is read a page at a time."""
 
 
 def bad_input(message: str, field: str, code: str = VALIDATION_ERROR) -> GraphQLError:
@@ -88,13 +90,22 @@ class Query:
 
     @strawberry.field(description="Audit: one stream's events in order, read from the event store. "
                                   "Any stream: an order, payment, stock, reservation, shipment, notification "
-                                  "or saga id; versions are inclusive")
+                                  f"or saga id; versions are inclusive. A page holds `first` (1 to "
+                                  f"{MAX_EVENTS_PAGE}) events; `after` is the last one's `cursor`")
     async def events(
         self, info: Info, stream_id: strawberry.ID, from_version: int | None = None,
-        to_version: int | None = None,
+        to_version: int | None = None, first: int | None = 100, after: str | None = None,
     ) -> list[RecordedEvent]:
+        first = 100 if first is None else first
+        if not 1 <= first <= MAX_EVENTS_PAGE:
+            raise bad_input(f"first must be between 1 and {MAX_EVENTS_PAGE}, not {first}", "first")
+        stream = argument_id(stream_id, "streamId")
+        try:
+            last_read = None if after is None else decode_event_cursor(after, stream)
+        except InvalidCursorError as error:
+            raise bad_input(str(error), "after", "INVALID_CURSOR") from None
         events = await info.context.services.write.history(
-            argument_id(stream_id, "streamId"), from_version=from_version, to_version=to_version
+            stream, from_version=from_version, to_version=to_version, after=last_read, limit=first,
         )
         return [RecordedEvent.from_model(event) for event in events]
 

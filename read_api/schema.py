@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import strawberry
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -12,9 +11,10 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.schema.config import StrawberryConfig
 
+from read_api.graphql_errors import Schema
+from read_api.graphql_limits import Limits, limit_rule
 from read_api.mutations import Mutation
 from read_api.queries import Query
 from read_api.scalars import SCALARS
@@ -22,6 +22,10 @@ from read_api.subscriptions import Subscription
 
 MAX_DEPTH = 10
 """Deep enough for orders -> edges -> node -> saga -> steps -> name; introspection is not counted."""
+MAX_ALIASES = 15
+"""The dashboard and the README use none; a client comparing a few lists side by side fits."""
+MAX_FIELDS = 200
+"""Fields once fragments are spread; the dashboard's largest operation (placeOrder and the order) has 30."""
 MAX_TOKENS = 5000
 """Bounds the parser's work: a placeOrder of 100 lines written out in the query text fits."""
 CACHED_DOCUMENTS = 256
@@ -31,23 +35,24 @@ CACHED_DOCUMENTS = 256
 def build_schema(
     *, extensions: Sequence[Callable[[], SchemaExtension]] = (),
     max_depth: int = MAX_DEPTH, max_tokens: int = MAX_TOKENS,
-) -> strawberry.Schema:
+    max_aliases: int = MAX_ALIASES, max_fields: int = MAX_FIELDS,
+) -> Schema:
     """The schema; parsing and validating a query text the server has seen before costs a lookup.
 
-    Validating a document was half the CPU of an `order(id)` query. The depth
-    rule is made once per schema, not per operation (as QueryDepthLimiter would),
-    so that the validation cache can know it for the same rule; the token limit
-    is a parser option, part of the parse cache's key.
+    Validating a document was half the CPU of an `order(id)` query. The limit
+    rule is made once per schema, not per operation, so that the validation
+    cache knows it for the same rule; the token limit is a parser option, part
+    of the parse cache's key. Errors are answered and logged by `graphql_errors`.
     """
-    depth_rule = create_validator(max_depth, None)
-    return strawberry.Schema(
+    rule = limit_rule(Limits(max_depth=max_depth, max_aliases=max_aliases, max_fields=max_fields))
+    return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: AddValidationRules([depth_rule]),
+            lambda: AddValidationRules([rule]),
             lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
             lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
             *extensions,

@@ -72,15 +72,23 @@ class WriteSide:
         return await asyncio.to_thread(read)
 
     async def history(
-        self, stream_id: UUID, *, from_version: int | None = None, to_version: int | None = None
+        self, stream_id: UUID, *, from_version: int | None = None, to_version: int | None = None,
+        after: int | None = None, limit: int | None = None,
     ) -> list[RecordedEvent]:
-        """One stream's events in order, from whichever application holds it."""
+        """One stream's events in order, from whichever application holds it.
+
+        Versions are inclusive; `after` is the version of the last event already
+        read (a page's end), and `limit` how many to read at most.
+        """
+        if after is not None:
+            from_version = max(after + 1, from_version or 1)
 
         def read() -> list[RecordedEvent]:
             found = find_stream(self._system.applications, stream_id)
             if found is None:
                 return []
-            return history(found.application, stream_id, from_version=from_version, to_version=to_version)
+            return history(found.application, stream_id, from_version=from_version, to_version=to_version,
+                           limit=limit)
 
         return await asyncio.to_thread(read)
 
