@@ -99,7 +99,6 @@ class System:
         return self._probe.check(self._built_now())
 
     def close(self) -> None:
-        self._probe.close()
         for app in self._built_now():
             app.close()
 

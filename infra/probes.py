@@ -3,17 +3,17 @@
 Asking a store that is down waits for its connection pool (half a minute, and
 again for each retry), so a probe that simply asked would answer minutes late
 and, repeated by every orchestrator's poll, fill the threads the API runs its
-commands in. Here each store is asked in a thread of the prober's own, at most
+commands in. Here each store is asked in a daemon thread of its own, at most
 one question per store at a time: a probe waits a bounded time, and a store
 that has not answered by then, or is still busy with an earlier question, is
-reported down.
+reported down. A thread stuck on a dead database does not hold up the exit.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, wait
 from typing import Any
 
 from commands.base import ContextApplication
@@ -26,9 +26,8 @@ PROBE_SECONDS = 3.0
 class StoreProbe:
     """Asks event stores whether they answer, naming each that does not ("event store: Payments")."""
 
-    def __init__(self, timeout: float = PROBE_SECONDS, *, workers: int = 6) -> None:
+    def __init__(self, timeout: float = PROBE_SECONDS) -> None:
         self.timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store-probe")
         self._asking: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()  # probes may come from several threads at once
         self._outages = Outages()
@@ -47,13 +46,20 @@ class StoreProbe:
                 f"no answer within {self.timeout:g} s"))
         return report(down)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
     def _ask(self, app: ContextApplication) -> Future[Any]:
         with self._lock:
             asking = self._asking.get(app.name)
             if asking is None or asking.done():
-                asking = self._executor.submit(app.recorder.max_notification_id)
+                asking = Future()
+                threading.Thread(target=_answer, args=(asking, app.recorder.max_notification_id),
+                                 name=f"store-probe-{app.name}", daemon=True).start()
                 self._asking[app.name] = asking
             return asking
+
+
+def _answer(question: Future[Any], ask: Callable[[], Any]) -> None:
+    question.set_running_or_notify_cancel()
+    try:
+        question.set_result(ask())
+    except BaseException as error:  # the probe reports it; no one else waits for this thread
+        question.set_exception(error)
