@@ -8,9 +8,11 @@ buffer or parse an arbitrarily large document, with or without chunked encoding.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from read_api.errors import Problem
+from read_api.rest_envelope import STATUS_OF_CODE, encode, error_document, fresh_request_id
 
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
@@ -46,7 +48,8 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         text = f"the request body exceeds {self.max_body_bytes} bytes"
-        body = refusal(scope["path"], text)
+        given = dict(scope["headers"]).get(b"x-request-id")
+        body = refusal(scope["path"], text, request_id=None if given is None else given.decode("latin-1"))
         await send({
             "type": "http.response.start", "status": 413,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
@@ -54,17 +57,17 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def refusal(path: str, message: str) -> bytes:
-    """The 413 body in the shape the client at that path reads: GraphQL errors, or the REST envelope."""
+def refusal(
+    path: str, message: str, *, code: str = PAYLOAD_TOO_LARGE, request_id: str | None = None,
+) -> bytes:
+    """A refusal's body in the shape the client at that path reads: GraphQL errors, or the REST envelope.
+
+    `request_id` is the client's X-Request-ID, if it sent one; the envelope carries a new one otherwise.
+    """
     if path.startswith("/graphql"):
-        document: object = {"errors": [{"message": message, "extensions": {"code": PAYLOAD_TOO_LARGE}}]}
-    else:
-        document = {
-            "success": False, "message": message, "data": None,
-            "error": {"code": PAYLOAD_TOO_LARGE, "message": message, "details": None},
-            "timestamp": datetime.now(UTC).isoformat(), "request_id": None,
-        }
-    return json.dumps(document).encode()
+        return json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+    problem = Problem(code, message)
+    return encode(error_document(problem, STATUS_OF_CODE.get(code, 400), fresh_request_id(request_id)))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -40,6 +40,8 @@ CODES: Final[Mapping[int, str]] = {
 }
 """The code `error.code` carries for each status a REST route answers."""
 
+STATUS_OF_CODE: Final[Mapping[str, int]] = {code: status for status, code in CODES.items()}
+
 STATUS_OF_REFUSAL: Final[Mapping[str, int]] = {UNAUTHENTICATED: 401, FORBIDDEN: 403}
 """Domain errors carrying these codes (raised by the permission layer) are not the input's fault."""
 

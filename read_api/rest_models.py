@@ -122,7 +122,7 @@ class Envelope(Shape):
     success: bool
     message: str
     timestamp: datetime
-    request_id: str | None
+    request_id: str = Field(description="the client's X-Request-ID, or one made for the request")
 
 
 class OrderAnswer(Envelope):
