@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from enum import IntEnum
 from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
@@ -42,6 +43,16 @@ from infra.settings import Settings
 from infra.timeline_table import timeline_table
 from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
+from read_api.identity import (
+    ADMIN,
+    CUSTOMER,
+    OPERATOR,
+    AuthConfigError,
+    AuthMode,
+    is_loopback,
+    mint_token,
+    resolve_mode,
+)
 
 
 class ExitCode(IntEnum):
@@ -205,12 +216,15 @@ def serve(
         fail(ExitCode.USAGE, f"--role: no role {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
     if roles != set(ROLES) and not settings.amqp_url:
         fail(ExitCode.USAGE, "--role needs AMQP_URL: the in-process bus cannot reach other processes")
+    listen_on = host or settings.host
+    if "api" in roles:
+        check_exposure(settings, listen_on)
     configure_logging(settings.log_level, json=settings.log_format == "json")
     configure_tracing()
     reach_database(settings)
     if settings.create_table and settings.postgres is not None:
         create_schema(settings.postgres)  # creating the tables creates where they go
-    if not run_event_loop(_serve(settings, roles, host or settings.host, port)):
+    if not run_event_loop(_serve(settings, roles, listen_on, port)):
         fail(ExitCode.FAILED, "the server did not start; see the log above")
 
 
@@ -237,7 +251,7 @@ async def _serve(settings: Settings, roles: set[str], host: str, port: int | Non
     where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
     console.print(f"[bold]saga[/] {', '.join(sorted(roles))} on http://{host}:{listen} ({where})")
     if "api" in roles:
-        console.print(f"GraphiQL at http://{host}:{listen}/graphql")
+        console.print(auth_banner(settings, f"http://{host}:{listen}"), soft_wrap=True)
     # With JSON logs uvicorn's records go through the root handler like every other line.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower(),
@@ -251,6 +265,28 @@ async def _serve(settings: Settings, roles: set[str], host: str, port: int | Non
         return False
     finally:
         system.close()
+
+
+def check_exposure(settings: Settings, host: str) -> None:
+    """Dev mode trusts every caller, so it listens on loopback only: anywhere else it needs tokens."""
+    mode = resolve_mode(settings)
+    if mode is AuthMode.DEV and not is_loopback(host):
+        fail(ExitCode.USAGE, f"--host {host} is reachable from other machines, and without AUTH_JWT_SECRET "
+                             "(or AUTH_JWT_PUBLIC_KEY) every caller would be operator and admin: set "
+                             "AUTH_JWT_SECRET to require tokens, or AUTH_MODE=off if a proxy authenticates")
+
+
+def auth_banner(settings: Settings, base: str) -> str:
+    mode = resolve_mode(settings)
+    introspection = settings.graphql_introspection
+    ide = (mode is not AuthMode.REQUIRED) if introspection is None else introspection
+    where = f"GraphiQL at {base}/graphql" if ide else f"GraphQL at {base}/graphql (GraphiQL off)"
+    if mode is AuthMode.DEV:
+        return f"{where}; auth: dev, every caller is operator and admin (loopback only)"
+    if mode is AuthMode.OFF:
+        return (f"{where}; [yellow]auth: off, every caller is operator and admin: only behind a proxy that "
+                "authenticates[/]")
+    return f"{where}; auth: required, bearer tokens (`saga token --help`)"
 
 
 @app.command(
@@ -359,6 +395,60 @@ def audit(
         return
     out.print(timeline_table(order_id, entries))
     console.print(f"{len(entries)} event(s) from {len({e.stream_id for e in entries})} stream(s)")
+
+
+TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ttl(value: str) -> timedelta:
+    text = value.strip().lower()
+    unit = text[-1:] if text[-1:] in TTL_UNITS else "s"
+    number = text[:-1] if text[-1:] in TTL_UNITS else text
+    if not number.isdigit() or int(number) == 0:
+        raise typer.BadParameter(f"{value!r} is not a duration: a whole number, then s, m, h or d (1h, 7d)")
+    return timedelta(seconds=int(number) * TTL_UNITS[unit])
+
+
+@app.command(
+    help=paragraphs(
+        "Mint a bearer token this API accepts, for local use and scripts.",
+        "Signs with AUTH_JWT_SECRET (and AUTH_JWT_ISSUER, AUTH_JWT_AUDIENCE when set) and prints the token "
+        "on stdout. Pass it as `Authorization: Bearer <token>`, or in a WebSocket's connection_init payload. "
+        "A customer token sees and places only that customer's orders; an operator token sees every order "
+        "and the audit and operations views; an admin token is operator and admin.",
+        "Examples:\n  saga token --customer 7b0e3c2a-1111-4a55-9c1e-2f3a4b5c6d7e\n"
+        "  TOKEN=$(saga token --operator --ttl 8h)\n"
+        "  curl -H \"Authorization: Bearer $(saga token --admin)\" http://127.0.0.1:8000/graphql ...",
+    ),
+    epilog=exit_codes("0  the token is printed",
+                      "2  not exactly one of --customer, --operator, --admin; a bad --ttl; or no "
+                      "AUTH_JWT_SECRET to sign with"),
+)
+def token(
+    customer: Annotated[str | None, typer.Option(
+        metavar="CUSTOMER_ID", help="A customer's token: its id (a UUID) is the token's subject.")] = None,
+    operator: Annotated[bool, typer.Option("--operator", help="An operator's token.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin's token (operator and admin).")] = False,
+    ttl: Annotated[str, typer.Option(help="How long it is valid: 90m, 1h, 7d.")] = "1h",
+    subject: Annotated[str | None, typer.Option(
+        help="The subject of an operator's or admin's token. Default: operator or admin.")] = None,
+) -> None:
+    if [customer is not None, operator, admin].count(True) != 1:
+        fail(ExitCode.USAGE, "give exactly one of --customer ID, --operator, --admin")
+    lifetime = _ttl(ttl)
+    if customer is not None:
+        try:
+            subject, scopes = str(UUID(customer)), [CUSTOMER]
+        except ValueError:
+            fail(ExitCode.USAGE, f"--customer: {customer!r} is not a customer id (a UUID)")
+    else:
+        scopes = [OPERATOR, ADMIN] if admin else [OPERATOR]
+        subject = subject or ("admin" if admin else "operator")
+    try:
+        minted = mint_token(load_settings(), subject=subject, scopes=scopes, ttl=lifetime)
+    except AuthConfigError as error:
+        fail(ExitCode.USAGE, f"{error}; set AUTH_JWT_SECRET (the API must have the same one)")
+    typer.echo(minted)
 
 
 dlq = typer.Typer(

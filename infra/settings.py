@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from read_api.identity import AuthConfigError, resolve_mode, verification_key
+
 
 @dataclass(frozen=True)
 class PostgresDsn:
@@ -62,7 +64,15 @@ class Settings(BaseSettings):
     failure_seed: int | None = None
     step_timeout_seconds: float = Field(30, gt=0)
 
-    admin_token: str | None = None
+    admin_token: str | None = Field(None, description="an opaque bearer token that is operator and admin")
+    auth_mode: Literal["dev", "required", "off"] | None = Field(
+        None, description="unset: required when a token key is configured, else dev (loopback only)")
+    auth_jwt_secret: str | None = Field(None, description="HS256 key of the bearer tokens")
+    auth_jwt_public_key: str | None = Field(None, description="PEM (or a path to it) of an RS256/ES256 key")
+    auth_jwt_algorithm: str | None = Field(None, description="unset: HS256, RS256 or ES256 by the key")
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    graphql_introspection: bool | None = Field(None, description="unset: on in dev and off, off in required")
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = Field("text", description="json: one JSON object per log line")
     host: str = "127.0.0.1"
@@ -89,12 +99,15 @@ class Settings(BaseSettings):
     rabbitmq_user: str = "guest"
     rabbitmq_password: str = "guest"
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "auth_mode", mode="before")
     @classmethod
     def _lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("database_url", "amqp_url", mode="before")
+    @field_validator(
+        "database_url", "amqp_url", "admin_token", "auth_mode", "auth_jwt_secret", "auth_jwt_public_key",
+        "auth_jwt_algorithm", "auth_jwt_issuer", "auth_jwt_audience", "graphql_introspection", mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -111,6 +124,11 @@ class Settings(BaseSettings):
                 f"amqp://{self.rabbitmq_user}:{self.rabbitmq_password}"
                 f"@{self.rabbitmq_host}:{self.rabbitmq_port}/"
             )
+        try:
+            resolve_mode(self)
+            verification_key(self)
+        except AuthConfigError as error:
+            raise ValueError(str(error)) from None
         if self.database_url and not self.database_url.startswith(("sqlite", "memory")):
             PostgresDsn.parse(self.database_url)  # fail at start-up, naming the variable
         return self

@@ -10,17 +10,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
-from strawberry.fastapi import GraphQLRouter
+from strawberry.extensions import DisableIntrospection
 
 from projections.read_model import ReadModel
 from read_api.context import Context
+from read_api.graphql_guard import FieldGuard, GuardedGraphQLRouter
+from read_api.guard import ClosedRouteError, RouteGuard, closed_route_refused, closed_unless_listed
 from read_api.health import UNAVAILABLE, Outages, down_parts, merged
+from read_api.identity import Authenticator
 from read_api.limits import BodyLimitMiddleware
 from read_api.metrics import Metrics, MetricsMiddleware
 from read_api.ports import ApiSettings, DeadLetterDesk, ReadyCheck, WriteSystem
+from read_api.quota import PER_CLIENT, PER_CONNECTION, SubscriptionQuota
 from read_api.rest import install_rest_errors, rest_router
 from read_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, build_schema
 from read_api.services import Services
@@ -43,6 +47,8 @@ class ApiLimits:
     max_fields: int = MAX_FIELDS
     read_your_writes_timeout: float = 1.0
     """How long a mutation waits for the projection to show what it wrote before answering from the store."""
+    subscriptions_per_connection: int = PER_CONNECTION
+    subscriptions_per_client: int = PER_CLIENT
 
 
 async def _always_ready() -> dict[str, Any]:
@@ -64,26 +70,36 @@ def create_app(
 
     `system` receives the mutations' commands and answers audits; `read_model`
     answers queries; `bus` lists and re-drives parked messages; `settings`
-    gives the admin token. Without a system and a read model only health,
-    readiness and metrics are served. `ready` reports whether the stores and
-    the broker answer; readiness adds whether the projections do. `lifespan`
-    runs what the process does beside serving (its consumers, relays, projector);
+    say who is trusted (AUTH_MODE, the token keys, ADMIN_TOKEN) and whether
+    introspection is on: a request passes the permission layer first. Without
+    a system and a read model only health, readiness and metrics are served.
+    `ready` reports whether the stores and the broker answer; readiness adds
+    whether the projections do. `lifespan` runs what the process does beside
+    serving (its consumers, relays, projector);
     `registry` holds that work's metrics, served at /metrics beside the API's.
     """
     if (system is None) != (read_model is None):
         raise ValueError("the API needs both a system and a read model, or neither")
     metrics = Metrics(registry)
-    api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan)
+    authenticator = Authenticator() if settings is None else Authenticator.from_settings(settings)
+    introspection = introspection_on(settings, authenticator)
+    api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(closed_unless_listed)])
+    api.add_exception_handler(ClosedRouteError, closed_route_refused)
     add_health_routes(api, _with_projections(ready, read_model))
     api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
     if system is not None and read_model is not None:
         services = Services(
             read_model=read_model, write=WriteSide(system, bus),
-            admin_token=None if settings is None else settings.admin_token,
-            read_your_writes_timeout=limits.read_your_writes_timeout,
+            authenticator=authenticator, read_your_writes_timeout=limits.read_your_writes_timeout,
+            subscriptions=SubscriptionQuota(
+                per_connection=limits.subscriptions_per_connection,
+                per_client=limits.subscriptions_per_client,
+            ),
         )
         schema = build_schema(
-            extensions=[metrics.graphql_extension()],
+            extensions=[metrics.graphql_extension(), FieldGuard,
+                        *(() if introspection else (DisableIntrospection,))],
             max_depth=limits.max_depth, max_tokens=limits.max_tokens,
             max_aliases=limits.max_aliases, max_fields=limits.max_fields,
         )
@@ -91,14 +107,25 @@ def create_app(
         async def context() -> Context:
             return Context(services)
 
-        graphql = GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql")
+        graphql = GuardedGraphQLRouter(
+            schema, context_getter=context, graphql_ide="graphiql" if introspection else None,
+            # Strawberry's own bound, a backstop above the quota that refuses with a code.
+            max_subscriptions_per_connection=services.subscriptions.per_connection + 2,
+        )
         api.include_router(graphql, prefix="/graphql")
         api.include_router(rest_router(services))
         install_rest_errors(api)
         add_dashboard_routes(api)
+    api.add_middleware(RouteGuard, authenticator=authenticator, documentation=introspection)
     api.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
     api.add_middleware(MetricsMiddleware, metrics=metrics)
     return api
+
+
+def introspection_on(settings: ApiSettings | None, authenticator: Authenticator) -> bool:
+    """GRAPHQL_INTROSPECTION when set; else on where every caller is trusted, off where tokens are needed."""
+    chosen = None if settings is None else settings.graphql_introspection
+    return authenticator.trusts_everyone if chosen is None else chosen
 
 
 def create_health_app(

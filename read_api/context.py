@@ -1,8 +1,10 @@
-"""The GraphQL request context: the app's services and DataLoaders built fresh for each request.
+"""The GraphQL request context: the caller's access, the app's services, and DataLoaders per request.
 
 The loaders batch every lookup a request makes of one kind into one call of the
 read model (the payments of 20 listed orders are one `payments_by_order` call,
 not 20), and cache them for that request only, so no answer leaks into another.
+They answer only what the caller may see: an order of another customer, and its
+payment, shipment and saga, load as absent, exactly like ones that do not exist.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from projections.read_model import OrderRow, PaymentRow, ProductRow, ReadModel, SagaRow, ShipmentRow
+from read_api.permissions import Access
 from read_api.services import Services
 
 Row = TypeVar("Row")
@@ -33,23 +36,74 @@ def by_key(
 
 
 class Loaders:
-    def __init__(self, read_model: ReadModel) -> None:
-        self.orders = DataLoader[UUID, OrderRow | None](load_fn=by_key(read_model.orders_by_id))
-        self.payments = DataLoader[UUID, PaymentRow | None](load_fn=by_key(read_model.payments_by_order))
-        self.shipments = DataLoader[UUID, ShipmentRow | None](load_fn=by_key(read_model.shipments_by_order))
-        self.sagas = DataLoader[UUID, SagaRow | None](load_fn=by_key(read_model.sagas_by_order))
+    def __init__(self, read_model: ReadModel, access: Access) -> None:
+        self.access = access
+        self.orders = DataLoader[UUID, OrderRow | None](
+            load_fn=self._visible(by_key(read_model.orders_by_id)))
+        self.payments = DataLoader[UUID, PaymentRow | None](
+            load_fn=self._of_visible_orders(by_key(read_model.payments_by_order)))
+        self.shipments = DataLoader[UUID, ShipmentRow | None](
+            load_fn=self._of_visible_orders(by_key(read_model.shipments_by_order)))
+        self.sagas = DataLoader[UUID, SagaRow | None](
+            load_fn=self._of_visible_orders(by_key(read_model.sagas_by_order)))
         self.products = DataLoader[UUID, ProductRow | None](load_fn=by_key(read_model.products_by_id))
+
+    def _visible(
+        self, load: Callable[[list[UUID]], Awaitable[list[OrderRow | None]]],
+    ) -> Callable[[list[UUID]], Awaitable[list[OrderRow | None]]]:
+        async def visible(keys: list[UUID]) -> list[OrderRow | None]:
+            rows = await load(keys)
+            return [row if row is not None and self.access.sees_order_of(row.customer_id) else None
+                    for row in rows]
+
+        return visible
+
+    def _of_visible_orders(
+        self, load: Callable[[list[UUID]], Awaitable[list[Row | None]]],
+    ) -> Callable[[list[UUID]], Awaitable[list[Row | None]]]:
+        """Rows keyed by order id, shown only where the order itself is visible."""
+        if self.access.sees_every_order:
+            return load
+
+        async def of_visible(keys: list[UUID]) -> list[Row | None]:
+            orders = await self.orders.load_many(keys)
+            rows = await load(keys)
+            return [row if order is not None else None for row, order in zip(rows, orders, strict=True)]
+
+        return of_visible
 
 
 class Context(BaseContext):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, access: Access | None = None) -> None:
         super().__init__()
         self.services = services
-        self.loaders = Loaders(services.read_model)
+        self._access = access
+        self._loaders: Loaders | None = None
+
+    @property
+    def access(self) -> Access:
+        """The caller's access: from the request's credential, or a WebSocket's `connection_init`."""
+        if self._access is None:
+            state = {} if self.request is None else self.request.scope.get("state") or {}
+            found = state.get("access")
+            self._access = found if isinstance(found, Access) else Access.of(
+                self.services.authenticator.principal, self.authorization)
+        return self._access
+
+    @access.setter
+    def access(self, access: Access) -> None:
+        self._access = access
+        self._loaders = None
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.services.read_model, self.access)
+        return self._loaders
 
     def refresh(self) -> None:
         """Forget what was loaded: the next push of a subscription is a new state, not a cached one."""
-        self.loaders = Loaders(self.services.read_model)
+        self._loaders = None
 
     @property
     def authorization(self) -> str | None:

@@ -14,6 +14,7 @@ from commands.base import ContextApplication
 from commands.inventory import Inventory
 from commands.orders import Orders
 from projections.read_model import ParkedMessage
+from read_api.identity import AuthSettings
 
 ReadyCheck = Callable[[], Awaitable[dict[str, Any]]]
 """Reports whether the stores and the broker behind the API answer: `{"status": "ok", ...}` when they do."""
@@ -40,6 +41,8 @@ class DeadLetterDesk(Protocol):
     async def redrive(self, dead_letter_id: str) -> bool: ...
 
 
-class ApiSettings(Protocol):
+class ApiSettings(AuthSettings, Protocol):
+    """Who is trusted (see `read_api.identity`), and whether the schema may be introspected."""
+
     @property
-    def admin_token(self) -> str | None: ...
+    def graphql_introspection(self) -> bool | None: ...

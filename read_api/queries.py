@@ -38,11 +38,12 @@ def argument_id(value: str, field: str) -> UUID:
 class Query:
     @strawberry.field(description="One order, as projected (or from the event store if it is too new)")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        order_id = argument_id(id, "id")
-        row = await info.context.loaders.orders.load(order_id)
+        context = info.context
+        row = await context.services.find_order(context.access, argument_id(id, "id"))
         if row is None:
-            row = await info.context.services.write.order(order_id)
-        return None if row is None else Order.from_row(row)
+            return None
+        context.loaders.orders.prime(row.id, row)
+        return Order.from_row(row)
 
     @strawberry.field(description=f"Orders, newest first; `first` is 1 to {MAX_PAGE}")
     async def orders(
@@ -52,7 +53,8 @@ class Query:
         first = 20 if first is None else first
         if not 1 <= first <= MAX_PAGE:
             raise bad_input(f"first must be between 1 and {MAX_PAGE}, not {first}", "first")
-        customer = None if customer_id is None else argument_id(customer_id, "customerId")
+        requested = None if customer_id is None else argument_id(customer_id, "customerId")
+        customer = info.context.access.customer_filter(requested)
         try:
             cursor = None if after is None else decode_cursor(after)
         except InvalidCursorError as error:

@@ -8,46 +8,44 @@ the version it wrote, and answers from the event store if the projection is late
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from commands.base import parse_command
 from commands.inventory import Restock
-from commands.orders import PlaceOrder, RequestCancellation
-from domain.base import DomainError, ValidationError
+from commands.orders import OrderNotFoundError, PlaceOrder, RequestCancellation
+from domain.base import ValidationError
 from projections.read_model import OrderRow, ParkedMessage, ProductRow, ReadModel
-from read_api.errors import UNAUTHORIZED
+from read_api.identity import Authenticator
+from read_api.permissions import Access
+from read_api.quota import SubscriptionQuota
 from read_api.write_side import WriteSide
 
 MAX_IDEMPOTENCY_KEY = 200
 
 
-class UnauthorizedError(DomainError):
-    code = UNAUTHORIZED
-
-
 @dataclass(frozen=True)
 class Services:
-    """Everything a request handler needs, built once per app."""
+    """Everything a request handler needs, built once per app.
+
+    Operations on orders take the caller's `Access`: it decides for whom an
+    order may be placed and which orders exist as far as the caller can tell.
+    """
 
     read_model: ReadModel
     write: WriteSide
-    admin_token: str | None = None
+    authenticator: Authenticator = field(default_factory=Authenticator)
     read_your_writes_timeout: float = 1.0
+    subscriptions: SubscriptionQuota = field(default_factory=SubscriptionQuota)
 
-    def check_admin(self, authorization: str | None) -> None:
-        """Admin operations need `Authorization: Bearer <ADMIN_TOKEN>`; with no token set, none pass."""
-        scheme, _, given = (authorization or "").partition(" ")
-        token = self.admin_token
-        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
-            raise UnauthorizedError("this operation needs an admin bearer token")
-
-    async def place_order(self, data: Mapping[str, Any], idempotency_key: str | None = None) -> OrderRow:
+    async def place_order(
+        self, access: Access, data: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> OrderRow:
         """Place an order from the client's fields (snake_case); the same key returns the first order."""
         fields = {key: data.get(key) for key in ("customer_id", "items", "shipping_address")}
+        fields["customer_id"] = access.placing_for(fields["customer_id"])
         if idempotency_key is not None:
             fields["command_id"] = placement_id(str(fields["customer_id"]), idempotency_key)
         command = parse_command(PlaceOrder, fields)
@@ -58,11 +56,14 @@ class Services:
         order_id = await self.write.place_order(command)
         return await self.order_after_write(order_id, version=1)
 
-    async def request_cancellation(self, order_id: str, reason: str | None) -> OrderRow:
+    async def request_cancellation(self, access: Access, order_id: str, reason: str | None) -> OrderRow:
         fields: dict[str, Any] = {"order_id": order_id}
         if reason is not None:
             fields["reason"] = reason
         command = parse_command(RequestCancellation, fields)
+        if not access.sees_every_order and await self.find_order(access, command.order_id) is None:
+            # Refused exactly as the write side refuses an order that does not exist.
+            raise OrderNotFoundError(f"no order {command.order_id}", field="order_id")
         version = await self.write.request_cancellation(command)
         return await self.order_after_write(command.order_id, version=version)
 
@@ -85,10 +86,11 @@ class Services:
             return await self.write.dead_letters(queue)
         return await self.read_model.dead_letters(queue)
 
-    async def find_order(self, order_id: UUID) -> OrderRow | None:
-        """The projected order; an order too new for the projection is read from the event store."""
+    async def find_order(self, access: Access, order_id: UUID) -> OrderRow | None:
+        """The projected order, or from the event store if too new for the projection; None if not visible."""
         found = await self.read_model.orders_by_id([order_id])
-        return found.get(order_id) or await self.write.order(order_id)
+        row = found.get(order_id) or await self.write.order(order_id)
+        return row if row is not None and access.sees_order_of(row.customer_id) else None
 
 
 def placement_id(customer_id: str, idempotency_key: str) -> UUID:

@@ -13,8 +13,6 @@ from read_api.types import Info, Order
 
 TERMINAL = ("COMPLETED", "CANCELLED")
 SAGA_FINISHED = ("COMPLETED", "COMPENSATED")
-
-
 async def has_settled(context: Context, order_id: UUID, status: str) -> bool:
     """The order has ended and its saga has recorded the end too: nothing more will change."""
     if status not in TERMINAL:
@@ -32,15 +30,20 @@ class Subscription:
     async def order_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Order, None]:
         order_id = argument_id(id, "id")
         context = info.context
-        changes = context.services.read_model.order_changes(order_id)
-        try:
-            async for row in changes:
-                # Each push is a new state: answer its nested fields afresh, not from the last push's cache.
-                context.refresh()
-                yield Order.from_row(row)
-                if await has_settled(context, order_id, row.status):
-                    return
-        finally:
-            close = getattr(changes, "aclose", None)
-            if close is not None:
-                await close()
+        with context.services.subscriptions.held_for(context):
+            changes = context.services.read_model.order_changes(order_id)
+            try:
+                async for row in changes:
+                    # Another customer's order never shows, exactly as one that does not exist yet.
+                    if not context.access.sees_order_of(row.customer_id):
+                        continue
+                    # Each push is a new state: answer its nested fields afresh, not from the last push's.
+                    context.refresh()
+                    context.loaders.orders.prime(row.id, row)
+                    yield Order.from_row(row)
+                    if await has_settled(context, order_id, row.status):
+                        return
+            finally:
+                close = getattr(changes, "aclose", None)
+                if close is not None:
+                    await close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from selenium import webdriver
@@ -14,8 +16,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
+from infra.settings import Settings
+from read_api.identity import mint_token
 from tests.conftest import unavailable
 from tests.e2e.test_serve import embedded_server
+from tests.tokens import SECRET
 
 PLACED = "[data-placed-order-id]"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -66,3 +71,36 @@ def test_a_test_order_placed_from_the_dashboard_is_shown_completed_with_its_saga
         assert step in detail
     assert "Step Succeeded · payment" in detail
     assert count == "1 order(s)"
+
+
+def test_in_required_mode_the_dashboard_asks_for_an_operator_token_and_then_works(
+    browser: WebDriver, tmp_path: Path,
+) -> None:
+    settings = Settings(_env_file=None, auth_jwt_secret=SECRET)
+    customer_token = mint_token(settings, subject=str(uuid4()), scopes=["customer"], ttl=timedelta(hours=1))
+    operator_token = mint_token(settings, subject="ops", scopes=["operator"], ttl=timedelta(hours=1))
+    with embedded_server(tmp_path, AUTH_JWT_SECRET=SECRET, PAYMENT_FAILURE_RATE="0",
+                         SHIPPING_FAILURE_RATE="0", NOTIFICATION_FAILURE_RATE="0") as (base, _):
+        browser.get(f"{base}/dashboard")
+        wait = WebDriverWait(browser, 30)
+        try:
+            wait.until(ready.visibility_of_element_located((By.ID, "signin")))
+            asked = browser.find_element(By.ID, "signin-reason").text
+            live_before = browser.find_element(By.ID, "connection").text
+            browser.find_element(By.ID, "token").send_keys(customer_token)
+            browser.find_element(By.ID, "use-token").click()
+            wait.until(ready.text_to_be_present_in_element((By.ID, "signin-reason"), "may not"))
+            browser.find_element(By.ID, "token").send_keys(operator_token)
+            browser.find_element(By.ID, "use-token").click()
+            wait.until(ready.invisibility_of_element_located((By.ID, "signin")))
+            wait.until(ready.text_to_be_present_in_element((By.ID, "connection"), "connected"))
+            browser.find_element(By.ID, "place-order").click()
+            message = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, PLACED)))
+            order_id = message.get_attribute("data-placed-order-id")
+            completed = f'tr[data-order-id="{order_id}"][data-status="COMPLETED"]'
+            wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, completed)))
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "dashboard-required.png"))
+    assert "operator token" in asked
+    assert "need an operator token" in live_before or "connecting" in live_before

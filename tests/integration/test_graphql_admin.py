@@ -6,8 +6,9 @@ import asyncio
 
 from infra.bus import EVENTS_EXCHANGE, Outcome
 from infra.settings import Settings
-from tests.api_harness import ADMIN, data_of, serving
+from tests.api_harness import ADMIN, data_of, graphql, serving
 from tests.saga_harness import KEYBOARD
+from tests.tokens import operator, requiring_tokens
 from tests.unit.test_memory_bus import Recorder, envelope, eventually, payments, wait_for_parked
 
 PARKED = """query($queue: String) {
@@ -21,27 +22,31 @@ PRODUCT = "query($id: ID!) { product(id: $id) { onHand available } }"
 async def test_a_parked_message_is_listed_and_re_driven_only_with_the_admin_token(
     sqlite_settings: Settings,
 ) -> None:
+    settings = requiring_tokens(sqlite_settings)
     healed = False
     handler = Recorder(lambda _: Outcome.done() if healed else Outcome.park("unknown product"))
-    async with serving(sqlite_settings, roles=()) as served:
+    async with serving(settings, roles=()) as served:
         await served.bus.subscribe(payments(handler))
         await served.bus.publish(EVENTS_EXCHANGE, [envelope()])
         [letter] = await wait_for_parked(served.bus, "payments", 1)
 
-        listed = (await data_of(served.client, PARKED, {"queue": "payments"}))["deadLetters"]
-        elsewhere = (await data_of(served.client, PARKED, {"queue": "shipping"}))["deadLetters"]
-        refused = await data_of(served.client, REDRIVE, {"id": letter.id})
+        ops = operator(settings)
+        listed = (await data_of(served.client, PARKED, {"queue": "payments"}, ops))["deadLetters"]
+        elsewhere = (await data_of(served.client, PARKED, {"queue": "shipping"}, ops))["deadLetters"]
+        refused = await graphql(served.client, REDRIVE, {"id": letter.id}, ops)
+        anonymous = await graphql(served.client, PARKED, {"queue": None})
         healed = True
         redriven = await data_of(served.client, REDRIVE, {"id": letter.id}, ADMIN)
         await eventually(lambda: len(handler.done) == 1)
         unknown = await data_of(served.client, REDRIVE, {"id": "payments:nothing"}, ADMIN)
-        after = (await data_of(served.client, PARKED, {"queue": None}))["deadLetters"]
+        after = (await data_of(served.client, PARKED, {"queue": None}, ops))["deadLetters"]
 
     assert [(x["id"], x["queue"], x["messageType"], x["error"], x["attempts"]) for x in listed] == [
         (letter.id, "payments", "PaymentCharged", "unknown product", 1)]
     assert listed[0]["parkedAt"].endswith("Z")
     assert elsewhere == []
-    assert refused["redriveDeadLetter"] == {"ok": False, "errors": [{"code": "UNAUTHORIZED", "field": None}]}
+    assert refused["data"] is None and refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert anonymous["data"] is None and anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert redriven["redriveDeadLetter"] == {"ok": True, "errors": []}
     assert unknown["redriveDeadLetter"] == {"ok": False, "errors": [{"code": "NOT_FOUND", "field": "id"}]}
     assert after == []

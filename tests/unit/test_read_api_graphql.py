@@ -15,6 +15,7 @@ from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
 from tests.api_harness import ADMIN, ADMIN_TOKEN, T0, RowsReadModel, api_client, data_of, graphql, order_row
+from tests.tokens import customer, operator, requiring_tokens
 
 LIST = """
 query List($first: Int, $after: String, $customer: ID) {
@@ -118,18 +119,26 @@ async def test_a_cursor_not_made_by_the_api_is_refused(client: httpx.AsyncClient
     assert answer["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
 
 
-async def test_admin_mutations_without_the_token_are_unauthorized_and_change_nothing(
-    client: httpx.AsyncClient, system: System
+async def test_admin_mutations_without_an_admin_token_are_refused_and_change_nothing(
+    system: System, read_model: RowsReadModel
 ) -> None:
+    settings = requiring_tokens(system.settings)
+    app = create_app(system=system, read_model=read_model, settings=settings)
     before = system.inventory.get_stock(MOUSE).on_hand
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": ADMIN_TOKEN}):
-        data = await data_of(client, RESTOCK, {"id": str(MOUSE), "n": 5}, headers)
-        assert data["restock"]["product"] is None
-        assert data["restock"]["errors"][0]["code"] == "UNAUTHORIZED"
-        redrive = await data_of(client, 'mutation { redriveDeadLetter(id: "x") { ok errors { code } } }',
-                                headers=headers)
-        assert redrive["redriveDeadLetter"] == {"ok": False, "errors": [{"code": "UNAUTHORIZED"}]}
-    assert system.inventory.get_stock(MOUSE).on_hand == before
+    refusals = [({}, "UNAUTHENTICATED"), ({"Authorization": "Bearer wrong"}, "UNAUTHENTICATED"),
+                ({"Authorization": ADMIN_TOKEN}, "UNAUTHENTICATED"), (operator(settings), "FORBIDDEN"),
+                (customer(settings, uuid4()), "FORBIDDEN")]
+    async with api_client(app) as guarded:
+        for headers, code in refusals:
+            answer = await graphql(guarded, RESTOCK, {"id": str(MOUSE), "n": 5}, headers)
+            assert answer["data"] is None
+            assert [e["extensions"]["code"] for e in answer["errors"]] == [code]
+            redrive = await graphql(guarded, 'mutation { redriveDeadLetter(id: "x") { ok } }',
+                                    headers=headers)
+            assert redrive["data"] is None and redrive["errors"][0]["extensions"]["code"] == code
+        done = await data_of(guarded, RESTOCK, {"id": str(MOUSE), "n": 5}, ADMIN)
+    assert done["restock"]["product"]["onHand"] == before + 5
+    assert system.inventory.get_stock(MOUSE).on_hand == before + 5
 
 
 async def test_restock_with_the_admin_token_adds_units_and_refuses_a_bad_quantity(

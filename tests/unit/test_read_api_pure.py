@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import cast
 from uuid import uuid4
 
 import pytest
@@ -12,13 +11,12 @@ from graphql import FloatValueNode, StringValueNode
 from strawberry.exceptions import StrawberryInputCoercionError
 
 from commands.orders import PriceMismatchError
-from domain.base import DomainError, ValidationError
-from projections.read_model import OrderCursor, ReadModel
+from domain.base import ValidationError
+from projections.read_model import OrderCursor
 from read_api.cursor import InvalidCursorError, decode_cursor, encode_cursor
 from read_api.errors import camel_path, problem_from
 from read_api.scalars import parse_datetime, parse_decimal, parse_decimal_literal, serialize_datetime
-from read_api.services import Services, placement_id
-from read_api.write_side import WriteSide
+from read_api.services import placement_id
 
 
 def test_a_cursor_comes_back_as_the_position_it_was_made_from() -> None:
@@ -78,20 +76,3 @@ def test_an_idempotency_key_stands_for_one_placement_per_customer() -> None:
     with pytest.raises(ValidationError) as refused:
         placement_id(customer, "   ")
     assert refused.value.field == "idempotency_key"
-
-
-@pytest.mark.parametrize("authorization", [None, "", "Bearer ", "Bearer wrong", "Basic s3cret", "s3cret"])
-def test_admin_operations_need_the_exact_bearer_token(authorization: str | None) -> None:
-    services = Services(read_model=cast(ReadModel, None), write=cast(WriteSide, None), admin_token="s3cret")
-    with pytest.raises(DomainError) as refused:
-        services.check_admin(authorization)
-    assert refused.value.code == "UNAUTHORIZED"
-    services.check_admin("Bearer s3cret")
-    services.check_admin("bearer s3cret")
-
-
-def test_with_no_admin_token_configured_no_one_is_an_admin() -> None:
-    services = Services(read_model=cast(ReadModel, None), write=cast(WriteSide, None), admin_token=None)
-    for authorization in ("Bearer ", "Bearer None", None):
-        with pytest.raises(DomainError):
-            services.check_admin(authorization)

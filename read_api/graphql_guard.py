@@ -1,0 +1,118 @@
+"""The permission layer at the GraphQL door: each root field of an operation, and each WebSocket.
+
+Before an operation runs, every root field it selects (through fragments too)
+is checked against `permissions.GRAPHQL_FIELDS`; one refused field refuses the
+whole operation, with `extensions.code` UNAUTHENTICATED or FORBIDDEN, before
+any resolver has read or written anything. A WebSocket authenticates with the
+token in its `connection_init` payload and is closed 4401 (no or bad token) or
+4403 (a token that may not subscribe) otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    get_operation_ast,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+
+from read_api.context import Context
+from read_api.permissions import Access, AccessDeniedError, Rule, UnauthenticatedError
+
+ROOT_TYPES = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}
+INTROSPECTION = frozenset({"__typename", "__schema", "__type"})
+"""Root fields every caller may select; whether `__schema` answers is for the introspection setting."""
+
+
+def denied(error: AccessDeniedError) -> GraphQLError:
+    return GraphQLError(error.message, extensions={"code": error.code})
+
+
+class FieldGuard(SchemaExtension):
+    """Refuses an operation whose root fields the caller may not use, before it executes."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        operation = None if document is None else get_operation_ast(document, context.operation_name)
+        caller = context.context
+        if operation is not None and document is not None and isinstance(caller, Context):
+            fragments = {
+                d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+            type_name = ROOT_TYPES[operation.operation.value]
+            for name in root_fields(operation, fragments):
+                if name in INTROSPECTION:
+                    continue
+                try:
+                    caller.access.require_field(type_name, name)
+                except AccessDeniedError as error:
+                    raise denied(error) from None
+        yield
+
+
+def root_fields(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> set[str]:
+    """The names (not aliases) of the root fields an operation selects, through its fragments."""
+    names: set[str] = set()
+    seen: set[str] = set()
+
+    def walk(selections: SelectionSetNode) -> None:
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                names.add(selection.name.value)
+            elif isinstance(selection, InlineFragmentNode):
+                walk(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None and fragment.name.value not in seen:
+                    seen.add(fragment.name.value)
+                    walk(fragment.selection_set)
+
+    walk(operation.selection_set)
+    return names
+
+
+class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws whose `connection_init` must carry a token that may subscribe."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload: Any = message.get("payload") or {}
+        first = not self.connection_init_received
+        if first and isinstance(payload, dict) and isinstance(self.context, Context):
+            header = payload.get("Authorization", payload.get("authorization"))
+            # Without a token in the payload, one sent with the handshake's own headers counts.
+            access = self.context.access if header is None else Access.of(
+                self.context.services.authenticator.principal, header if isinstance(header, str) else "")
+            try:
+                access.require(Rule.ORDERS, "a subscription")
+            except AccessDeniedError as error:
+                unauthenticated = isinstance(error, UnauthenticatedError)
+                await self.websocket.close(code=4401 if unauthenticated else 4403,
+                                           reason="Unauthorized" if unauthenticated else "Forbidden")
+                return
+            self.context.access = access
+        await super().handle_connection_init(message)
+
+
+class GuardedGraphQLRouter(GraphQLRouter[Context, None]):
+    """Strawberry's router, speaking only graphql-transport-ws, through the guarded handler."""
+
+    graphql_transport_ws_handler_class = GuardedTransportWSHandler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
+        super().__init__(*args, **kwargs)
