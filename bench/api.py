@@ -1,4 +1,4 @@
-"""GraphQL read throughput: requests/s and latency of `order(id)` and `orders(first: 20)`.
+"""GraphQL reads: requests/s and latency of `order(id)` and `orders(first: 20)`, and what a token costs.
 
 Each run starts the real server (`python -m infra.cli serve`, every role in one
 process) as a subprocess on a fresh, throw-away store:
@@ -9,19 +9,30 @@ process) as a subprocess on a fresh, throw-away store:
 
 with the failure rates at their defaults (a fixed FAILURE_SEED). It restocks the
 catalogue through the `restock` mutation, places --orders orders through GraphQL
-`placeOrder` with the demo load generator (infra/demo.py), waits until every one is
-COMPLETED or CANCELLED and the projections have caught up, and then, for each query,
-sends it from --concurrency clients (tasks sharing one httpx.AsyncClient, HTTP
-keep-alive) for --warmup seconds not counted and then --seconds counted:
+`placeOrder` for one customer per client (--concurrency customers, the orders dealt
+out among them in turn), waits until every one is COMPLETED or CANCELLED and the
+projections have caught up, and stops that server. Then it starts the server again on
+the same store, once for each auth mode measured (--auth), and sends each query from
+--concurrency clients (tasks sharing one httpx.AsyncClient, HTTP keep-alive) for
+--warmup seconds not counted and then --seconds counted:
 
-  order             order(id) of a random placed order, with its items, address,
-                    payment, shipment and saga steps
-  orders_first_20   orders(first: 20), the same selection for each of the 20 newest orders
+  order             dev mode, no token: order(id) of a random order of the client's
+                    customer, with its items, address, payment, shipment and saga steps
+  orders_first_20   dev mode, no token: orders(first: 20), the same selection for each
+                    of the 20 newest orders
+  order_with_token  required mode (AUTH_JWT_SECRET set): the same as `order`, each
+                    client sending its customer's token (scope customer)
+
+Client i asks for the same orders in `order` and `order_with_token` (the same seeds),
+and the two are measured one after the other, so `auth_cost` (with --auth both) is
+their ratio: requests/s and server CPU a request with a token over without, and the
+p99 of each.
 
 Each request is timed from sending to the parsed answer. A non-200 answer, any
-GraphQL `errors`, a transport error, a null order or a short page is an error: it is
-counted (by kind), left out of the latency and the rate, printed loudly, and makes the
-bench exit with status 1.
+GraphQL `errors`, a transport error, a null order (another customer's order is
+answered null), another order than the one asked for or a short page is an error: it
+is counted (by kind), left out of the latency and the rate, printed loudly, and makes
+the bench exit with status 1.
 
 The client runs in this process on the same cores as the server (and PostgreSQL and
 RabbitMQ): the figures are a lower bound of what the server alone could answer. The
@@ -29,7 +40,7 @@ CPU seconds each side spent while measuring are reported beside them, and a meas
 during which other processes took more than a tenth of the cores is marked disturbed.
 
     python bench/api.py [--orders 500] [--concurrency 16] [--seconds 10] [--warmup 2] [--runs 3]
-        [--stores sqlite,postgres] [--wait-quiet 120]
+        [--stores sqlite,postgres] [--auth both|off|on] [--wait-quiet 120]
 
 Prints one JSON document on stdout (per store and per query: medians of --runs runs,
 and every run) and a human summary on stderr. DATABASE_URL and AMQP_URL name the
@@ -41,11 +52,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import os
 import random
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -58,6 +69,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -65,15 +77,15 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import psycopg
 from psycopg import sql
-from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.saga_throughput import delete_namespace
 from infra.consumers import SAGA_QUEUE
-from infra.demo import finished_line, run_demo
+from infra.demo import ADDRESS, PLACE, TERMINAL
 from infra.runtime import CONTEXT_ROLES, run_event_loop
 from infra.settings import PostgresDsn, Settings
+from read_api.identity import CUSTOMER, mint_token
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -82,6 +94,11 @@ STORES = {
     "sqlite": "embedded: SQLite + in-process bus, every role in one process",
     "postgres": "PostgreSQL + RabbitMQ, every role in one process",
 }
+AUTH = {
+    "both": "dev mode (no token) and required mode (customer tokens)",
+    "off": "dev mode only (no token)",
+    "on": "required mode only (customer tokens)",
+}
 FAILURE_RATES = {
     name: Settings.model_fields[name].default
     for name in ("payment_failure_rate", "shipping_failure_rate", "notification_failure_rate")
@@ -89,6 +106,9 @@ FAILURE_RATES = {
 QUEUES = (*CONTEXT_ROLES, SAGA_QUEUE)
 PAGE_SIZE = 20
 SETTLE_S = 2.0
+PLACE_ATTEMPTS = 3
+POLL_S = 0.5
+ORDER_Q, PAGE_Q, TOKEN_Q = "order", f"orders_first_{PAGE_SIZE}", "order_with_token"
 
 ORDER_FIELDS = """
 fragment OrderFields on Order {
@@ -130,12 +150,18 @@ class Config:
     order_seed: int
     failure_seed: int
     wait_quiet: float
+    auth: str
     database_url: str
     amqp_url: str
 
     @property
     def server(self) -> PostgresDsn:
         return PostgresDsn.parse(self.database_url)
+
+    @property
+    def customers(self) -> int:
+        """One customer per client, unless there are fewer orders than clients."""
+        return min(self.concurrency, self.orders)
 
 
 class RunFailed(Exception):
@@ -148,9 +174,12 @@ class RunFailed(Exception):
 
 
 def server_environment(**extra: str) -> dict[str, str]:
-    """This process's environment without any store or broker of its own, plus `extra`."""
+    """This process's environment without any store, broker or auth setting of its own, plus `extra`."""
     own = ("DATABASE_URL", "AMQP_URL", "BUS_NAMESPACE", "DATA_DIR")
-    env = {k: v for k, v in os.environ.items() if k not in own and not k.startswith(("DB_", "RABBITMQ_"))}
+    # An inherited AUTH_* (an issuer, another key, AUTH_MODE) would change what the server accepts:
+    # the bench chooses the mode itself and mints the tokens it sends.
+    env = {k: v for k, v in os.environ.items()
+           if k not in own and not k.startswith(("DB_", "RABBITMQ_", "AUTH_"))}
     env.update({
         "FAILURE_SEED": "0",
         **{name.upper(): str(value) for name, value in FAILURE_RATES.items()},
@@ -259,6 +288,10 @@ class Server:
     def tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RunFailed(f"saga serve exited with {self.process.returncode}:\n{self.tail()}")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -268,13 +301,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], work: Path) -> Iterator[Server]:
-    """`saga serve` (every role) on a free port, once it is ready; stopped with SIGINT at the end."""
+def serving(env: dict[str, str], work: Path, name: str) -> Iterator[Server]:
+    """`saga serve` (every role) on a free loopback port, once it is ready; stopped with SIGINT at the end."""
     port = free_port()
-    log_path = work / "serve.log"
+    log_path = work / f"serve-{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "infra.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env, cwd=work, stdout=log_file, stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
@@ -293,8 +326,7 @@ def serving(env: dict[str, str], work: Path) -> Iterator[Server]:
 def wait_until_ready(server: Server, within: float) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RunFailed(f"saga serve exited with {server.process.returncode}:\n{server.tail()}")
+        server.check_alive()
         try:
             if httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200:
                 return
@@ -305,8 +337,32 @@ def wait_until_ready(server: Server, within: float) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Realistic rows: orders placed through GraphQL and followed to their end
+# Realistic rows: orders placed through GraphQL for a few customers and followed to their end
 # --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shop:
+    """The placed orders by customer; load client i is customer i's (i modulo their number)."""
+
+    customers: list[str]
+    orders: dict[str, list[str]]
+
+    def customer_of(self, client: int) -> str:
+        return self.customers[client % len(self.customers)]
+
+    def orders_of(self, client: int) -> list[str]:
+        return self.orders[self.customer_of(client)]
+
+    @property
+    def count(self) -> int:
+        return sum(len(ids) for ids in self.orders.values())
+
+
+def customers_of(config: Config) -> list[str]:
+    """The same customers in every run and mode, so that runs ask for alike orders."""
+    rng = random.Random(config.order_seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(config.customers)]
 
 
 async def graphql(
@@ -321,30 +377,73 @@ async def graphql(
     return body["data"]
 
 
-async def prepare(base: str, config: Config, token: str) -> dict[str, Any]:
+async def prepare(base: str, config: Config, token: str) -> tuple[dict[str, Any], Shop]:
     """Restock, place the orders, wait for every one to end and the projections to catch up."""
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    # The admin token is operator and admin in required mode too; in dev mode it is not looked at.
+    admin = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers=admin) as client:
         products = [p["id"] for p in (await graphql(client, PRODUCTS))["products"]]
         for product in products:  # 3 units a line at most: no order is short of stock
             variables = {"id": product, "quantity": 3 * config.orders + 100}
-            answer = await graphql(client, RESTOCK, variables, {"Authorization": f"Bearer {token}"})
+            answer = await graphql(client, RESTOCK, variables)
             if answer["restock"]["errors"]:
                 raise RunFailed(f"restock refused: {answer['restock']['errors']}")
         started = time.perf_counter()
-        quiet = Console(file=io.StringIO())
-        summary = await run_demo(base, config.orders, config.placers, config.timeout, quiet,
-                                 seed=config.order_seed)
+        shop = await place_orders(client, config, products)
+        statuses = await until_ended(client, shop, deadline=time.monotonic() + config.timeout)
         elapsed = time.perf_counter() - started
-        if summary.finished != config.orders:
-            raise RunFailed(f"the orders did not all end: {finished_line(summary)}")
-        statuses = await order_statuses(client)
-        if len(statuses) != config.orders:
-            raise RunFailed(f"orders lists {len(statuses)} orders, {config.orders} were placed")
         await projections_caught_up(client, within=60)
-    return {
-        "placed": summary.placed, "completed": summary.completed, "cancelled": summary.cancelled_total,
-        "place_and_finish_s": round(elapsed, 1), "ids": list(statuses),
+    completed = sum(1 for status in statuses.values() if status == "COMPLETED")
+    placed = {
+        "placed": shop.count, "customers": len(shop.customers), "completed": completed,
+        "cancelled": shop.count - completed, "place_and_finish_s": round(elapsed, 1),
     }
+    return placed, shop
+
+
+async def place_orders(client: httpx.AsyncClient, config: Config, products: list[str]) -> Shop:
+    """--orders orders, dealt out to the customers in turn, --placers at a time."""
+    customers = customers_of(config)
+    rng = random.Random(config.order_seed)
+    inputs: list[dict[str, Any]] = [{
+        "customerId": customers[index % len(customers)],
+        "idempotencyKey": f"bench-api-{index}",
+        "items": [{"productId": product, "quantity": rng.randint(1, 3)}
+                  for product in rng.sample(products, k=min(len(products), rng.randint(1, 2)))],
+        "shippingAddress": ADDRESS,
+    } for index in range(config.orders)]
+    slots = asyncio.Semaphore(config.placers)
+
+    async def place(order: dict[str, Any]) -> str:
+        async with slots:
+            for attempt in range(1, PLACE_ATTEMPTS + 1):
+                try:
+                    payload = (await graphql(client, PLACE, {"input": order}))["placeOrder"]
+                    break
+                except httpx.TransportError:  # the same idempotency key makes a resend safe
+                    if attempt == PLACE_ATTEMPTS:
+                        raise
+        if payload["errors"] or payload["order"] is None:
+            raise RunFailed(f"placeOrder refused: {payload['errors']}")
+        return str(payload["order"]["id"])
+
+    ids = await asyncio.gather(*(place(order) for order in inputs))
+    by_customer: dict[str, list[str]] = {customer: [] for customer in customers}
+    for order, order_id in zip(inputs, ids, strict=True):
+        by_customer[order["customerId"]].append(order_id)
+    return Shop(customers, by_customer)
+
+
+async def until_ended(client: httpx.AsyncClient, shop: Shop, deadline: float) -> dict[str, str]:
+    """Every placed order's status once each is COMPLETED or CANCELLED; RunFailed at the deadline."""
+    while True:
+        statuses = await order_statuses(client)
+        if len(statuses) == shop.count and all(status in TERMINAL for status in statuses.values()):
+            return statuses
+        if time.monotonic() > deadline:
+            raise RunFailed(f"the orders did not all end in time: {shop.count} placed, listed by status "
+                            f"{dict(Counter(statuses.values()))}")
+        await asyncio.sleep(POLL_S)
 
 
 async def order_statuses(client: httpx.AsyncClient) -> dict[str, str]:
@@ -370,6 +469,45 @@ async def projections_caught_up(client: httpx.AsyncClient, within: float) -> Non
 
 
 # --------------------------------------------------------------------------------------
+# Tokens: required mode with a key of the run's own
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenKey:
+    """The auth settings a required-mode server of the bench runs with: a fresh HS256 secret, nothing else."""
+
+    auth_jwt_secret: str
+    auth_mode: str | None = None
+    auth_jwt_public_key: str | None = None
+    auth_jwt_algorithm: str | None = None
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    admin_token: str | None = None
+
+
+def customer_tokens(key: TokenKey, shop: Shop, config: Config) -> list[str]:
+    """Each customer's token, in the order of `shop.customers`, valid for longer than a measurement."""
+    ttl = timedelta(seconds=config.wait_quiet + config.warmup + config.seconds + 600)
+    return [mint_token(key, subject=customer, scopes=[CUSTOMER], ttl=ttl) for customer in shop.customers]
+
+
+async def check_required(base: str, shop: Shop, tokens: list[str]) -> None:
+    """The server really asks for a token, and a customer's token does not open another's order."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        variables = {"id": shop.orders_of(0)[0]}
+        anonymous = (await client.post("/graphql", json={"query": ORDER, "variables": variables})).json()
+        codes = [(e.get("extensions") or {}).get("code") for e in anonymous.get("errors") or []]
+        if "UNAUTHENTICATED" not in codes:
+            raise RunFailed(f"required mode answered order(id) without a token: "
+                            f"{json.dumps(anonymous)[:300]}")
+        if len(shop.customers) > 1:
+            other = await graphql(client, ORDER, variables, {"Authorization": f"Bearer {tokens[1]}"})
+            if other["order"] is not None:
+                raise RunFailed("a customer's token was answered with another customer's order")
+
+
+# --------------------------------------------------------------------------------------
 # Measuring one query
 # --------------------------------------------------------------------------------------
 
@@ -386,8 +524,16 @@ class Tally:
             self.samples.append(detail[:300])
 
 
-Body = Callable[[random.Random], dict[str, Any]]
-Check = Callable[[dict[str, Any]], str | None]
+Body = Callable[[random.Random, int], dict[str, Any]]
+"""The request a client sends next: (its random generator, its index) -> the GraphQL request."""
+Check = Callable[[dict[str, Any], dict[str, Any]], str | None]
+"""What is wrong with an answer: (the request, the answer's data) -> a kind of error, or None."""
+Headers = Callable[[int], dict[str, str]]
+"""The headers a client sends with each request: its index -> headers."""
+
+
+def no_token(_: int) -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -395,32 +541,44 @@ class Workload:
     name: str
     body: Body
     check: Check
+    headers: Headers = no_token
 
 
-def workloads(ids: list[str]) -> list[Workload]:
-    def an_order(rng: random.Random) -> dict[str, Any]:
-        return {"query": ORDER, "variables": {"id": rng.choice(ids)}}
+def workload(name: str, shop: Shop, tokens: list[str] | None = None) -> Workload:
+    """`order` and `order_with_token` differ only in the token each client sends."""
+    def an_order(rng: random.Random, client: int) -> dict[str, Any]:
+        return {"query": ORDER, "variables": {"id": rng.choice(shop.orders_of(client))}}
 
-    def the_page(_: random.Random) -> dict[str, Any]:
+    def the_page(_: random.Random, __: int) -> dict[str, Any]:
         return {"query": ORDERS, "variables": {"first": PAGE_SIZE}}
 
-    def order_found(data: dict[str, Any]) -> str | None:
-        return None if data.get("order") else "null order"
+    def the_order_asked(request: dict[str, Any], data: dict[str, Any]) -> str | None:
+        order = data.get("order")
+        if not order:
+            return "null order"
+        return None if order["id"] == request["variables"]["id"] else "another order"
 
-    def page_full(data: dict[str, Any]) -> str | None:
+    def page_full(_: dict[str, Any], data: dict[str, Any]) -> str | None:
         edges = data["orders"]["edges"]
-        return None if len(edges) == min(PAGE_SIZE, len(ids)) else f"short page ({len(edges)} orders)"
+        return None if len(edges) == min(PAGE_SIZE, shop.count) else f"short page ({len(edges)} orders)"
 
-    return [
-        Workload("order", an_order, order_found),
-        Workload(f"orders_first_{PAGE_SIZE}", the_page, page_full),
-    ]
+    def bearer(client: int) -> dict[str, str]:
+        assert tokens is not None
+        return {"Authorization": f"Bearer {tokens[client % len(tokens)]}"}
+
+    if name == PAGE_Q:
+        return Workload(name, the_page, page_full)
+    return Workload(name, an_order, the_order_asked, no_token if tokens is None else bearer)
 
 
-async def ask(client: httpx.AsyncClient, workload: Workload, rng: random.Random, tally: Tally) -> None:
+async def ask(
+    client: httpx.AsyncClient, workload: Workload, rng: random.Random, index: int, tally: Tally
+) -> None:
+    request = workload.body(rng, index)
+    headers = workload.headers(index)
     started = time.perf_counter()
     try:
-        response = await client.post("/graphql", json=workload.body(rng))
+        response = await client.post("/graphql", json=request, headers=headers)
         body = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError) as error:
         tally.error(type(error).__name__, repr(error))
@@ -430,7 +588,7 @@ async def ask(client: httpx.AsyncClient, workload: Workload, rng: random.Random,
         tally.error(f"HTTP {response.status_code}", response.text)
     elif body.get("errors"):
         tally.error("GraphQL errors", json.dumps(body["errors"]))
-    elif (problem := workload.check(body.get("data") or {})) is not None:
+    elif (problem := workload.check(request, body.get("data") or {})) is not None:
         tally.error(problem, json.dumps(body)[:300])
     else:
         tally.latencies.append(elapsed)
@@ -448,7 +606,7 @@ async def hammer(
         async def one_client(index: int) -> None:
             rng = random.Random(seed * 1000 + index)
             while time.perf_counter() < stop_at:
-                await ask(client, workload, rng, tally)
+                await ask(client, workload, rng, index, tally)
 
         started = time.perf_counter()
         await asyncio.gather(*(one_client(i) for i in range(clients)))
@@ -581,41 +739,100 @@ class CpuMeter:
 # --------------------------------------------------------------------------------------
 
 
+def plan(auth: str, run: int) -> list[tuple[str, list[str]]]:
+    """The auth modes of this run, in the order they are measured, each with the queries it measures."""
+    dev, required = ("dev", [ORDER_Q, PAGE_Q]), ("required", [TOKEN_Q])
+    if auth != "both":
+        return [dev] if auth == "off" else [required]
+    # The two order(id) measurements are compared, so they run back to back, and which one goes first
+    # alternates from run to run, so that neither always meets the host (and the store) first.
+    return [("dev", [PAGE_Q, ORDER_Q]), required] if run % 2 == 0 else [required, dev]
+
+
 def one_run(store: str, config: Config, run: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp, \
-            fresh_store(store, config, Path(tmp)) as env, serving(env, Path(tmp)) as server:
-        return run_event_loop(_measured(server, env, store, config, run))
+    with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
+        work = Path(tmp)
+        placed, measured = measured_modes(store, config, run, work)
+    queries = {name: measured[name] for name in (ORDER_Q, PAGE_Q, TOKEN_Q) if name in measured}
+    result: dict[str, Any] = {"store": store, "orders": placed, "queries": queries}
+    if (cost := auth_cost(queries)) is not None:
+        result["auth_cost"] = cost
+    return result
+
+
+def measured_modes(store: str, config: Config, run: int, work: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The orders placed, and each query's figures, on one fresh store."""
+    with fresh_store(store, config, work) as env:
+        with serving(env, work, "prepare") as server:
+            placed, shop = run_event_loop(prepare(server.base, config, env["ADMIN_TOKEN"]))
+            server.check_alive()
+        # Each mode is measured on a server started afresh on the same store, so that neither
+        # inherits the heap and caches of the server that ran the sagas.
+        measured: dict[str, Any] = {}
+        for mode, names in plan(config.auth, run):
+            settle_store(store, config)
+            key = TokenKey(secrets.token_hex(32))
+            mode_env = env if mode == "dev" else {**env, "AUTH_JWT_SECRET": key.auth_jwt_secret}
+            with serving(mode_env, work, mode) as server:
+                tokens = customer_tokens(key, shop, config) if mode == "required" else None
+                measured |= run_event_loop(_measured(server, shop, tokens, names, store, config, run))
+                server.check_alive()
+    return placed, measured
+
+
+def settle_store(store: str, config: Config) -> None:
+    if store == "postgres":
+        settle(config)
+    else:
+        time.sleep(SETTLE_S)
 
 
 async def _measured(
-    server: Server, env: dict[str, str], store: str, config: Config, run: int
+    server: Server, shop: Shop, tokens: list[str] | None, names: list[str], store: str, config: Config,
+    run: int,
 ) -> dict[str, Any]:
-    placed = await prepare(server.base, config, env["ADMIN_TOKEN"])
-    ids = placed.pop("ids")
-    if store == "postgres":
-        await asyncio.to_thread(settle, config)
-    else:
-        await asyncio.sleep(SETTLE_S)
-    queries = {}
-    for workload in workloads(ids):
-        queries[workload.name] = await measure(server.base, workload, config, server.process.pid, store, run)
-    if server.process.poll() is not None:
-        raise RunFailed(f"saga serve exited with {server.process.returncode}:\n{server.tail()}")
-    return {"store": store, "orders": placed, "queries": queries}
+    if tokens is not None:
+        await check_required(server.base, shop, tokens)
+    return {name: await measure(server.base, workload(name, shop, tokens), config, server.process.pid,
+                                store, run)
+            for name in names}
+
+
+def auth_cost(queries: dict[str, Any]) -> dict[str, Any] | None:
+    """`order` with a customer token (required mode) against without (dev mode), in one run."""
+    without, with_token = queries.get(ORDER_Q), queries.get(TOKEN_Q)
+    if without is None or with_token is None:
+        return None
+    return {
+        "requests_per_s_ratio": ratio(with_token["requests_per_s"], without["requests_per_s"]),
+        "server_cpu_ratio": ratio(with_token["server_cpu_ms_per_request"],
+                                  without["server_cpu_ms_per_request"]),
+        "p99_ms": {"without_token": without["latency_ms"]["p99"],
+                   "with_token": with_token["latency_ms"]["p99"]},
+        "disturbed": without["disturbed"] or with_token["disturbed"],
+    }
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if not numerator or not denominator else round(numerator / denominator, 3)
 
 
 def run_store(store: str, config: Config) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     for index in range(config.runs):
         print(f"[{store}] run {index + 1}/{config.runs}: {STORES[store]}, {config.orders} orders, "
-              f"{config.concurrency} clients, {config.seconds:g} s a query", file=sys.stderr, flush=True)
+              f"{config.concurrency} clients, {config.seconds:g} s a query, {AUTH[config.auth]}",
+              file=sys.stderr, flush=True)
         try:
             result = one_run(store, config, index)
         except Exception as error:  # reported, and the bench fails; the other runs still go
             result = {"store": store, "error": f"{type(error).__name__}: {error}"}
         runs.append(result)
         print(line_of(result), file=sys.stderr, flush=True)
-    return {"what": STORES[store], "median": median_of(runs), "runs": runs}
+    out: dict[str, Any] = {"what": STORES[store], "median": median_of(runs)}
+    if (cost := median_cost(runs)) is not None:
+        out["auth_cost"] = cost
+    return {**out, "runs": runs}
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -638,12 +855,42 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def median_cost(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The medians of the runs' own ratios, each of two measurements made back to back, and of their figures.
+
+    A disturbed run's ratio compares a measurement the host took cores from with one it did not, so
+    the medians are of the undisturbed runs, unless every run was disturbed.
+    """
+    measured = [r for r in runs if "auth_cost" in r]
+    if not measured:
+        return None
+    clean = [r for r in measured if not r["auth_cost"]["disturbed"]] or measured
+    costs = [r["auth_cost"] for r in clean]
+
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return rounded(statistics.median(known), 3) if len(known) == len(values) else None
+
+    def of_both(figure: Callable[[dict[str, Any]], float | None]) -> dict[str, float | None]:
+        return {"without_token": median([figure(r["queries"][ORDER_Q]) for r in clean]),
+                "with_token": median([figure(r["queries"][TOKEN_Q]) for r in clean])}
+
+    return {
+        "requests_per_s_ratio": median([c["requests_per_s_ratio"] for c in costs]),
+        "server_cpu_ratio": median([c["server_cpu_ratio"] for c in costs]),
+        "requests_per_s": of_both(lambda q: q["requests_per_s"]),
+        "p99_ms": of_both(lambda q: q["latency_ms"]["p99"]),
+        "runs": len(clean),
+        "disturbed_runs": sum(1 for r in measured if r["auth_cost"]["disturbed"]),
+    }
+
+
 def line_of(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"  RUN FAILED: {r['error']}"
     o = r["orders"]
-    lines = [f"  {o['placed']} orders placed and ended in {o['place_and_finish_s']} s "
-             f"({o['completed']} completed, {o['cancelled']} cancelled)"]
+    lines = [f"  {o['placed']} orders of {o['customers']} customers placed and ended in "
+             f"{o['place_and_finish_s']} s ({o['completed']} completed, {o['cancelled']} cancelled)"]
     for name, q in r["queries"].items():
         lat = q["latency_ms"]
         lines.append(f"  {name}: {q['requests_per_s']:.0f} requests/s; latency p50 {lat['p50']} "
@@ -654,12 +901,22 @@ def line_of(r: dict[str, Any]) -> str:
                          "while it was measured; its figures are not comparable")
         if q["errors"]:
             lines.append(f"  !!! {name}: {q['errors']} ERRORS {q['error_kinds']}: {q['error_samples'][:2]}")
+    if "auth_cost" in r:
+        lines.append(f"  {cost_line(r['auth_cost'])}")
     return "\n".join(lines)
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    p99 = cost["p99_ms"]
+    return (f"a customer token: {cost.get('requests_per_s_ratio')}x the requests/s, "
+            f"{cost.get('server_cpu_ratio')}x the server CPU a request; p99 {p99['with_token']} ms with, "
+            f"{p99['without_token']} ms without")
 
 
 def summarize(report: dict[str, Any]) -> None:
     lines = [f"api: {report['orders']} orders, {report['concurrency']} clients, {report['seconds']:g} s a "
-             f"query, medians of {report['runs']} run(s); client and server share {report['cores']} cores"]
+             f"query, auth {report['auth']}, medians of {report['runs']} run(s); client and server share "
+             f"{report['cores']} cores"]
     for store, result in report["stores"].items():
         m = result["median"]
         for name, q in m.items():
@@ -673,6 +930,11 @@ def summarize(report: dict[str, Any]) -> None:
             if q["disturbed_runs"]:
                 line += f"  ({q['disturbed_runs']} disturbed run(s))"
             lines.append(line)
+        if "auth_cost" in result:
+            cost = result["auth_cost"]
+            disturbed = (f"  (median of {cost['runs']} run(s); {cost['disturbed_runs']} disturbed)"
+                         if cost["disturbed_runs"] else "")
+            lines.append(f"  {store} {cost_line(cost)}{disturbed}")
         if m["runs_failed"]:
             lines.append(f"  !!! {store}: {m['runs_failed']} RUN(S) FAILED")
     if report["errors"]:
@@ -688,11 +950,16 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", "-n", type=int, default=500, help="orders placed before measuring (500)")
-    parser.add_argument("--concurrency", "-c", type=int, default=16, help="concurrent clients (16)")
+    parser.add_argument("--concurrency", "-c", type=int, default=16,
+                        help="concurrent clients, each a customer of its own (16)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per query (10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each (2)")
     parser.add_argument("--runs", type=int, default=3, help="runs per store; medians are reported (3)")
     parser.add_argument("--stores", default="sqlite,postgres", help="any of sqlite,postgres (both)")
+    parser.add_argument("--auth", choices=tuple(AUTH), default="both",
+                        help="both: order(id) without a token (dev mode) and with a customer token "
+                             "(required mode), and their ratio; off: dev mode only; on: required mode "
+                             "only (both)")
     parser.add_argument("--placers", type=int, default=16, help="placeOrder requests at a time (16)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds for placing and ending the orders (600)")
@@ -708,15 +975,15 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(
         orders=args.orders, concurrency=args.concurrency, seconds=args.seconds, warmup=args.warmup,
         runs=args.runs, placers=args.placers, timeout=args.timeout, order_seed=args.order_seed,
-        failure_seed=args.failure_seed, wait_quiet=args.wait_quiet,
+        failure_seed=args.failure_seed, wait_quiet=args.wait_quiet, auth=args.auth,
         database_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
         amqp_url=os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
     )
     report: dict[str, Any] = {
-        "bench": "api", "orders": config.orders, "concurrency": config.concurrency,
-        "seconds": config.seconds, "warmup_s": config.warmup, "runs": config.runs,
-        "wait_quiet_s": config.wait_quiet, "order_seed": config.order_seed,
-        "failure_seed": config.failure_seed, "failure_rates": FAILURE_RATES,
+        "bench": "api", "orders": config.orders, "customers": config.customers,
+        "concurrency": config.concurrency, "seconds": config.seconds, "warmup_s": config.warmup,
+        "runs": config.runs, "auth": config.auth, "wait_quiet_s": config.wait_quiet,
+        "order_seed": config.order_seed, "failure_seed": config.failure_seed, "failure_rates": FAILURE_RATES,
         "cores": os.cpu_count(), "load_1min_at_start": os.getloadavg()[0],
         "note": "client (this process) and server share the cores: the figures are a lower bound",
         "stores": {},
