@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 CUSTOMER, OPERATOR, ADMIN = "customer", "operator", "admin"
 SCOPES = (CUSTOMER, OPERATOR, ADMIN)
 LOOPBACK_NAMES = ("localhost",)
+VERIFIED_KEPT = 10_000
 
 
 class AuthMode(Enum):
@@ -96,7 +98,12 @@ class AuthSettings(Protocol):
 
 @dataclass(frozen=True)
 class Authenticator:
-    """Turns an `Authorization` header into a principal, or refuses it."""
+    """Turns an `Authorization` header into a principal, or refuses it.
+
+    A client sends the same token with every request until it expires, so a
+    verified token is remembered (up to VERIFIED_KEPT of them) with its expiry
+    and not verified again before then; a refused one is checked every time.
+    """
 
     mode: AuthMode = AuthMode.DEV
     key: Any = None
@@ -104,6 +111,8 @@ class Authenticator:
     issuer: str | None = None
     audience: str | None = None
     admin_token: str | None = None
+    _verified: dict[str, tuple[Principal, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> Authenticator:
@@ -128,9 +137,19 @@ class Authenticator:
             raise AuthenticationError("the Authorization header is not 'Bearer <token>'")
         if self.admin_token and hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return ADMIN_TOKEN_HOLDER
-        return self._verified(token)
+        return self._remembered(token)
 
-    def _verified(self, token: str) -> Principal:
+    def _remembered(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()  # rarely reached; simpler and as safe as evicting one by one
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         if self.key is None or self.algorithm is None:
             raise AuthenticationError("this server accepts no signed tokens")
         try:
@@ -142,7 +161,7 @@ class Authenticator:
             raise AuthenticationError("the token has expired") from None
         except jwt.InvalidTokenError as error:
             raise AuthenticationError(f"the token is not valid: {_reason(error)}") from None
-        return principal_of(claims)
+        return principal_of(claims), float(claims["exp"])
 
 
 def principal_of(claims: dict[str, Any]) -> Principal:

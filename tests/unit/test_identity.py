@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from freezegun import freeze_time
 
 from infra.settings import Settings
 from read_api.identity import (
@@ -179,3 +180,12 @@ def test_a_minted_token_is_accepted_until_it_expires() -> None:
 ])
 def test_dev_mode_is_only_for_loopback_addresses(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    checking = authenticator()
+    token = signed({**OPS, "exp": NOW + timedelta(minutes=5)})
+    assert checking.principal(f"Bearer {token}").has("operator")
+    assert checking.principal(f"Bearer {token}").has("operator")  # now from memory
+    with freeze_time(NOW + timedelta(minutes=6)), pytest.raises(AuthenticationError, match="expired"):
+        checking.principal(f"Bearer {token}")
