@@ -207,3 +207,31 @@ async def test_an_expired_token_is_refused(store_settings: Settings) -> None:
     assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "expired" in answer["errors"][0]["message"]
 
+
+
+async def test_a_request_over_a_limit_is_refused_with_its_code_and_writes_nothing(
+    store_settings: Settings,
+) -> None:
+    item = '{productId: "' + str(MOUSE) + '", quantity: 1}'
+    address = '{street: "1 Main St", city: "Springfield", state: "IL", zipCode: "62701", country: "US"}'
+    one = f"placeOrder(input: {{items: [{item}], shippingAddress: {address}}}) {{ order {{ id }} }}"
+    over = {
+        "TOO_MANY_ALIASES": "mutation { " + " ".join(f"p{n}: {one}" for n in range(16)) + " }",
+        "TOO_MANY_TOKENS": "mutation { " + one.replace(item, ", ".join([item] * 700)) + " }",
+        "TOO_DEEP": "mutation { " + one.replace("{ id }", "{ saga " * 10 + "}" * 10) + " }",
+    }
+    async with shop(store_settings) as (served, settings):
+        as_a = customer(settings, uuid4())
+        before = written(served.system)
+        answers = {code: await graphql(served.client, text, None, as_a) for code, text in over.items()}
+        body = await served.client.post("/graphql", headers=as_a,
+                                        content=b'{"query": "' + b"x" * (2 << 20) + b'"}')
+        after_refusals = written(served.system)
+        within = await graphql(served.client, f"mutation {{ {one} }}", None, as_a)
+        after_one = written(served.system)
+
+    for code, answer in answers.items():
+        assert answer["data"] is None and answer["errors"][0]["extensions"]["code"] == code, answer
+    assert body.status_code == 413
+    assert after_refusals == before
+    assert "errors" not in within and after_one > before, "the same mutation within the limits writes"
