@@ -112,13 +112,11 @@ def problem_response(
 def error_document(problem: Problem, status: int, request_id: str) -> dict[str, Any]:
     """The envelope of a refusal, for code that answers from the ASGI scope rather than a route."""
     code = CODES.get(status, BAD_REQUEST if status < 500 else INTERNAL_SERVER_ERROR)
-    details: dict[str, str] = {}
-    if problem.field:
-        details["field"] = problem.field
-    if problem.code != code:
-        details["reason"] = problem.code
+    field, reason = problem.field or None, None if problem.code == code else problem.code
+    # Both keys or none, as the OpenAPI document declares them.
+    details = None if field is None and reason is None else {"field": field, "reason": reason}
     return {
         "success": False, "message": problem.message, "data": None,
-        "error": {"code": code, "message": problem.message, "details": details or None},
+        "error": {"code": code, "message": problem.message, "details": details},
         "timestamp": datetime.now(UTC), "request_id": request_id,
     }

@@ -71,6 +71,7 @@ def test_money_is_written_as_the_decimal_s_own_digits_never_through_a_float() ->
 def test_a_refusal_carries_the_code_of_its_status_with_the_domain_s_code_and_field_beside_it() -> None:
     mismatch = problem_response(request(), Problem("PRICE_MISMATCH", "49.99 expected", "items[0].price"), 400)
     forbidden = problem_response(request(), Problem("FORBIDDEN", "needs the operator scope"), 403)
+    bad_page = problem_response(request(), Problem("BAD_REQUEST", "page must be at least 1", "page"), 400)
 
     assert mismatch.status_code == 400
     assert _json(mismatch.body)["error"] == {
@@ -80,6 +81,8 @@ def test_a_refusal_carries_the_code_of_its_status_with_the_domain_s_code_and_fie
     assert _json(forbidden.body)["error"] == {"code": "FORBIDDEN", "message": "needs the operator scope",
                                               "details": None}
     assert _json(forbidden.body)["message"] == "needs the operator scope"
+    # Both keys of the details, as the OpenAPI document declares them, the one without a value null.
+    assert _json(bad_page.body)["error"]["details"] == {"field": "page", "reason": None}
 
 
 async def test_an_order_answer_writes_its_amounts_exactly(
