@@ -78,7 +78,8 @@ class RouteGuard:
             await receive()  # the connect message; then refuse the handshake
             await send({"type": "websocket.close", "code": 4401 if status == 401 else 4403})
             return
-        body = refusal(scope["path"], error.message, code=error.code)
+        body = refusal(scope["path"], error.message, code=error.code,
+                       request_id=_header(scope, b"x-request-id"))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if isinstance(error, UnauthenticatedError):
             headers.append((b"www-authenticate", b'Bearer realm="saga-shop"'))
@@ -102,7 +103,8 @@ async def closed_unless_listed(connection: HTTPConnection) -> None:
 async def closed_route_refused(request: Request, error: Exception) -> Response:
     """The answer to a ClosedRouteError, in the shape the client at that path reads."""
     message = error.message if isinstance(error, ForbiddenError) else "forbidden"
-    return Response(refusal(request.url.path, message, code=FORBIDDEN), status_code=403,
+    body = refusal(request.url.path, message, code=FORBIDDEN, request_id=request.headers.get("x-request-id"))
+    return Response(body, status_code=403,
                     media_type="application/json")
 
 

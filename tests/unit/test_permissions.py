@@ -151,3 +151,12 @@ async def test_introspection_and_the_docs_are_off_in_required_mode_unless_turned
     else:
         assert schema.get("data") is None and "introspection" in schema["errors"][0]["message"].lower()
         assert ide.status_code != 200 and docs.status_code == 403
+
+
+async def test_a_rest_refusal_carries_the_clients_request_id(system: System) -> None:
+    app = create_app(system=system, read_model=RowsReadModel(), settings=requiring_tokens(system.settings))
+    async with api_client(app) as client:
+        refused = await client.get(f"/api/v1/orders/{uuid4()}", headers={"X-Request-ID": "trace-me-42"})
+    assert refused.status_code == 401
+    assert refused.json()["request_id"] == "trace-me-42"
+    assert refused.json()["error"]["code"] == "UNAUTHENTICATED"
