@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 from strawberry.extensions import DisableIntrospection
@@ -26,6 +26,7 @@ from read_api.metrics import Metrics, MetricsMiddleware
 from read_api.ports import ApiSettings, DeadLetterDesk, ReadyCheck, WriteSystem
 from read_api.quota import PER_CLIENT, PER_CONNECTION, SubscriptionQuota
 from read_api.rest import install_rest_errors, rest_router
+from read_api.rest_envelope import fresh_request_id
 from read_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, build_schema
 from read_api.services import Services
 from read_api.write_side import WriteSide
@@ -198,7 +199,7 @@ def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> 
         return JSONResponse(report, status_code=200 if report.get("status") == "ok" else 503)
 
     @api.get("/api/v1/health")
-    async def health() -> JSONResponse:
+    async def health(request: Request) -> JSONResponse:
         """The old system's health endpoint, with its envelope."""
         report = await ready()
         healthy = report.get("status") == "ok"
@@ -209,6 +210,6 @@ def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> 
             "error": None if healthy else {"code": "UNHEALTHY", "message": f"down: {down_parts(report)}",
                                            "details": None},
             "timestamp": datetime.now(UTC).isoformat(),
-            "request_id": None,
+            "request_id": fresh_request_id(request.headers.get("x-request-id")),
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
