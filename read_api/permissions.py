@@ -10,7 +10,7 @@ as one that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -96,9 +96,8 @@ class Access:
     """Why the credential presented was refused; such a caller is refused everything but PUBLIC."""
 
     @classmethod
-    def of(cls, authenticate: object, authorization: str | None) -> Access:
+    def of(cls, authenticate: Callable[[str | None], Principal], authorization: str | None) -> Access:
         """`authenticate` is an `Authenticator.principal`; a refused credential is kept as the problem."""
-        assert callable(authenticate)
         try:
             return cls(authenticate(authorization))
         except AuthenticationError as error:
