@@ -28,9 +28,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from read_api.schema import MAX_ALIASES
+
 TERMINAL = frozenset({"COMPLETED", "CANCELLED"})
 POLL_INTERVAL = 0.5  # seconds between two rounds of following the unfinished orders
-POLL_BATCH = 50  # orders asked for in one GraphQL request
+POLL_BATCH = MAX_ALIASES  # orders asked for in one GraphQL request: one alias each, as many as the API allows
 REQUEST_TIMEOUT = 15.0  # seconds for one HTTP request
 PLACE_ATTEMPTS = 3  # a request lost on the way is sent again with the same idempotency key
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zipCode": "62701", "country": "US"}
