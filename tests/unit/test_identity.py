@@ -29,7 +29,10 @@ from read_api.identity import (
 )
 from tests.tokens import ADMIN_TOKEN, SECRET
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
 OPS = {"sub": "ops", "scope": "operator"}
 
 
@@ -38,7 +41,7 @@ def settings(**values: Any) -> Settings:
 
 
 def signed(claims: dict[str, Any], key: Any = SECRET, algorithm: str = "HS256") -> str:
-    return jwt.encode({"exp": NOW + timedelta(hours=1), **claims}, key, algorithm=algorithm)
+    return jwt.encode({"exp": now() + timedelta(hours=1), **claims}, key, algorithm=algorithm)
 
 
 def authenticator(**values: Any) -> Authenticator:
@@ -105,7 +108,7 @@ def _encoded(part: dict[str, Any]) -> str:
 
 
 def _none_token() -> str:
-    claims = {"sub": str(uuid4()), "scope": "operator", "exp": int((NOW + timedelta(hours=1)).timestamp())}
+    claims = {"sub": str(uuid4()), "scope": "operator", "exp": int((now() + timedelta(hours=1)).timestamp())}
     return f"{_encoded({'alg': 'none', 'typ': 'JWT'})}.{_encoded(claims)}."
 
 
@@ -124,7 +127,7 @@ BAD: dict[str, Callable[[], str]] = {
     "wrong secret": lambda: "Bearer " + signed(OPS, key="another-secret-" * 5),
     "alg none": lambda: "Bearer " + _none_token(),
     "another algorithm": lambda: "Bearer " + signed(OPS, algorithm="HS512"),
-    "expired": lambda: "Bearer " + signed({**OPS, "exp": NOW - timedelta(seconds=5)}),
+    "expired": lambda: "Bearer " + signed({**OPS, "exp": now() - timedelta(seconds=5)}),
     "no exp": lambda: "Bearer " + jwt.encode(OPS, SECRET, algorithm="HS256"),
     "customer sub not an id": lambda: "Bearer " + signed({"sub": "alice", "scope": "customer"}),
     "scope not a string": lambda: "Bearer " + signed({"sub": "ops", "scope": ["operator"]}),
@@ -169,7 +172,7 @@ def test_a_minted_token_is_accepted_until_it_expires() -> None:
     token = mint_token(configured, subject=str(customer_id), scopes=["customer"], ttl=timedelta(minutes=5))
     assert Authenticator.from_settings(configured).principal(f"Bearer {token}").customer_id == customer_id
     old = mint_token(configured, subject=str(customer_id), scopes=["customer"], ttl=timedelta(minutes=5),
-                     now=NOW - timedelta(hours=1))
+                     now=now() - timedelta(hours=1))
     with pytest.raises(AuthenticationError, match="expired"):
         Authenticator.from_settings(configured).principal(f"Bearer {old}")
 
@@ -184,8 +187,8 @@ def test_dev_mode_is_only_for_loopback_addresses(host: str, loopback: bool) -> N
 
 def test_a_remembered_token_is_refused_once_it_expires() -> None:
     checking = authenticator()
-    token = signed({**OPS, "exp": NOW + timedelta(minutes=5)})
+    token = signed({**OPS, "exp": now() + timedelta(minutes=5)})
     assert checking.principal(f"Bearer {token}").has("operator")
     assert checking.principal(f"Bearer {token}").has("operator")  # now from memory
-    with freeze_time(NOW + timedelta(minutes=6)), pytest.raises(AuthenticationError, match="expired"):
+    with freeze_time(now() + timedelta(minutes=6)), pytest.raises(AuthenticationError, match="expired"):
         checking.principal(f"Bearer {token}")
