@@ -16,7 +16,6 @@ by what this bus publishes, retries and re-drives, and look at the file every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +38,7 @@ from infra.bus import (
     call_handler,
 )
 from infra.sqlite_queue import Outgoing, Parked, Settlement, SqliteQueues, Stored, topic_matches
+from projections.waiting import wait_until_set
 
 __all__ = ["InProcessBus", "topic_matches"]
 
@@ -156,8 +156,7 @@ class InProcessBus:
             except Exception:
                 # Unsettled messages stay taken until the bus closes or restarts: delivered again then.
                 log.exception("consuming from %s failed; trying again", subscription.queue)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), self._poll_interval)
+            await wait_until_set(arrived, self._poll_interval)
 
     async def _handle(self, subscription: Subscription, batch: list[Stored]) -> None:
         parsed = [(message, _parse(message.body)) for message in batch]

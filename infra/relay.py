@@ -11,7 +11,6 @@ once, in order per application, and consumers make effects exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
 from infra.leadership import Leadership, SoleLeader
 from infra.metrics import SagaMetrics
 from infra.tracing import traced
+from projections.waiting import wait_until_set
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,7 @@ class OutboxRelay:
                 continue
             if published < self.window:
                 wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await wait_until_set(wake, self.poll_interval)
         await self.leadership.release()
 
     async def pump(self) -> int:
@@ -196,5 +195,4 @@ class OutboxRelay:
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
+    await wait_until_set(stopping, seconds)

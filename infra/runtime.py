@@ -27,6 +27,7 @@ from infra.relay import FromStoredState, OutboxRelay, Translate, integration_mes
 from infra.settings import Settings
 from projections.read_model import ReadModel
 from projections.runner import Projector
+from projections.waiting import wait_until_set
 from read_api.health import Outages, merged, report
 
 log = logging.getLogger(__name__)
@@ -208,5 +209,4 @@ class Runtime:
                 await asyncio.to_thread(fire_due, self.system.sagas, index, datetime.now(UTC))
             except Exception:
                 log.exception("firing saga deadlines failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), every)
+            await wait_until_set(self.stopping, every)

@@ -7,7 +7,6 @@ the API's DataLoaders cost one query per field and request, not one per row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -36,6 +35,7 @@ from projections.saga_progress import SagaProgress
 from projections.shipment_tracking import ShipmentTracking
 from projections.stock_levels import product_names, products
 from projections.store import ReadStore, Row, fetch_in
+from projections.waiting import wait_until_set
 
 Heads = Callable[[], Awaitable[Mapping[str, int]]]
 """Each application's last notification id, for the lag."""
@@ -194,8 +194,7 @@ class StoreReadModel:
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+    await wait_until_set(event, seconds)
 
 
 def _order_filter(customer_id: UUID | None, status: str | None) -> tuple[list[str], list[Any]]:

@@ -44,6 +44,7 @@ from projections.dead_letters import DeadLetterSource, replace_all
 from projections.facts import EventSource
 from projections.queries import StoreReadModel
 from projections.store import ReadStore
+from projections.waiting import wait_until_set
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +195,7 @@ class Projector:
                 await asyncio.sleep(min(30.0, 0.2 * 2**failures))
                 continue
             if read < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_interval)
+                await wait_until_set(wake, self.poll_interval)
 
     async def _wake_on_saves_elsewhere(self, listen: ListenForSaves) -> None:
         """Wake followers when another process saves; polling covers any news that is lost."""
