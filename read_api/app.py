@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
-from strawberry.extensions import DisableIntrospection
 
 from projections.read_model import ReadModel
 from read_api.context import Context
@@ -99,8 +98,7 @@ def create_app(
             ),
         )
         schema = build_schema(
-            extensions=[metrics.graphql_extension(), FieldGuard,
-                        *(() if introspection else (DisableIntrospection,))],
+            extensions=[metrics.graphql_extension(), FieldGuard], introspection=introspection,
             max_depth=limits.max_depth, max_tokens=limits.max_tokens,
             max_aliases=limits.max_aliases, max_fields=limits.max_fields,
         )

@@ -38,6 +38,8 @@ def by_key(
 class Loaders:
     def __init__(self, read_model: ReadModel, access: Access) -> None:
         self.access = access
+        self._visible_orders: set[UUID] = set()
+        """Orders this request has already found visible: their payment, shipment and saga need no check."""
         self.orders = DataLoader[UUID, OrderRow | None](
             load_fn=self._visible(by_key(read_model.orders_by_id)))
         self.payments = DataLoader[UUID, PaymentRow | None](
@@ -52,11 +54,20 @@ class Loaders:
         self, load: Callable[[list[UUID]], Awaitable[list[OrderRow | None]]],
     ) -> Callable[[list[UUID]], Awaitable[list[OrderRow | None]]]:
         async def visible(keys: list[UUID]) -> list[OrderRow | None]:
-            rows = await load(keys)
-            return [row if row is not None and self.access.sees_order_of(row.customer_id) else None
-                    for row in rows]
+            return [self._if_visible(row) for row in await load(keys)]
 
         return visible
+
+    def _if_visible(self, row: OrderRow | None) -> OrderRow | None:
+        if row is None or not self.access.sees_order_of(row.customer_id):
+            return None
+        self._visible_orders.add(row.id)
+        return row
+
+    def remember(self, row: OrderRow) -> None:
+        """An order read some other way (a page, a push): loading it, or its parts, needs no query."""
+        if self._if_visible(row) is not None:
+            self.orders.prime(row.id, row)
 
     def _of_visible_orders(
         self, load: Callable[[list[UUID]], Awaitable[list[Row | None]]],
@@ -66,9 +77,11 @@ class Loaders:
             return load
 
         async def of_visible(keys: list[UUID]) -> list[Row | None]:
-            orders = await self.orders.load_many(keys)
+            unknown = [key for key in keys if key not in self._visible_orders]
+            if unknown:
+                await self.orders.load_many(unknown)  # notes which of them are visible
             rows = await load(keys)
-            return [row if order is not None else None for row, order in zip(rows, orders, strict=True)]
+            return [row if key in self._visible_orders else None for key, row in zip(keys, rows, strict=True)]
 
         return of_visible
 

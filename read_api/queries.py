@@ -42,7 +42,7 @@ class Query:
         row = await context.services.find_order(context.access, argument_id(id, "id"))
         if row is None:
             return None
-        context.loaders.orders.prime(row.id, row)
+        context.loaders.remember(row)
         return Order.from_row(row)
 
     @strawberry.field(description=f"Orders, newest first; `first` is 1 to {MAX_PAGE}")
@@ -64,7 +64,7 @@ class Query:
             customer_id=customer, status=wanted, first=first, after=cursor, count=False,
         )
         for row in page.rows:
-            info.context.loaders.orders.prime(row.id, row)
+            info.context.loaders.remember(row)
         edges = [
             OrderEdge(cursor=encode_cursor(OrderCursor(created_at=row.created_at, id=row.id)),
                       node=Order.from_row(row))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from graphql import ASTValidationRule
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -35,7 +37,7 @@ CACHED_DOCUMENTS = 256
 def build_schema(
     *, extensions: Sequence[Callable[[], SchemaExtension]] = (),
     max_depth: int = MAX_DEPTH, max_tokens: int = MAX_TOKENS,
-    max_aliases: int = MAX_ALIASES, max_fields: int = MAX_FIELDS,
+    max_aliases: int = MAX_ALIASES, max_fields: int = MAX_FIELDS, introspection: bool = True,
 ) -> Schema:
     """The schema; parsing and validating a query text the server has seen before costs a lookup.
 
@@ -43,8 +45,13 @@ def build_schema(
     rule is made once per schema, not per operation, so that the validation
     cache knows it for the same rule; the token limit is a parser option, part
     of the parse cache's key. Errors are answered and logged by `graphql_errors`.
+    Without `introspection`, a document asking for `__schema` or `__type` is
+    refused by a rule of the same list, so turning it off costs no extension.
     """
-    rule = limit_rule(Limits(max_depth=max_depth, max_aliases=max_aliases, max_fields=max_fields))
+    rules: list[type[ASTValidationRule]] = [
+        limit_rule(Limits(max_depth=max_depth, max_aliases=max_aliases, max_fields=max_fields))]
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     return Schema(
         query=Query,
         mutation=Mutation,
@@ -52,7 +59,7 @@ def build_schema(
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
-            lambda: AddValidationRules([rule]),
+            lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=CACHED_DOCUMENTS),
             lambda: ValidationCache(maxsize=CACHED_DOCUMENTS),
             *extensions,

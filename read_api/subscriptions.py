@@ -39,7 +39,7 @@ class Subscription:
                         continue
                     # Each push is a new state: answer its nested fields afresh, not from the last push's.
                     context.refresh()
-                    context.loaders.orders.prime(row.id, row)
+                    context.loaders.remember(row)
                     yield Order.from_row(row)
                     if await has_settled(context, order_id, row.status):
                         return

@@ -8,6 +8,7 @@ about an order that does not exist. A refused request writes nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -16,13 +17,15 @@ from datetime import timedelta
 from typing import Any
 from uuid import uuid4
 
+import jwt
+
 from infra.bootstrap import System
 from infra.settings import Settings
 from read_api.identity import mint_token
 from tests.api_harness import Served, graphql, serving
 from tests.integration.test_graphql_orders import GRAPHQL_ADDRESS, ORDER
 from tests.saga_harness import MOUSE
-from tests.tokens import admin, bearer, customer, operator, requiring_tokens
+from tests.tokens import SECRET, admin, bearer, customer, operator, requiring_tokens
 
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   order { id customerId status } errors { code message field } } }"""
@@ -197,6 +200,58 @@ async def test_every_bad_token_is_unauthenticated_on_graphql_and_rest(store_sett
     assert all(r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED" for r in rest)
     assert all(r.headers["www-authenticate"].startswith("Bearer") for r in rest)
     assert all(len(a["data"]["products"]) == 5 for a in catalogue)
+
+
+async def test_a_forged_expired_or_misaddressed_token_is_unauthenticated_and_writes_nothing(
+    store_settings: Settings,
+) -> None:
+    issuer, audience = "https://id.example", "shop"
+    settings = requiring_tokens(store_settings, auth_jwt_issuer=issuer, auth_jwt_audience=audience)
+    a = uuid4()
+    claims = {"sub": str(a), "scope": "customer operator admin", "iss": issuer, "aud": audience,
+              "exp": int(time.time()) + 3600}
+
+    def sign(changed: dict[str, Any], key: str = SECRET, algorithm: str = "HS256") -> str:
+        return jwt.encode({**claims, **changed}, key, algorithm=algorithm)
+
+    forged = {
+        "alg none": _unsigned(claims),
+        "another algorithm": sign({}, algorithm="HS512"),
+        "wrong secret": sign({}, key="another-secret" * 5),
+        "expired": sign({"exp": int(time.time()) - 60}),
+        "wrong audience": sign({"aud": "another-api"}),
+        "wrong issuer": sign({"iss": "https://evil"}),
+        "no exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, SECRET, algorithm="HS256"),
+    }
+    restock = 'mutation($id: ID!) { restock(productId: $id, quantity: 1) { errors { code } } }'
+    async with serving(settings) as served:
+        placed = (await place(served, customer(settings, a)))["order"]["id"]  # the same claims, signed well
+        await until_settled(served, placed, operator(settings))  # so that nothing else writes meanwhile
+        before = written(served.system)
+        answers = {}
+        for name, token in forged.items():
+            headers = bearer(token)
+            answers[name] = [
+                await graphql(served.client, PLACE, {"input": {
+                    "items": [{"productId": str(MOUSE), "quantity": 1}], "shippingAddress": GRAPHQL_ADDRESS}},
+                    headers),
+                await graphql(served.client, CANCEL, {"id": placed}, headers),
+                await graphql(served.client, restock, {"id": str(MOUSE)}, headers),
+            ]
+        after = written(served.system)
+
+    for name, refusals in answers.items():
+        for answer in refusals:
+            assert answer["data"] is None, (name, answer)
+            assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", (name, answer)
+    assert after == before
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 async def test_an_expired_token_is_refused(store_settings: Settings) -> None:
