@@ -40,6 +40,7 @@ from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
 from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
 from infra.settings import Settings
+from infra.stores import NoStoreError, find_bus_queues, find_event_stores
 from infra.timeline_table import timeline_table
 from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
@@ -84,7 +85,8 @@ def exit_codes(*meanings: str) -> str:
 
 BAD_ENV = "2  a bad option, argument or environment variable"
 NO_DATABASE = "3  cannot reach the database (DATABASE_URL)"
-NO_BROKER = "3  cannot reach the broker (AMQP_URL)"
+NO_STORE = "3  cannot reach the database (DATABASE_URL), or no store in DATA_DIR (unset: ./data)"
+NO_BROKER = "3  cannot reach the broker (AMQP_URL), or no bus queues in DATA_DIR (unset: ./data)"
 
 app = typer.Typer(
     name="saga",
@@ -148,6 +150,18 @@ def open_system() -> System:
     return bootstrap(settings)
 
 
+def open_stored_system() -> System:
+    """The system, for a command that only reads: it never creates a store on the embedded default."""
+    settings = load_settings()
+    reach_database(settings)
+    if settings.is_embedded and not settings.is_in_memory:
+        try:
+            find_event_stores(settings.data_dir)
+        except NoStoreError as error:
+            fail(ExitCode.UNREACHABLE, str(error))
+    return bootstrap(settings)
+
+
 async def reach_broker(settings: Settings) -> None:
     """Fail with UNREACHABLE, naming the broker, unless the RabbitMQ of AMQP_URL answers."""
     if settings.amqp_url:
@@ -160,6 +174,11 @@ async def reach_broker(settings: Settings) -> None:
 
 @asynccontextmanager
 async def started_bus(settings: Settings) -> AsyncIterator[Bus]:
+    if not settings.amqp_url and not settings.is_in_memory:
+        try:
+            find_bus_queues(settings.data_dir)
+        except NoStoreError as error:
+            fail(ExitCode.UNREACHABLE, str(error))
     bus = make_bus(settings)
     try:
         await bus.start()
@@ -375,7 +394,7 @@ def _order_id(value: str) -> UUID:
         "  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a --json | jq -r .type",
     ),
     epilog=exit_codes("0  the timeline is shown", "2  ORDER_ID is not a UUID, or a bad environment variable",
-                      NO_DATABASE, "4  no order has that id"),
+                      NO_STORE, "4  no order has that id"),
 )
 def audit(
     order_id: Annotated[UUID, typer.Argument(
@@ -384,7 +403,7 @@ def audit(
     as_json: Annotated[bool, typer.Option(
         "--json", help="One JSON object per event on stdout, for jq and other programs.")] = False,
 ) -> None:
-    with open_system() as system:
+    with open_stored_system() as system:
         try:
             entries = timeline(system, order_id)
         except NotFoundError as error:
@@ -529,11 +548,11 @@ async def _redrive(settings: Settings, dead_letter_id: str) -> bool:
         return await bus.redrive(dead_letter_id)
 
 
-app.add_typer(projections_cli(open_system, epilogs={
-    "status": exit_codes("0  shown", BAD_ENV, NO_DATABASE),
+app.add_typer(projections_cli(open_stored_system, epilogs={
+    "status": exit_codes("0  shown", BAD_ENV, NO_STORE),
     "rebuild": exit_codes("0  rebuilt and swapped in",
                           "1  another rebuild of the same projection is running",
-                          "2  an unknown NAME, or a bad environment variable", NO_DATABASE),
+                          "2  an unknown NAME, or a bad environment variable", NO_STORE),
 }), name="projections")
 
 

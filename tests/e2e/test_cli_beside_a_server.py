@@ -1,4 +1,5 @@
-"""`saga audit` and `saga dlq list`, as processes of their own, beside a running embedded server."""
+"""`saga audit`, `saga dlq` and `saga projections status`, as processes of their own, beside a running
+embedded server."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def test_audit_and_dlq_list_read_what_the_running_server_recorded(tmp_path: Path
 
         audit = saga(tmp_path / "data", "audit", order_id)
         parked = saga(tmp_path / "data", "dlq", "list")
+        status = saga(tmp_path / "data", "projections", "status")
+        unknown = saga(tmp_path / "data", "dlq", "redrive", "payments:0123456789abcdef")
 
     assert audit.returncode == 0, audit.stdout + audit.stderr
     story = ("Order.Placed", "Payment.Declined", "OrderFulfillment.CompensationStarted", "Order.Cancelled")
@@ -54,3 +57,7 @@ def test_audit_and_dlq_list_read_what_the_running_server_recorded(tmp_path: Path
     assert order_id in audit.stdout
     assert parked.returncode == 0, parked.stdout + parked.stderr
     assert "0 parked message(s)" in parked.stderr
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "order_summary" in status.stdout
+    assert (unknown.returncode, unknown.stdout) == (4, ""), unknown.stderr
+    assert "no parked message payments:0123456789abcdef" in unknown.stderr

@@ -7,6 +7,7 @@ reach the database, the broker or the API, 4 not found.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -93,12 +94,52 @@ def test_audit_of_something_that_is_not_an_order_id_is_a_usage_error_naming_the_
 
 
 def test_audit_of_an_unknown_order_exits_4_naming_the_order(nothing_configured: pytest.MonkeyPatch) -> None:
+    assert saga("migrate").exit_code == 0
     order_id = uuid4()
     result = saga("audit", str(order_id))
 
     assert result.exit_code == 4, result.output
     assert f"no order {order_id}" in result.stderr
     assert "Traceback" not in result.output
+
+
+def run_in(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`saga ARGS` as a process of its own, started in `folder`, on the embedded default unless `env` says."""
+    unset = ("DATABASE_URL", "AMQP_URL", "DB_HOST", "RABBITMQ_URL", "RABBITMQ_HOST", "DATA_DIR", "COLUMNS")
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True, text=True,
+                          timeout=60, cwd=folder, env={**environment, "COLUMNS": "200", **env})
+
+
+READING = [["audit", str(uuid4())], ["projections", "status"], ["projections", "rebuild"], ["dlq", "list"],
+           ["dlq", "redrive", "payments:0123456789abcdef"]]
+
+
+@pytest.mark.parametrize("command", READING, ids=" ".join)
+def test_a_command_that_reads_run_where_no_server_ran_says_there_is_no_store_and_creates_none(
+    command: list[str], tmp_path: Path
+) -> None:
+    result = run_in(tmp_path, *command)
+
+    elsewhere = "AMQP_URL" if command[0] == "dlq" else "DATABASE_URL"  # where else dlq's queues can be
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stderr == (f"error: no store in {tmp_path / 'data'} (DATA_DIR): start `saga serve` there "
+                             f"first, or set DATA_DIR or {elsewhere}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_command_that_reads_a_partial_store_names_what_is_missing_and_creates_nothing(
+    nothing_configured: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert saga("seed").exit_code == 0  # the catalogue alone: the inventory's store, no other
+    before = sorted(path.name for path in (tmp_path / "data").iterdir())
+
+    result = saga("audit", str(uuid4()))
+
+    assert result.exit_code == 3, result.output
+    assert "lacks orders.sqlite, payments.sqlite, shipping.sqlite" in result.stderr
+    assert "run `saga migrate` there" in result.stderr
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == before
 
 
 def test_rebuilding_an_unknown_projection_is_a_usage_error_listing_the_projections(
