@@ -113,7 +113,7 @@ def test_every_role_has_exactly_one_service_and_nothing_else_runs_serve(
 def test_the_commands_are_ones_the_cli_has() -> None:
     click_app = typer.main.get_command(cli_app)
     commands = getattr(click_app, "commands", {})
-    assert {"serve", "migrate"} <= set(commands)
+    assert {"serve", "migrate", "seed"} <= set(commands)
     serve_options = {opt for param in commands["serve"].params for opt in param.opts}
     assert {"--role", "--host", "--port"} <= serve_options
 
@@ -147,17 +147,34 @@ def test_app_services_wait_for_their_dependencies_to_be_ready(
         depends_on = service.get("depends_on")
         assert isinstance(depends_on, dict), f"{role}: depends_on needs conditions, not a list"
         conditions = {name: (spec or {}).get("condition") for name, spec in depends_on.items()}
-        assert conditions == expected, f"{role} depends on {conditions}"
+        # The API takes orders, so it waits for the catalogue too.
+        wanted = expected | {"seed": "service_completed_successfully"} if role == "api" else expected
+        assert conditions == wanted, f"{role} depends on {conditions}"
     for name in ("postgres", "rabbitmq"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} needs a healthcheck to wait on"
 
 
-def test_the_migrate_service_runs_once_against_a_ready_postgres(services: dict[str, dict[str, Any]]) -> None:
+def test_the_migrate_service_runs_once_against_a_ready_postgres_and_broker(
+    services: dict[str, dict[str, Any]],
+) -> None:
     migrate = services["migrate"]
     assert migrate["command"] == ["migrate"]
+    # It creates the tables and declares the queues, so that a role started late finds its messages.
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert migrate.get("restart", "no") == "no", "a completed migration must not be restarted"
     assert "build" in migrate or "image" in migrate
+
+
+def test_the_seed_service_lists_the_catalogue_once_after_the_migration(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    seed = services["seed"]
+    assert seed["command"] == ["seed"]
+    assert seed["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert seed.get("restart", "no") == "no", "a completed seed must not be restarted"
+    assert json.dumps(seed.get("build"), sort_keys=True) == json.dumps(services["migrate"].get("build"),
+                                                                       sort_keys=True)
 
 
 def test_only_the_api_publishes_a_host_port_and_no_service_has_a_fixed_name(
@@ -174,14 +191,14 @@ def test_only_the_api_publishes_a_host_port_and_no_service_has_a_fixed_name(
 def test_every_app_service_runs_the_one_image_against_the_compose_services(
     services: dict[str, dict[str, Any]], role_services: dict[str, dict[str, Any]],
 ) -> None:
-    app_services = {**role_services, "migrate": services["migrate"]}
+    app_services = {**role_services, "migrate": services["migrate"], "seed": services["seed"]}
     builds = {json.dumps(service.get("build"), sort_keys=True) for service in app_services.values()}
     assert len(builds) == 1 and builds != {"null"}, f"one build for every app service, got {builds}"
     for name, service in app_services.items():
         env = environment(service)
         assert urlsplit(env["DATABASE_URL"]).hostname == "postgres", name
         assert urlsplit(env["AMQP_URL"]).hostname == "rabbitmq", name
-        if name != "migrate":
+        if name not in ("migrate", "seed"):
             assert env["CREATE_TABLE"] == "false", f"{name} must leave the tables to `saga migrate`"
 
 
