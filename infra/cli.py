@@ -36,6 +36,7 @@ from infra.ddl import create_schema
 from infra.demo import HELP as DEMO_HELP
 from infra.demo import EmptyCatalogueError, UnreachableError, finished_line, run_demo, summary_table
 from infra.logs import configure_logging
+from infra.ports import PortUnavailableError, check_port
 from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
 from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
@@ -238,16 +239,26 @@ def serve(
     listen_on = host or settings.host
     if "api" in roles:
         check_exposure(settings, listen_on)
+    listen = port or (settings.port if "api" in roles else WORKER_PORTS.get(_health_role(roles), 8000))
+    try:
+        check_port(listen_on, listen, choose_with="--port (or PORT)" if "api" in roles else "--port")
+    except PortUnavailableError as error:
+        fail(ExitCode.FAILED, str(error))
     configure_logging(settings.log_level, json=settings.log_format == "json")
     configure_tracing()
     reach_database(settings)
     if settings.create_table and settings.postgres is not None:
         create_schema(settings.postgres)  # creating the tables creates where they go
-    if not run_event_loop(_serve(settings, roles, listen_on, port)):
+    if not run_event_loop(_serve(settings, roles, listen_on, listen)):
         fail(ExitCode.FAILED, "the server did not start; see the log above")
 
 
-async def _serve(settings: Settings, roles: set[str], host: str, port: int | None) -> bool:
+def _health_role(roles: set[str]) -> str:
+    """The role a process without the api names in its health answer, and whose port it takes."""
+    return next((r for r in sorted(roles) if r in WORKER_PORTS), sorted(roles)[0])
+
+
+async def _serve(settings: Settings, roles: set[str], host: str, listen: int) -> bool:
     """Serve until stopped; False when the server did not start."""
     await reach_broker(settings)
     system = bootstrap(settings)
@@ -261,12 +272,9 @@ async def _serve(settings: Settings, roles: set[str], host: str, port: int | Non
         assert read_model is not None
         web = create_app(ready=runtime.check, system=system, read_model=read_model, bus=bus,
                          settings=settings, lifespan=runtime.lifespan, registry=runtime.metrics.registry)
-        listen = port or settings.port
     else:
-        worker = next((r for r in sorted(roles) if r in WORKER_PORTS), sorted(roles)[0])
-        web = create_health_app(worker, runtime.check, lifespan=runtime.lifespan,
+        web = create_health_app(_health_role(roles), runtime.check, lifespan=runtime.lifespan,
                                 registry=runtime.metrics.registry)
-        listen = port or WORKER_PORTS.get(worker, 8000)
     where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
     console.print(f"[bold]saga[/] {', '.join(sorted(roles))} on http://{host}:{listen} ({where})")
     if "api" in roles:

@@ -133,3 +133,25 @@ def test_an_order_placed_through_graphql_completes_and_a_sigterm_stops_the_serve
     # The runtime ran down inside the server's lifespan: consumers, relays and the bus were stopped.
     assert "Application shutdown complete" in output, output
     assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize("role", [[], ["--role", "payments"]], ids=["every role", "a worker role"])
+def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another_before_opening_anything(
+    role: list[str], tmp_path: Path
+) -> None:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
+    environment["DATA_DIR"] = str(tmp_path / "data")
+    if role:  # a worker role needs a broker; it is never reached, as the port is tried first
+        environment["AMQP_URL"] = "amqp://127.0.0.1:1/"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "infra.cli", "serve", "--port", str(port), *role],
+                              env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    choose = "--port (or PORT)" if not role else "--port"
+    assert done.stdout + done.stderr == (f"error: port {port} on 127.0.0.1 is in use: stop what holds it, "
+                                         f"or choose another with {choose}\n")
+    assert list(tmp_path.iterdir()) == []  # no store, no lock: nothing was opened
