@@ -71,12 +71,25 @@ BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Outcome]]]
 
 
 @dataclass(frozen=True)
+class QueueBinding:
+    """A consumer queue and the keys it is bound with: what a broker needs to hold its messages."""
+
+    queue: str
+    exchange: str
+    routing_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Subscription:
     queue: str
     exchange: str
     routing_keys: tuple[str, ...]
     handler: BatchHandler
     prefetch: int = 100
+
+    @property
+    def binding(self) -> QueueBinding:
+        return QueueBinding(self.queue, self.exchange, self.routing_keys)
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,22 @@ class Bus(Protocol):
         ...
 
     async def healthy(self) -> bool: ...
+
+    async def declare_topology(self) -> list[str]:
+        """Declare every consumer queue the bus was built with, as its consumer would; their names.
+
+        A message for a role that is not running yet then waits in its queue
+        instead of being unroutable. Declaring again changes nothing.
+        """
+        ...
+
+    async def consumer_counts(self) -> dict[str, int] | None:
+        """How many consumers each of those queues has now, 0 for one never declared.
+
+        None when the bus cannot tell: the in-process bus, whose consumers are
+        all in this process, or a broker that does not answer.
+        """
+        ...
 
 
 async def call_handler(handler: BatchHandler, deliveries: Sequence[Delivery]) -> list[Outcome]:

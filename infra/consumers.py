@@ -15,13 +15,17 @@ envelope's trace context names (see `infra.tracing`): one span per delivery
 rather than per batch, because a batch mixes orders and so traces, and a span
 per message is what shows an order's path. With no tracer provider installed
 the spans are skipped entirely.
+
+`CONSUMERS` says which role consumes which queue with which bindings: the
+subscriptions are built from it, a broker's topology can be declared from it
+before any consumer runs, and a message nobody consumes names the role to start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -31,11 +35,21 @@ from pydantic import ValidationError as PydanticValidationError
 from commands.base import ConcurrencyError, ContextApplication
 from commands.messages import INTEGRATION_EVENTS, Envelope, IntegrationEvent
 from domain.base import DomainError
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, BatchHandler, Delivery, Outcome, Subscription
+from infra.bus import (
+    COMMANDS_EXCHANGE,
+    EVENTS_EXCHANGE,
+    BatchHandler,
+    Delivery,
+    Outcome,
+    QueueBinding,
+    Subscription,
+)
+from infra.sqlite_queue import topic_matches
 from infra.tracing import handling
 
 log = logging.getLogger(__name__)
 
+CONTEXTS = ("orders", "payments", "inventory", "shipping", "notifications")
 SAGA_QUEUE = "order_fulfillment"
 
 Parse = Callable[[Delivery], Any]
@@ -48,6 +62,34 @@ class EventHandler(Protocol):
     def handle_event(self, event: IntegrationEvent, tracking: Tracking | None) -> bool: ...
 
 
+def command_binding(context: str) -> QueueBinding:
+    """The queue named for `context`, bound to every command addressed to it."""
+    return QueueBinding(context, COMMANDS_EXCHANGE, (f"{context}.*",))
+
+
+def event_binding(queue: str = SAGA_QUEUE) -> QueueBinding:
+    """A queue bound to every integration event."""
+    return QueueBinding(queue, EVENTS_EXCHANGE, ("#",))
+
+
+CONSUMERS: dict[str, QueueBinding] = {
+    **{context: command_binding(context) for context in CONTEXTS}, "saga": event_binding(),
+}
+"""The queue each role (`saga serve --role R`) consumes: a context its commands, the saga every event."""
+
+
+def roles_for(exchange: str, routing_keys: Iterable[str]) -> list[str]:
+    """The roles that consume messages with these keys on `exchange`, in the order of CONSUMERS."""
+    keys = set(routing_keys)
+    return [role for role, binding in CONSUMERS.items() if binding.exchange == exchange
+            and any(topic_matches(pattern, key) for pattern in binding.routing_keys for key in keys)]
+
+
+def idle_roles(counts: Mapping[str, int]) -> list[str]:
+    """The roles whose queue has no consumer in these counts (by queue), in the order of CONSUMERS."""
+    return [role for role, binding in CONSUMERS.items() if counts.get(binding.queue) == 0]
+
+
 def command_subscription(app: ContextApplication, context: str, *, prefetch: int = 100) -> Subscription:
     """The queue named for `context`, fed every command addressed to it."""
     by_name = {command_type.__name__: command_type for command_type in app.handlers}
@@ -58,13 +100,9 @@ def command_subscription(app: ContextApplication, context: str, *, prefetch: int
             return Outcome.park(f"{context} handles no {delivery.envelope.type}")
         return _validated(lambda: command_type.model_validate(delivery.envelope.payload))
 
-    return Subscription(
-        queue=context,
-        exchange=COMMANDS_EXCHANGE,
-        routing_keys=(f"{context}.*",),
-        handler=batch_handler(app, parse, app.handle),
-        prefetch=prefetch,
-    )
+    binding = command_binding(context)
+    return Subscription(binding.queue, binding.exchange, binding.routing_keys,
+                        batch_handler(app, parse, app.handle), prefetch)
 
 
 def event_subscription(
@@ -85,13 +123,9 @@ def event_subscription(
     def apply(message: tuple[IntegrationEvent, Tracking]) -> object:
         return handler.handle_event(*message)
 
-    return Subscription(
-        queue=queue,
-        exchange=EVENTS_EXCHANGE,
-        routing_keys=("#",),
-        handler=batch_handler(app, parse, apply),
-        prefetch=prefetch,
-    )
+    binding = event_binding(queue)
+    return Subscription(binding.queue, binding.exchange, binding.routing_keys,
+                        batch_handler(app, parse, apply), prefetch)
 
 
 def batch_handler(app: ContextApplication, parse: Parse, apply: Apply) -> BatchHandler:

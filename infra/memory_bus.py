@@ -96,6 +96,13 @@ class InProcessBus:
     async def healthy(self) -> bool:
         return self._store is not None
 
+    async def declare_topology(self) -> list[str]:
+        # Every consumer of this bus is in this process and declares its queue as it subscribes.
+        return []
+
+    async def consumer_counts(self) -> dict[str, int] | None:
+        return None
+
     async def publish(self, exchange: str, envelopes: Sequence[Envelope]) -> None:
         messages = [Outgoing(e.routing_key, e.model_dump_json().encode(), e.type) for e in envelopes]
         await self._put(exchange, messages)

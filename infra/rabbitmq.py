@@ -6,6 +6,9 @@ durable queue `<queue>` bound with its subscription's keys; TTL queues
 `<queue>.retry.<n>` that dead-letter back to `<queue>` through the default
 exchange, so a retry returns to this consumer only; and `<queue>.dead`, where
 messages are parked with the error in their headers (see `rabbitmq_consumer`).
+The consumer queues it is built with (`topology`) can be declared before their
+consumers run, so that messages for a role started later wait for it, and
+their consumers counted, so that readiness can name a role nobody runs.
 
 Confirms are awaited a window at a time (one at a time is four times slower,
 DESIGN §9), and a window's envelopes that share a routing key travel as one
@@ -29,7 +32,12 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPChannelError, ChannelInvalidStateError, PublishError
+from aio_pika.exceptions import (
+    AMQPChannelError,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    PublishError,
+)
 from pamqp.common import FieldTable
 
 from commands.messages import Envelope
@@ -38,6 +46,7 @@ from infra.bus import (
     EVENTS_EXCHANGE,
     RETRY_DELAYS_SECONDS,
     DeadLetter,
+    QueueBinding,
     Subscription,
     UnroutableError,
 )
@@ -56,6 +65,7 @@ from infra.rabbitmq_consumer import (
 logger = logging.getLogger(__name__)
 
 PUBLISH_WINDOW = 500  # confirms outstanding at once; DESIGN §9 measured windows of a few hundred
+COUNTS_FRESH_SECONDS = 3.0  # readiness is probed every second or so; the broker is asked at most this often
 _CONNECTION_LOST = (ConnectionError, AMQPChannelError, ChannelInvalidStateError)
 _T = TypeVar("_T")
 
@@ -72,14 +82,24 @@ class RabbitBus:
         connect_timeout: float = 10,
         reconnect_interval: float = 1,
         queues: Sequence[str] = (),
+        topology: Sequence[QueueBinding] = (),
+        counts_fresh_for: float = COUNTS_FRESH_SECONDS,
     ) -> None:
-        """`queues`: consumer queues whose parked messages `dead_letters()` lists without subscribing."""
+        """`queues`: consumer queues whose parked messages `dead_letters()` lists without subscribing.
+
+        `topology`: the consumer queues that `declare_topology()` declares and
+        `consumer_counts()` counts; their parked messages are listed too.
+        """
         self._url = url
         self._namespace = namespace
         self._retry_delays = tuple(retry_delays)
         self._timeout = connect_timeout
         self._reconnect_interval = reconnect_interval
-        self._queues = dict.fromkeys(queues)
+        self._topology = tuple(topology)
+        self._queues = dict.fromkeys([*queues, *(binding.queue for binding in self._topology)])
+        self._counts_fresh_for = counts_fresh_for
+        self._counted: tuple[float, dict[str, int]] | None = None
+        self._counting = asyncio.Lock()
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractRobustChannel | None = None
         self._admin: AbstractRobustChannel | None = None
@@ -143,22 +163,31 @@ class RabbitBus:
     async def subscribe(self, subscription: Subscription) -> None:
         channel = await self._open_channel()  # one per consumer, so one ack can cover a batch
         await channel.set_qos(prefetch_count=subscription.prefetch)
-        queue = await self._declare_queues(channel, subscription)
+        queue = await self._declare_queues(channel, subscription.binding)
         consumer = Consumer(channel, subscription, queue.name, self._retry_delays, self._timeout)
         self._consumers.append(consumer)
         self._queues[subscription.queue] = None
         await queue.consume(consumer.on_message)
         consumer.start()
 
-    async def _declare_queues(
-        self, channel: AbstractRobustChannel, subscription: Subscription
-    ) -> AbstractQueue:
+    async def declare_topology(self) -> list[str]:
+        channel = await self._open_channel()
+        try:
+            for binding in self._topology:
+                await self._declare_queues(channel, binding)
+        finally:
+            await channel.close()
+        return [binding.queue for binding in self._topology]
+
+    async def _declare_queues(self, channel: AbstractRobustChannel, binding: QueueBinding) -> AbstractQueue:
+        # A subscriber and `declare_topology` declare through here alike: the broker refuses a
+        # queue declared again with other arguments (PRECONDITION_FAILED).
         exchange = await channel.declare_exchange(
-            self.name(subscription.exchange), aio_pika.ExchangeType.TOPIC, durable=True
+            self.name(binding.exchange), aio_pika.ExchangeType.TOPIC, durable=True
         )
-        name = self.name(subscription.queue)
+        name = self.name(binding.queue)
         queue = await channel.declare_queue(name, durable=True)
-        for key in subscription.routing_keys:
+        for key in binding.routing_keys:
             await queue.bind(exchange, key)
         for attempt, delay in enumerate(self._retry_delays, start=1):
             arguments: FieldTable = {"x-message-ttl": round(delay * 1000), "x-dead-letter-exchange": "",
@@ -166,6 +195,40 @@ class RabbitBus:
             await channel.declare_queue(f"{name}.retry.{attempt}", durable=True, arguments=arguments)
         await channel.declare_queue(f"{name}.dead", durable=True)
         return queue
+
+    async def consumer_counts(self) -> dict[str, int] | None:
+        if not self._topology or not await self.healthy():
+            return None
+        async with self._counting:
+            now = asyncio.get_running_loop().time()
+            if self._counted is None or now - self._counted[0] >= self._counts_fresh_for:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        self._counted = (now, await self._count_consumers())
+                except Exception:  # a probe that cannot tell says so; the broker's outage is reported apart
+                    logger.debug("counting consumers failed", exc_info=True)
+                    return None
+            return dict(self._counted[1])
+
+    async def _count_consumers(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        channel: aio_pika.Channel | None = None
+        try:
+            for binding in self._topology:
+                if channel is None or channel.is_closed:
+                    # Not a robust channel: one closed by a queue not found must stay closed, not be restored.
+                    channel = aio_pika.Channel(_required(self._connection), publisher_confirms=False)
+                    await channel.initialize(timeout=self._timeout)
+                try:
+                    queue = await channel.declare_queue(self.name(binding.queue), passive=True)
+                except ChannelNotFoundEntity:  # never declared: nobody consumes it
+                    counts[binding.queue] = 0
+                else:
+                    counts[binding.queue] = queue.declaration_result.consumer_count or 0
+        finally:
+            if channel is not None and not channel.is_closed:
+                await channel.close()
+        return counts
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []

@@ -6,6 +6,12 @@ messages its neighbours hear, publishes a window of them with publisher
 confirms, and only then records the new position, in the application's own
 store. A crash between the two republishes the window: delivery is at least
 once, in order per application, and consumers make effects exactly once.
+
+A message no queue is bound to receive (its role has never run, and its queue
+was never declared) is not published: the relay says once which role to
+start, names it in `waiting_for` for readiness, tries again quietly with
+backoff, and says when it publishes again. Nothing is lost meanwhile: its
+position moves only past what the broker took.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from eventsourcing.utils import get_topic
 from commands.base import ContextApplication, stored_state
 from commands.messages import Envelope
 from commands.translation import TRANSLATIONS, to_integration_event
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus
+from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, UnroutableError
+from infra.consumers import roles_for
 from infra.leadership import Leadership, SoleLeader
 from infra.metrics import SagaMetrics
 from infra.tracing import traced
@@ -33,6 +40,10 @@ log = logging.getLogger(__name__)
 
 Outgoing = tuple[str, Envelope]
 Translate = Callable[[str, Notification, Any], list[Outgoing]]
+
+RETRY_CAP_SECONDS = 30.0
+# Waiting for a role to start: the relay should notice it soon after, not half a minute later.
+WAITING_CAP_SECONDS = 5.0
 
 
 PUBLISHED_TOPICS = frozenset(get_topic(cls) for cls in TRANSLATIONS)
@@ -110,7 +121,9 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         leadership: Leadership | None = None,
         metrics: SagaMetrics | None = None,
+        backoff: float = 0.5,
     ) -> None:
+        """`backoff`: the first retry after a failure waits twice this, each next one twice as long."""
         self.app = app
         self.leadership = leadership or SoleLeader()
         self.bus = bus
@@ -120,6 +133,10 @@ class OutboxRelay:
         self.tracking_name = f"relay:{app.name}"
         self.position: int | None = None
         self.metrics = metrics
+        self.backoff = backoff
+        self.waiting_for: tuple[str, ...] = ()
+        """The roles nobody runs that the last window was for, while it cannot be published."""
+        self._waiting: tuple[str, ...] | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish until `stopping` is set; wake on saves in this process, poll for the others."""
@@ -138,12 +155,12 @@ class OutboxRelay:
                 continue
             try:
                 published = await self.pump()
-                failures = 0
-            except Exception:
+            except Exception as error:
                 failures += 1
-                log.exception("relay of %s failed; retrying", self.app.name)
-                await _sleep_unless(stopping, min(30.0, 0.5 * 2**failures))
+                await _sleep_unless(stopping, self._failed(error, failures))
                 continue
+            failures = 0
+            self._published()
             if published < self.window:
                 wake.clear()
                 await wait_until_set(wake, self.poll_interval)
@@ -176,6 +193,25 @@ class OutboxRelay:
             self.metrics.finished_sagas(notifications)
         return len(notifications)
 
+    def _failed(self, error: Exception, failures: int) -> float:
+        """Say why publishing failed, once while waiting for consumers; how long to wait before retrying."""
+        if not isinstance(error, UnroutableError):
+            log.error("relay of %s failed; retrying", self.app.name, exc_info=error)
+            return min(RETRY_CAP_SECONDS, self.backoff * 2.0**failures)
+        keys = tuple(sorted(set(error.routing_keys)))
+        self.waiting_for = tuple(roles_for(error.exchange, keys))
+        if (self.waiting_for or keys) != self._waiting:
+            self._waiting = self.waiting_for or keys
+            log.warning("relay of %s waits: nobody consumes %s (no queue is bound to %s); %s",
+                        self.app.name, ", ".join(keys), error.exchange, _remedy(self.waiting_for))
+        return min(WAITING_CAP_SECONDS, self.backoff * 2.0**failures)
+
+    def _published(self) -> None:
+        if self._waiting is not None:
+            log.info("relay of %s publishes again (it waited for %s)", self.app.name,
+                     ", ".join(self._waiting))
+        self._waiting, self.waiting_for = None, ()
+
     def lag(self) -> int:
         return (self.app.recorder.max_notification_id() or 0) - (self.position or 0)
 
@@ -192,6 +228,13 @@ class OutboxRelay:
             event = stored_state(mapper, notification) if raw else mapper.to_domain_event(notification)
             outgoing += self.translate(self.app.name, notification, event)
         return outgoing
+
+
+def _remedy(roles: Sequence[str]) -> str:
+    starts = " and ".join(f"`saga serve --role {role}`" for role in roles)
+    if not starts:
+        return "no role consumes them"
+    return f"start {starts}, or run `saga migrate` so that they wait in a queue"
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

@@ -3,6 +3,10 @@
 `saga serve` runs every role in one process; `saga serve --role R` runs one,
 so the system can run as separate processes against PostgreSQL and RabbitMQ,
 each worker role in as many copies as needed (competing consumers).
+
+The api and the relay publish for the other roles: their readiness names, in
+`waiting_for`, the roles nobody runs for the queues they publish to, when the
+broker can tell. They stay ready: what they send waits for those roles.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from typing import Any, TypeVar
 from commands.base import ContextApplication
 from infra.bootstrap import System
 from infra.bus import Bus
-from infra.consumers import command_subscription, event_subscription
+from infra.consumers import (
+    CONSUMERS,
+    CONTEXTS,
+    command_subscription,
+    event_subscription,
+    idle_roles,
+)
 from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
 from infra.metrics import SagaMetrics
 from infra.read_store import read_store_opener, save_listener
@@ -28,13 +38,14 @@ from infra.settings import Settings
 from projections.read_model import ReadModel
 from projections.runner import Projector
 from projections.waiting import wait_until_set
-from read_api.health import Outages, merged, report
+from read_api.health import Outages, merged, report, waiting
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CONTEXT_ROLES = ("orders", "payments", "inventory", "shipping", "notifications")
+CONTEXT_ROLES = CONTEXTS
 ROLES = ("api", *CONTEXT_ROLES, "saga", "relay", "projector")
+PUBLISHING_ROLES = frozenset({"api", "relay"})  # their readiness names the roles nobody runs
 # The old services' ports, and the next ones for the roles the old system did not have, so that
 # every role can run on one host beside the api (8000) without a --port.
 WORKER_PORTS = {"orders": 8001, "payments": 8002, "inventory": 8003, "shipping": 8004,
@@ -73,12 +84,12 @@ def make_bus(settings: Settings) -> Bus:
     With DATABASE_URL=memory:// the in-process bus keeps its queues in memory too.
     """
     if settings.amqp_url:
-        from infra.consumers import SAGA_QUEUE
         from infra.rabbitmq import RabbitBus
 
-        # Every consumer queue, so that `saga dlq list` without a queue lists them all.
-        queues = [*CONTEXT_ROLES, SAGA_QUEUE]
-        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, queues=queues)
+        # Every consumer queue: `saga dlq list` without a queue lists them all, `saga migrate`
+        # declares them, and readiness counts their consumers.
+        topology = list(CONSUMERS.values())
+        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology)
     from infra.memory_bus import InProcessBus
 
     if settings.is_in_memory:
@@ -181,14 +192,32 @@ class Runtime:
             self._read_model = None
 
     async def check(self) -> dict[str, Any]:
-        """Whether the broker and every event store answer, naming each that does not; for health probes."""
+        """Whether the broker and every event store answer, naming each that does not; for health probes.
+
+        The api's and the relay's add `waiting_for` when the broker can tell: see the module docstring.
+        """
         if await self.bus.healthy():
             self._outages.answered("broker")
             broker = report()
         else:
             self._outages.failed("broker")
             broker = report(["broker"])
-        return merged(broker, await asyncio.to_thread(self.system.check))
+        reports = [broker, await asyncio.to_thread(self.system.check)]
+        if self.roles & PUBLISHING_ROLES and (roles := await self.waiting_for()) is not None:
+            reports.append(waiting(roles))
+        return merged(*reports)
+
+    async def waiting_for(self) -> list[str] | None:
+        """The roles nobody runs, by their queues' consumers and what the relays could not publish.
+
+        None when neither the bus nor the relays can tell.
+        """
+        counts = await self.bus.consumer_counts()
+        unroutable = {role for relay in self.relays for role in relay.waiting_for}
+        if counts is None and not unroutable:
+            return None
+        idle = set(idle_roles(counts or {}))
+        return [role for role in CONSUMERS if role in idle | unroutable]
 
     def _leadership(self, app_name: str) -> Leadership:
         dsn = self.system.settings.postgres

@@ -192,7 +192,11 @@ def add_health_routes(api: FastAPI, ready: ReadyCheck, *, role: str = "api") -> 
 
     @api.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Ready: the event store, the broker and (for the API) the projections answer."""
+        """Ready: the event store, the broker and (for the API) the projections answer.
+
+        The api and the relay add `waiting_for`, the roles nobody runs for the queues they publish to;
+        they are ready all the same.
+        """
         report = await ready()
         return JSONResponse(report, status_code=200 if report.get("status") == "ok" else 503)
 

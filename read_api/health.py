@@ -2,10 +2,14 @@
 
 A report is `{"status": "ok"}`, or `{"status": "unavailable", "down": [...]}`
 naming each part that did not answer ("broker", "event store: Payments",
-"projections"). A driver's message can carry hosts, users and statements, and
-a probe answers anyone who asks, so the reason goes only to the log: one
-WARNING line when a part stops answering and one INFO line when it answers
-again, not a traceback at every probe.
+"projections"). A process that publishes for other roles may add
+`waiting_for`, the roles nobody runs: the status stays ok, since it is ready
+and what it sends waits for them.
+
+A driver's message can carry hosts, users and statements, and a probe answers
+anyone who asks, so the reason goes only to the log: one WARNING line when a
+part stops answering and one INFO line when it answers again, not a traceback
+at every probe.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ def report(down: Iterable[str] = ()) -> dict[str, Any]:
     """The report for these parts down; ok when there are none."""
     parts = list(dict.fromkeys(down))
     return {"status": UNAVAILABLE, "down": parts} if parts else {"status": OK}
+
+
+def waiting(roles: Iterable[str]) -> dict[str, Any]:
+    """The report of a process that is ready and waits for these roles to be started."""
+    return {"status": OK, "waiting_for": list(dict.fromkeys(roles))}
 
 
 def merged(*reports: Mapping[str, Any]) -> dict[str, Any]:

@@ -140,5 +140,11 @@ class RecordingBus:
     async def healthy(self) -> bool:
         return self.failures_left == 0
 
+    async def declare_topology(self) -> list[str]:
+        return []
+
+    async def consumer_counts(self) -> dict[str, int] | None:
+        return None
+
     def types(self) -> list[str]:
         return [envelope.type for _, envelope in self.published]
