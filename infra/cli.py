@@ -1,36 +1,44 @@
-"""The `saga` command line.
+"""The `saga` command line: one function per command, with its help.
 
-What an exit status means is decided once, in `ExitCode`, and every command
-uses it: an expected failure (a bad argument, an unknown id, a server that does
-not answer) ends with one line on stderr naming what was wrong, never a
-traceback. The database and the broker are tried before any work, with a short
-timeout, so an unreachable one is named at once.
+What an exit status means, how a failure ends and how the stores are reached are
+shared by every command, in infra/cli_base.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from enum import IntEnum
-from typing import Annotated, NoReturn
-from urllib.parse import urlsplit
+from typing import Annotated
 from uuid import UUID
 
-import aio_pika
-import psycopg
 import typer
 import uvicorn
-from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
 
 from commands.audit import timeline
 from domain.base import NotFoundError
-from infra.bootstrap import System, bootstrap, migrate
-from infra.bus import Bus, DeadLetter
+from infra.bootstrap import bootstrap, migrate
+from infra.bus import DeadLetter
+from infra.cli_base import (
+    BAD_ENV,
+    BROKER,
+    DATABASE,
+    NO_BROKER,
+    NO_DATABASE,
+    NO_STORE,
+    ExitCode,
+    console,
+    exit_codes,
+    fail,
+    load_settings,
+    open_stored_system,
+    open_system,
+    out,
+    paragraphs,
+    reach_broker,
+    reach_database,
+    started_bus,
+)
 from infra.consumers import SAGA_QUEUE
 from infra.ddl import create_schema
 from infra.demo import HELP as DEMO_HELP
@@ -41,7 +49,6 @@ from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
 from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
 from infra.settings import Settings
-from infra.stores import NoStoreError, find_bus_queues, find_event_stores
 from infra.timeline_table import timeline_table
 from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
@@ -56,38 +63,9 @@ from read_api.identity import (
     resolve_mode,
 )
 
+__all__ = ["ExitCode", "app"]
 
-class ExitCode(IntEnum):
-    """What the exit status of every `saga` command means."""
-
-    OK = 0
-    FAILED = 1  # what was asked for went wrong: `demo` orders not placed or not finished in time
-    USAGE = 2  # click's own for a bad option or argument; a bad environment variable too
-    UNREACHABLE = 3  # the database, the broker or the API did not answer
-    NOT_FOUND = 4  # no such order or parked message
-
-
-CONNECT_TIMEOUT = 5  # seconds to wait for the database or the broker before giving up
 QUEUES = (*CONTEXT_ROLES, SAGA_QUEUE)
-DATABASE = ("Reads DATABASE_URL (PostgreSQL); unset, the SQLite files under DATA_DIR (default ./data), "
-            "as the embedded `saga serve` keeps them.")
-BROKER = ("Reads AMQP_URL and BUS_NAMESPACE (RabbitMQ); unset, the in-process bus's queues in "
-          "DATA_DIR/bus.sqlite, which the embedded `saga serve` shares with this command.")
-
-
-def paragraphs(*texts: str) -> str:
-    # Typer keeps single line breaks in help text: each paragraph is one line here.
-    return "\n\n".join(texts)
-
-
-def exit_codes(*meanings: str) -> str:
-    return "Exit codes:\n" + "\n".join(f"  {meaning}" for meaning in meanings)
-
-
-BAD_ENV = "2  a bad option, argument or environment variable"
-NO_DATABASE = "3  cannot reach the database (DATABASE_URL)"
-NO_STORE = "3  cannot reach the database (DATABASE_URL), or no store in DATA_DIR (unset: ./data)"
-NO_BROKER = "3  cannot reach the broker (AMQP_URL), or no bus queues in DATA_DIR (unset: ./data)"
 
 app = typer.Typer(
     name="saga",
@@ -110,92 +88,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
-out = Console()
-
-
-def fail(code: ExitCode, message: str) -> NoReturn:
-    """End the command with `code`, saying on stderr what was wrong."""
-    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        problems = "; ".join(
-            ".".join(str(part).upper() for part in problem["loc"]) + ": " + problem["msg"]
-            if problem["loc"] else problem["msg"].removeprefix("Value error, ")
-            for problem in error.errors()
-        )
-        fail(ExitCode.USAGE, f"bad configuration: {problems}")
-
-
-def reach_database(settings: Settings) -> None:
-    """Fail with UNREACHABLE, naming the server, unless the PostgreSQL of DATABASE_URL answers."""
-    dsn = settings.postgres
-    if dsn is None:
-        return
-    try:
-        psycopg.connect(dsn.url, connect_timeout=CONNECT_TIMEOUT).close()
-    except psycopg.OperationalError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"postgresql://{dsn.user}@{dsn.host}:{dsn.port}/{dsn.dbname}"
-        fail(ExitCode.UNREACHABLE, f"cannot reach the database at {where} (DATABASE_URL): {reason}")
-
-
-def open_system() -> System:
-    settings = load_settings()
-    reach_database(settings)
-    return bootstrap(settings)
-
-
-def open_stored_system() -> System:
-    """The system, for a command that only reads: it never creates a store on the embedded default."""
-    settings = load_settings()
-    reach_database(settings)
-    if settings.is_embedded and not settings.is_in_memory:
-        try:
-            find_event_stores(settings.data_dir)
-        except NoStoreError as error:
-            fail(ExitCode.UNREACHABLE, str(error))
-    return bootstrap(settings)
-
-
-async def reach_broker(settings: Settings) -> None:
-    """Fail with UNREACHABLE, naming the broker, unless the RabbitMQ of AMQP_URL answers."""
-    if settings.amqp_url:
-        try:
-            connection = await aio_pika.connect(settings.amqp_url, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError) as error:
-            _broker_unreachable(settings, error)
-        await connection.close()
-
-
-@asynccontextmanager
-async def started_bus(settings: Settings) -> AsyncIterator[Bus]:
-    if not settings.amqp_url and not settings.is_in_memory:
-        try:
-            find_bus_queues(settings.data_dir)
-        except NoStoreError as error:
-            fail(ExitCode.UNREACHABLE, str(error))
-    bus = make_bus(settings)
-    try:
-        await bus.start()
-    except (OSError, TimeoutError) as error:
-        _broker_unreachable(settings, error)
-    try:
-        yield bus
-    finally:
-        await bus.close()
-
-
-def _broker_unreachable(settings: Settings, error: BaseException) -> NoReturn:
-    parts = urlsplit(settings.amqp_url or "")
-    where = f"amqp://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
-    reason = str(error) or type(error).__name__
-    fail(ExitCode.UNREACHABLE, f"cannot reach the broker at {where} (AMQP_URL): {reason}")
 
 
 @app.command(
