@@ -7,6 +7,7 @@ shared by every command, in infra/cli_base.py.
 from __future__ import annotations
 
 import asyncio
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
@@ -47,8 +48,12 @@ from infra.logs import configure_logging
 from infra.ports import PortUnavailableError, check_port
 from infra.projections_cli import projections_cli
 from infra.read_store import migrate_read_store
+from infra.reset import EPILOG as RESET_EPILOG
+from infra.reset import HELP as RESET_HELP
+from infra.reset import reset
 from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
 from infra.settings import Settings
+from infra.stores import StoreInUseError, holding, keeps_data_dir
 from infra.timeline_table import timeline_table
 from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
@@ -136,13 +141,19 @@ def serve(
         check_port(listen_on, listen, choose_with="--port (or PORT)" if "api" in roles else "--port")
     except PortUnavailableError as error:
         fail(ExitCode.FAILED, str(error))
-    configure_logging(settings.log_level, json=settings.log_format == "json")
-    configure_tracing()
-    reach_database(settings)
-    if settings.create_table and settings.postgres is not None:
-        create_schema(settings.postgres)  # creating the tables creates where they go
-    if not run_event_loop(_serve(settings, roles, listen_on, listen)):
-        fail(ExitCode.FAILED, "the server did not start; see the log above")
+    with ExitStack() as alone:
+        if keeps_data_dir(settings):  # one server to a store, and no `saga reset` under it
+            try:
+                alone.enter_context(holding(settings.data_dir, "`saga serve`"))
+            except StoreInUseError as error:
+                fail(ExitCode.FAILED, f"{error}: stop it first, or set another DATA_DIR")
+        configure_logging(settings.log_level, json=settings.log_format == "json")
+        configure_tracing()
+        reach_database(settings)
+        if settings.create_table and settings.postgres is not None:
+            create_schema(settings.postgres)  # creating the tables creates where they go
+        if not run_event_loop(_serve(settings, roles, listen_on, listen)):
+            fail(ExitCode.FAILED, "the server did not start; see the log above")
 
 
 def _health_role(roles: set[str]) -> str:
@@ -448,6 +459,7 @@ async def _redrive(settings: Settings, dead_letter_id: str) -> bool:
         return await bus.redrive(dead_letter_id)
 
 
+app.command(name="reset", help=RESET_HELP, epilog=RESET_EPILOG)(reset)
 app.add_typer(projections_cli(open_stored_system, epilogs={
     "status": exit_codes("0  shown", BAD_ENV, NO_STORE),
     "rebuild": exit_codes("0  rebuilt and swapped in",

@@ -25,7 +25,7 @@ from infra.bootstrap import System, bootstrap
 from infra.bus import Bus
 from infra.runtime import make_bus
 from infra.settings import Settings
-from infra.stores import NoStoreError, find_bus_queues, find_event_stores
+from infra.stores import NoStoreError, find_bus_queues, find_event_stores, keeps_data_dir
 
 
 class ExitCode(IntEnum):
@@ -104,7 +104,7 @@ def open_stored_system() -> System:
     """The system, for a command that only reads: it never creates a store on the embedded default."""
     settings = load_settings()
     reach_database(settings)
-    if settings.is_embedded and not settings.is_in_memory:
+    if keeps_data_dir(settings):
         try:
             find_event_stores(settings.data_dir)
         except NoStoreError as error:
@@ -124,7 +124,7 @@ async def reach_broker(settings: Settings) -> None:
 
 @asynccontextmanager
 async def started_bus(settings: Settings) -> AsyncIterator[Bus]:
-    if not settings.amqp_url and not settings.is_in_memory:
+    if not settings.amqp_url and not settings.is_in_memory:  # the in-process bus's queues, in DATA_DIR
         try:
             find_bus_queues(settings.data_dir)
         except NoStoreError as error:

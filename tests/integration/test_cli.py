@@ -60,7 +60,7 @@ def test_saga_help_lists_every_command_and_what_each_exit_status_means() -> None
     result = subprocess.run([saga_script, "--help"], capture_output=True, text=True, timeout=30,
                             env={"COLUMNS": "200", "PATH": ""})
     assert result.returncode == 0, result.stderr
-    for command in ("serve", "migrate", "seed", "demo", "audit", "dlq", "projections"):
+    for command in ("serve", "migrate", "seed", "demo", "audit", "dlq", "projections", "reset"):
         assert f" {command} " in result.stdout
     for status in ("0  done", "2  a bad option", "3  cannot reach", "4  not found"):
         assert status in result.stdout
@@ -76,6 +76,7 @@ def test_saga_help_lists_every_command_and_what_each_exit_status_means() -> None
     (["dlq", "redrive"], ["ID", "saga dlq list", "AMQP_URL", "Example:"]),
     (["projections", "status"], ["lag", "parked events", "DATABASE_URL"]),
     (["projections", "rebuild"], ["NAME", "order_summary", "DATABASE_URL", "Examples:"]),
+    (["reset"], ["--yes", "DATA_DIR", "DATABASE_URL", "AUTH_MODE", "saga serve", "Examples:"]),
 ])
 def test_every_command_explains_itself_and_its_exit_statuses(command: list[str], names: list[str]) -> None:
     result = saga(*command, "--help")
