@@ -16,9 +16,10 @@ from prometheus_client import CollectorRegistry
 
 from projections.read_model import ReadModel
 from read_api.context import Context
-from read_api.graphql_guard import FieldGuard, GuardedGraphQLRouter
+from read_api.graphql_guard import FieldGuard
 from read_api.guard import ClosedRouteError, RouteGuard, closed_route_refused, closed_unless_listed
 from read_api.health import UNAVAILABLE, Outages, down_parts, merged
+from read_api.ide import GraphiQLRouter, add_documentation_routes
 from read_api.identity import Authenticator
 from read_api.limits import BodyLimitMiddleware
 from read_api.metrics import Metrics, MetricsMiddleware
@@ -83,8 +84,9 @@ def create_app(
     metrics = Metrics(registry)
     authenticator = Authenticator() if settings is None else Authenticator.from_settings(settings)
     introspection = introspection_on(settings, authenticator)
-    api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan,
+    api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   dependencies=[Depends(closed_unless_listed)])
+    add_documentation_routes(api)
     api.add_exception_handler(ClosedRouteError, closed_route_refused)
     add_health_routes(api, _with_projections(ready, read_model))
     api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
@@ -106,7 +108,7 @@ def create_app(
         async def context() -> Context:
             return Context(services)
 
-        graphql = GuardedGraphQLRouter(
+        graphql = GraphiQLRouter(
             schema, context_getter=context, graphql_ide="graphiql" if introspection else None,
             # Strawberry's own bound, a backstop above the quota that refuses with a code.
             max_subscriptions_per_connection=services.subscriptions.per_connection + 2,
@@ -132,7 +134,9 @@ def create_health_app(
     registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """What a worker role serves on its own port: its health for probes, and its metrics at /metrics."""
-    api = FastAPI(title=f"Saga shop {role} worker", version="0.1.0", lifespan=lifespan)
+    api = FastAPI(title=f"Saga shop {role} worker", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    add_documentation_routes(api)
     add_health_routes(api, ready, role=role)
     metrics = Metrics(registry)
     api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
