@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from uuid import uuid4
 
@@ -16,6 +17,8 @@ from tests.fakes import FakeGateway
 from tests.integration.test_graphql_orders import PLACE, placement, settled
 from tests.saga_harness import KEYBOARD, MOUSE
 
+SNAKE_CASE = re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]")
+"""A name as the write side spells it (`product_id`), which a GraphQL client never sent."""
 CANCEL = """
 mutation Cancel($id: ID!, $reason: String) {
   cancelOrder(id: $id, reason: $reason) { order { id status version } errors { code message field } }
@@ -64,6 +67,27 @@ async def test_a_bad_input_is_refused_with_its_code_and_field_and_writes_no_even
         assert placed_orders(served.system) == 0
 
     assert listed["orders"]["totalCount"] == 0
+
+
+async def test_a_refusal_names_the_field_in_its_message_as_the_client_spelled_it(
+    sqlite_settings: Settings,
+) -> None:
+    unknown = uuid4()
+    blank_zip = placement((MOUSE, 1))
+    blank_zip["input"]["shippingAddress"] = {**blank_zip["input"]["shippingAddress"], "zipCode": ""}
+    cases = [with_item(productId=str(unknown)), with_item(productId="not-an-id"), with_item(quantity=0),
+             blank_zip]
+
+    async with serving(sqlite_settings, roles=()) as served:
+        errors = [(await data_of(served.client, PLACE, variables))["placeOrder"]["errors"][0]
+                  for variables in cases]
+
+    fields = [error["field"] for error in errors]
+    assert fields == ["items[0].productId", "items[0].productId", "items[0].quantity",
+                      "shippingAddress.zipCode"]
+    assert all(SNAKE_CASE.search(error["message"]) is None for error in errors), errors
+    assert str(unknown) in errors[0]["message"]
+    assert all(error["message"].startswith(f"{error['field']}: ") for error in errors[1:]), errors
 
 
 async def test_the_same_idempotency_key_returns_the_first_order_and_never_places_a_second(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,8 @@ from tests.saga_harness import ADDRESS, LAPTOP, MOUSE, finished
 
 ENVELOPE = {"success", "message", "data", "error", "timestamp", "request_id"}
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+CAMEL_CASE = re.compile(r"\b[a-z]+[A-Z]")
+"""A name as GraphQL spells it (`productId`), which a client of the old API never sent."""
 
 
 def body(*lines: tuple[Any, Any], customer_id: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -119,6 +122,24 @@ async def test_a_bad_order_is_a_bad_request_naming_the_field_and_nothing_is_writ
     assert refusal(not_a_number) == (400, "BAD_REQUEST", None, None)
     assert refusal(a_list) == (400, "BAD_REQUEST", None, None)
     assert written == 0
+
+
+async def test_a_refusal_names_the_field_in_its_message_as_the_old_api_spelled_it(
+    sqlite_settings: Settings,
+) -> None:
+    unknown = uuid4()
+    cases = [body((unknown, 1)), body(("not-an-id", 1)), body((MOUSE, 0)),
+             {**body((MOUSE, 1)), "shipping_address": {**ADDRESS, "zip_code": ""}}]
+
+    async with serving(sqlite_settings, roles=()) as served:
+        errors = [(await served.client.post("/api/v1/orders", json=sent)).json()["error"] for sent in cases]
+
+    fields = [error["details"]["field"] for error in errors]
+    assert fields == ["items[0].product_id", "items[0].product_id", "items[0].quantity",
+                      "shipping_address.zip_code"]
+    assert all(CAMEL_CASE.search(error["message"]) is None for error in errors), errors
+    assert str(unknown) in errors[0]["message"]
+    assert all(error["message"].startswith(f"{error['details']['field']}: ") for error in errors[1:]), errors
 
 
 async def test_a_price_sent_as_a_json_number_is_compared_with_the_catalogue_exactly(

@@ -47,6 +47,22 @@ def test_a_refusal_keeps_its_code_and_renames_the_field_to_the_argument() -> Non
     )
 
 
+def test_a_message_names_the_field_as_the_client_spelled_it() -> None:
+    quantity = ValidationError("items[0].quantity: Input should be greater than or equal to 1",
+                               field="items[0].quantity")
+    zip_code = ValidationError("shipping_address.zip_code: String should have at least 1 character",
+                               field="shipping_address.zip_code")
+    order = ValidationError("order_id: Input should be a valid UUID", field="order_id")
+
+    assert problem_from(zip_code).message == (
+        "shippingAddress.zipCode: String should have at least 1 character")
+    assert problem_from(zip_code, graphql=False).message == zip_code.message
+    assert problem_from(quantity).message == quantity.message
+    assert problem_from(order, renames={"order_id": "id"}).message == "id: Input should be a valid UUID"
+    whole = ValidationError("items: items[0].product_id appears twice", field="items")
+    assert problem_from(whole).message == whole.message  # only the path itself, not a longer one
+
+
 def test_money_typed_in_the_query_text_keeps_its_digits() -> None:
     assert parse_decimal_literal(FloatValueNode(value="49.99")) == Decimal("49.99")
     assert parse_decimal_literal(StringValueNode(value="1299.99")) == Decimal("1299.99")
