@@ -13,7 +13,14 @@ from graphql import GraphQLError
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import create_app
-from tests.api_harness import ADMIN_TOKEN, RowsReadModel, api_client, graphql
+from tests.api_harness import ADMIN, ADMIN_TOKEN, RowsReadModel, api_client, graphql
+from tests.tokens import requiring_tokens
+
+PLACE = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { errors { code } } }"
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zipCode": "62701", "country": "US"}
+NOT_AN_INPUT = {"input": {"customerId": "c", "items": [{"productId": "p", "quantity": "two"}],
+                          "shippingAddress": ADDRESS}}
+"""Only the quantity is wrong: a placeOrder whose input does not fit the schema, refused before it runs."""
 
 
 @pytest.fixture
@@ -116,3 +123,23 @@ async def test_each_failure_has_its_own_request_id(
     assert len(ids) == 2
     assert [r.levelno for r in lines_about_graphql(logs)] == [logging.ERROR, logging.ERROR]
     assert all(any(i in r.getMessage() for i in ids) for r in lines_about_graphql(logs))
+
+
+@pytest.mark.parametrize(("query", "variables", "signed_in", "code"), [
+    ("{ orders { edges { cursor } } }", None, False, "UNAUTHENTICATED"),
+    (PLACE, NOT_AN_INPUT, True, "GRAPHQL_VALIDATION_FAILED"),
+    ("{ products { id colour } }", None, True, "GRAPHQL_VALIDATION_FAILED"),
+])
+async def test_in_required_mode_a_refused_caller_or_input_is_one_info_line_and_nothing_at_error(
+    system: System, read_model: RowsReadModel, logs: pytest.LogCaptureFixture,
+    query: str, variables: dict[str, Any] | None, signed_in: bool, code: str,
+) -> None:
+    app = create_app(system=system, read_model=read_model, settings=requiring_tokens(system.settings))
+    async with api_client(app) as client:
+        answer = await graphql(client, query, variables, headers=ADMIN if signed_in else None)
+
+    assert [error["extensions"]["code"] for error in answer["errors"]] == [code]
+    (line,) = lines_about_graphql(logs)
+    assert line.levelno == logging.INFO and line.exc_info is None
+    assert code in line.getMessage() and "\n" not in line.getMessage()
+    assert [r for r in logs.records if r.levelno >= logging.WARNING] == []
