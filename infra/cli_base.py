@@ -8,8 +8,9 @@ with a short timeout, so an unreachable one is named at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from enum import IntEnum
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -39,6 +40,8 @@ class ExitCode(IntEnum):
 
 
 CONNECT_TIMEOUT = 5  # seconds to wait for the database or the broker before giving up
+# The clients of the database and the broker, which log a failure to connect before raising it.
+CLIENT_LOGGERS = ("aio_pika", "aiormq", "pamqp", "psycopg", "eventsourcing")
 DATABASE = ("Reads DATABASE_URL (PostgreSQL); unset, the SQLite files under DATA_DIR (default ./data), "
             "as the embedded `saga serve` keeps them.")
 BROKER = ("Reads AMQP_URL and BUS_NAMESPACE (RabbitMQ); unset, the in-process bus's queues in "
@@ -81,13 +84,28 @@ def load_settings() -> Settings:
         fail(ExitCode.USAGE, f"bad configuration: {problems}")
 
 
+@contextmanager
+def libraries_quiet() -> Iterator[None]:
+    """While a server is tried, the clients' own loggers say nothing: the command names it, in one line."""
+    loggers = [logging.getLogger(name) for name in CLIENT_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def reach_database(settings: Settings) -> None:
     """Fail with UNREACHABLE, naming the server, unless the PostgreSQL of DATABASE_URL answers."""
     dsn = settings.postgres
     if dsn is None:
         return
     try:
-        psycopg.connect(dsn.url, connect_timeout=CONNECT_TIMEOUT).close()
+        with libraries_quiet():
+            psycopg.connect(dsn.url, connect_timeout=CONNECT_TIMEOUT).close()
     except psycopg.OperationalError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         where = f"postgresql://{dsn.user}@{dsn.host}:{dsn.port}/{dsn.dbname}"
@@ -116,7 +134,8 @@ async def reach_broker(settings: Settings) -> None:
     """Fail with UNREACHABLE, naming the broker, unless the RabbitMQ of AMQP_URL answers."""
     if settings.amqp_url:
         try:
-            connection = await aio_pika.connect(settings.amqp_url, timeout=CONNECT_TIMEOUT)
+            with libraries_quiet():
+                connection = await aio_pika.connect(settings.amqp_url, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as error:
             _broker_unreachable(settings, error)
         await connection.close()
@@ -131,7 +150,8 @@ async def started_bus(settings: Settings) -> AsyncIterator[Bus]:
             fail(ExitCode.UNREACHABLE, str(error))
     bus = make_bus(settings)
     try:
-        await bus.start()
+        with libraries_quiet():
+            await bus.start()
     except (OSError, TimeoutError) as error:
         _broker_unreachable(settings, error)
     try:

@@ -200,6 +200,29 @@ def test_a_broker_that_does_not_answer_exits_3_naming_it(
     assert "secret" not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", [
+    ["dlq", "list"], ["dlq", "redrive", "payments:0123456789abcdef"], ["serve"],
+    ["audit", str(uuid4())], ["projections", "status"], ["projections", "rebuild"], ["seed"], ["migrate"],
+], ids=" ".join)
+def test_a_server_that_does_not_answer_is_named_in_one_line_and_no_library_adds_its_own(
+    command: list[str], tmp_path: Path
+) -> None:
+    if command[0] == "dlq":
+        down = {"AMQP_URL": f"amqp://guest:guest@127.0.0.1:{closed_port()}/"}
+    elif command[0] == "serve":  # with the embedded database: the broker is what it cannot reach
+        command = ["serve", "--port", str(closed_port())]
+        down = {"AMQP_URL": f"amqp://guest:guest@127.0.0.1:{closed_port()}/"}
+    else:
+        down = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed_port()}/saga"}
+
+    result = run_in(tmp_path, *command, DATA_DIR=str(tmp_path / "data"), **down)
+
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: cannot reach the "), line
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize(("variable", "value"), [("DATABASE_URL", "mysql://db/shop"),
                                                  ("PAYMENT_FAILURE_RATE", "3")])
 def test_a_bad_environment_variable_is_a_usage_error_naming_it(
