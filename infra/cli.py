@@ -224,14 +224,16 @@ def auth_banner(settings: Settings, base: str) -> str:
     help=paragraphs(
         "Create every table once: the event stores' and the read store's.",
         "Run it once before starting services with CREATE_TABLE=n, so that replicas never race to create "
-        "tables. Tables that exist are left alone, so running it again changes nothing. With "
-        "DATABASE_URL=postgresql://...?schema=name the schema is created first. " + DATABASE,
+        "tables. Tables that exist are left alone, so running it again changes nothing. A database "
+        "DATABASE_URL names that does not exist yet is created first (the user needs CREATEDB), and with "
+        "DATABASE_URL=postgresql://...?schema=name the schema too. " + DATABASE,
     ),
-    epilog=exit_codes("0  the tables are ready", BAD_ENV, NO_DATABASE),
+    epilog=exit_codes("0  the tables are ready", BAD_ENV,
+                      "3  cannot reach the database (DATABASE_URL), or may not create it"),
 )
 def migrate_command() -> None:
     settings = load_settings()
-    reach_database(settings)
+    reach_database(settings, create=True)
     names = migrate(settings)
     console.print(f"event store tables ready for {', '.join(names)}")
     projections = asyncio.run(migrate_read_store(settings))

@@ -9,6 +9,7 @@ with a short timeout, so an unreachable one is named at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from enum import IntEnum
@@ -24,6 +25,7 @@ from rich.markup import escape
 
 from infra.bootstrap import System, bootstrap
 from infra.bus import Bus
+from infra.databases import CannotCreateDatabaseError, create_database, database_exists
 from infra.runtime import make_bus
 from infra.settings import Settings
 from infra.stores import NoStoreError, find_bus_queues, find_event_stores, keeps_data_dir
@@ -98,18 +100,37 @@ def libraries_quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def reach_database(settings: Settings) -> None:
-    """Fail with UNREACHABLE, naming the server, unless the PostgreSQL of DATABASE_URL answers."""
+def reach_database(settings: Settings, *, create: bool = False) -> None:
+    """Fail with UNREACHABLE, naming the server, unless the PostgreSQL of DATABASE_URL answers.
+
+    A server that answers without the database names it, and `create` creates it (for `saga migrate`).
+    """
     dsn = settings.postgres
     if dsn is None:
         return
+    started = time.monotonic()
     try:
         with libraries_quiet():
             psycopg.connect(dsn.url, connect_timeout=CONNECT_TIMEOUT).close()
+        return
     except psycopg.OperationalError as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"postgresql://{dsn.user}@{dsn.host}:{dsn.port}/{dsn.dbname}"
-        fail(ExitCode.UNREACHABLE, f"cannot reach the database at {where} (DATABASE_URL): {reason}")
+        failure = error
+    where = f"postgresql://{dsn.user}@{dsn.host}:{dsn.port}/{dsn.dbname}"
+    # A server that did not answer in time is not asked again, which would double the wait.
+    if time.monotonic() - started < CONNECT_TIMEOUT and database_exists(dsn, CONNECT_TIMEOUT) is False:
+        if not create:
+            fail(ExitCode.UNREACHABLE, f"database {dsn.dbname} does not exist: run `saga migrate` first, "
+                                       f"or correct DATABASE_URL ({where})")
+        try:
+            if create_database(dsn, CONNECT_TIMEOUT):
+                console.print(f"created database {dsn.dbname}", highlight=False)
+            return
+        except CannotCreateDatabaseError as error:
+            fail(ExitCode.UNREACHABLE, str(error))
+        except psycopg.OperationalError as error:
+            failure = error
+    reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+    fail(ExitCode.UNREACHABLE, f"cannot reach the database at {where} (DATABASE_URL): {reason}")
 
 
 def open_system() -> System:
