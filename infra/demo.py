@@ -1,12 +1,16 @@
 """`saga demo`: a load generator that drives a running API through GraphQL.
 
-It reads the catalogue once, places N orders C at a time, then follows every
-order until it is COMPLETED or CANCELLED, or until the overall timeout. The
-orders are followed in batches: one GraphQL request asks for up to
-POLL_BATCH orders at once (`o0: order(id: …)`, `o1: …`), every POLL_INTERVAL
-seconds, so following a thousand orders costs a few requests a second, not
-thousands. The summary (outcomes, throughput, place-to-terminal latency) is
-computed by `summarize`, a pure function of the outcomes.
+It reads the catalogue and its stock once and draws every order of the run.
+When the stock will not cover them it says so, and restocks first with
+--restock, or when the person at the terminal says yes (`demo_stock`). Then it
+places the N orders C at a time and follows every order until it is COMPLETED
+or CANCELLED, or until the overall timeout. The orders are followed in
+batches: one GraphQL request asks for up to POLL_BATCH orders at once
+(`o0: order(id: …)`, `o1: …`), every POLL_INTERVAL seconds, so following a
+thousand orders costs a few requests a second, not thousands. The summary
+(outcomes, throughput, place-to-terminal latency) is computed by `summarize`,
+a pure function of the outcomes. Where the API requires tokens, the demo sends
+--token on every request (`demo_api` says which token places what).
 """
 
 from __future__ import annotations
@@ -28,28 +32,23 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infra.demo_api import EmptyCatalogueError as EmptyCatalogueError
+from infra.demo_api import GraphQLError, api_client, fetch_products, graphql, places_for_itself
+from infra.demo_api import TokenRefusedError as TokenRefusedError
+from infra.demo_api import UnreachableError as UnreachableError
+from infra.demo_stock import Lines, cover_the_run, terminal_question
 from read_api.schema import MAX_ALIASES
 
 TERMINAL = frozenset({"COMPLETED", "CANCELLED"})
 POLL_INTERVAL = 0.5  # seconds between two rounds of following the unfinished orders
 POLL_BATCH = MAX_ALIASES  # orders asked for in one GraphQL request: one alias each, as many as the API allows
-REQUEST_TIMEOUT = 15.0  # seconds for one HTTP request
 PLACE_ATTEMPTS = 3  # a request lost on the way is sent again with the same idempotency key
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zipCode": "62701", "country": "US"}
 
-PRODUCTS = "query { products { id name } }"
 PLACE = """
 mutation($input: PlaceOrderInput!) {
   placeOrder(input: $input) { order { id status failureReason } errors { code message field } }
 }"""
-
-
-class UnreachableError(Exception):
-    """The API did not answer, or did not answer as the GraphQL API of this system."""
-
-
-class EmptyCatalogueError(Exception):
-    """The API answered, but has no products to order."""
 
 
 @dataclass
@@ -164,13 +163,11 @@ class Run:
     """The state shared by the placing workers and the follower."""
 
     client: httpx.AsyncClient
-    products: list[str]
+    plan: list[dict[str, Any]]  # the input of each order, drawn before the first is placed
     outcomes: list[Outcome]
     progress: Progress
     placed_task: TaskID
     finished_task: TaskID
-    rng: random.Random
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     placing_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def finish(self, outcome: Outcome, status: str, reason: str | None, at: float) -> None:
@@ -178,51 +175,25 @@ class Run:
         self.progress.advance(self.finished_task)
 
 
-async def graphql(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> Any:
-    """The `data` of a GraphQL answer; raises httpx errors, or ValueError naming the first GraphQL error."""
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
-    response.raise_for_status()
-    try:
-        body = response.json()
-    except ValueError:
-        raise ValueError(f"INVALID_RESPONSE: {response.text[:200]}") from None
-    if body.get("errors"):
-        first = body["errors"][0]
-        code = (first.get("extensions") or {}).get("code") or "GRAPHQL_ERROR"
-        raise ValueError(f"{code}: {first.get('message', '')}")
-    return body["data"]
-
-
-async def fetch_products(client: httpx.AsyncClient, url: str) -> list[str]:
-    try:
-        data = await graphql(client, PRODUCTS)
-        products = [str(p["id"]) for p in data["products"]]
-    except httpx.TransportError as error:
-        reason = str(error) or type(error).__name__
-        raise UnreachableError(f"cannot reach the API at --url {url}: {reason}") from None
-    except httpx.HTTPStatusError as error:
-        answer = f"HTTP {error.response.status_code}"
-        raise UnreachableError(f"the API at --url {url} answered the products query with {answer}") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise UnreachableError(f"the API at --url {url} did not answer the products query: {error}") from None
-    if not products:
-        raise EmptyCatalogueError(f"the API at --url {url} has no products to order; run `saga seed` first")
-    return products
-
-
-def order_input(run: Run, index: int) -> dict[str, Any]:
-    lines = run.rng.sample(run.products, k=min(len(run.products), run.rng.randint(1, 2)))
+def order_input(rng: random.Random, products: Sequence[str], key: str, *, for_itself: bool) -> dict[str, Any]:
+    """1-2 random products, 1-3 units each, for a random customer (or, `for_itself`, the caller's own)."""
+    lines = rng.sample(products, k=min(len(products), rng.randint(1, 2)))
+    customer = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     return {
-        "customerId": str(uuid.UUID(int=run.rng.getrandbits(128), version=4)),
-        "idempotencyKey": f"demo-{run.run_id}-{index}",
-        "items": [{"productId": product, "quantity": run.rng.randint(1, 3)} for product in lines],
+        **({} if for_itself else {"customerId": customer}),
+        "idempotencyKey": key,
+        "items": [{"productId": product, "quantity": rng.randint(1, 3)} for product in lines],
         "shippingAddress": ADDRESS,
     }
 
 
+def lines_of(order: dict[str, Any]) -> Lines:
+    return {str(item["productId"]): int(item["quantity"]) for item in order["items"]}
+
+
 async def place(run: Run, index: int, slots: asyncio.Semaphore) -> None:
     outcome = run.outcomes[index]
-    variables = {"input": order_input(run, index)}
+    variables = {"input": run.plan[index]}
     async with slots:
         for attempt in range(1, PLACE_ATTEMPTS + 1):
             try:
@@ -235,8 +206,8 @@ async def place(run: Run, index: int, slots: asyncio.Semaphore) -> None:
             except httpx.HTTPStatusError as error:
                 outcome.error_code = f"HTTP_{error.response.status_code}"
                 return
-            except ValueError as error:
-                outcome.error_code = str(error).split(":", 1)[0]
+            except GraphQLError as error:
+                outcome.error_code = error.code
                 return
     now = time.monotonic()
     payload = data["placeOrder"]
@@ -267,7 +238,7 @@ async def follow(run: Run) -> None:
             batch = pending[start:start + POLL_BATCH]
             try:
                 data = await graphql(run.client, follow_query([str(o.order_id) for o in batch]))
-            except (httpx.HTTPError, ValueError):
+            except (httpx.HTTPError, GraphQLError):
                 continue  # a lost poll is retried next round
             now = time.monotonic()
             for i, outcome in enumerate(batch):
@@ -289,20 +260,30 @@ async def place_all(run: Run, concurrency: int) -> None:
 
 async def run_demo(
     url: str, orders: int, concurrency: int, within: float, console: Console, seed: int | None = None,
+    *, restock: bool = False, token: str | None = None,
 ) -> Summary:
-    """Drive the API at `url`; raises UnreachableError or EmptyCatalogueError without a catalogue."""
-    limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-    async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT, limits=limits) as client:
+    """Drive the API at `url`, sending `token` (if any) as a bearer token on every request.
+
+    Before placing, says whether the stock covers the run; tops it up first with `restock`, or asks on
+    a terminal. Raises UnreachableError, EmptyCatalogueError, or TokenRefusedError when the API will
+    not let this caller place orders.
+    """
+    async with api_client(url, token, concurrency + 2) as client:
         products = await fetch_products(client, url)
+        for_itself = await places_for_itself(client, url, token)
+        rng, run_id = random.Random(seed), uuid.uuid4().hex[:12]
+        ids = [product.id for product in products]
+        plan = [order_input(rng, ids, f"demo-{run_id}-{i}", for_itself=for_itself) for i in range(orders)]
+        await cover_the_run(client, products, [lines_of(order) for order in plan], console,
+                            restock=restock, question=terminal_question(console))
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console,
         )
         run = Run(
-            client=client, products=products, outcomes=[Outcome() for _ in range(orders)], progress=progress,
+            client=client, plan=plan, outcomes=[Outcome() for _ in range(orders)], progress=progress,
             placed_task=progress.add_task("placed", total=orders),
             finished_task=progress.add_task("finished", total=orders),
-            rng=random.Random(seed),
         )
         started = time.monotonic()
         with progress:
@@ -317,15 +298,26 @@ async def run_demo(
 HELP = (
     "Load-test a running API: place orders through GraphQL and follow each one to COMPLETED or CANCELLED."
     "\n\n"
-    "Reads the catalogue once, then places --orders orders (1-2 random products, 1-3 units each, a random "
-    "customer) --concurrency at a time, and polls the unfinished ones in batches until each is COMPLETED or "
-    "CANCELLED or --timeout runs out. A progress bar counts the orders placed and finished. The summary "
-    "table counts the orders completed, cancelled (by reason: payment declined, shipment failed, ...), "
-    "unfinished and not placed (by error code), the throughput (finished orders per second of the run) "
-    "and the latency from an order's placing to its final status (p50, p95, p99)."
+    "Reads the catalogue and its stock once, then places --orders orders (1-2 random products, 1-3 units "
+    "each, a random customer) --concurrency at a time, and polls the unfinished ones in batches until each "
+    "is COMPLETED or CANCELLED or --timeout runs out. A progress bar counts the orders placed and finished. "
+    "The summary table counts the orders completed, cancelled (by reason: payment declined, stock "
+    "reservation rejected, shipment failed, ...), unfinished and not placed (by error code), the throughput "
+    "(finished orders per second of the run) and the latency from an order's placing to its final status "
+    "(p50, p95, p99)."
+    "\n\n"
+    "Before placing, it says when the stock will not cover the run (the seed stock runs short within the "
+    "first hundred orders). With --restock it first restocks each product up to what the run needs; "
+    "without it, it asks on a terminal and prints a hint otherwise. Restocking is an admin's: every caller "
+    "is one in dev mode (`make run`, `saga serve` without AUTH_JWT_SECRET); where the API requires tokens, "
+    "give an admin's."
+    "\n\n"
+    "Where the API requires tokens, --token (or SAGA_TOKEN) is sent as a bearer token on every request: "
+    "an operator's places orders for random customers, an admin's restocks too (saga token --admin), a "
+    "customer's places every order for that customer."
     "\n\n"
     "Orders cancelled by the simulated failures (PAYMENT_FAILURE_RATE, SHIPPING_FAILURE_RATE of the "
     "server) are a normal outcome. The API must be running: `saga serve` in another shell, or `make run`."
     "\n\n"
-    "Example: saga demo --orders 500 --concurrency 20 --url http://127.0.0.1:8000"
+    "Example: saga demo --orders 500 --concurrency 20 --restock --url http://127.0.0.1:8000"
 )

@@ -1,4 +1,5 @@
-"""The dashboard in a real browser: headless Chromium places a test order and watches its saga complete."""
+"""The dashboard in a real browser: headless Chromium places a test order and watches its saga complete,
+and restocks a product from the stock panel."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from tests.e2e.test_serve import embedded_server
 from tests.tokens import SECRET
 
 PLACED = "[data-placed-order-id]"
+MOUSE = "550e8400-e29b-41d4-a716-446655440002"
+MOUSE_ROW = f'#stock tr[data-product-id="{MOUSE}"]'
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -104,3 +107,62 @@ def test_in_required_mode_the_dashboard_asks_for_an_operator_token_and_then_work
             browser.save_screenshot(str(ARTIFACTS / "dashboard-required.png"))
     assert "operator token" in asked
     assert "need an operator token" in live_before or "connecting" in live_before
+
+
+def test_a_product_restocked_from_the_stock_panel_shows_a_hundred_more_available(
+    browser: WebDriver, tmp_path: Path,
+) -> None:
+    with embedded_server(tmp_path) as (base, _):
+        browser.get(f"{base}/dashboard")
+        wait = WebDriverWait(browser, 30)
+        try:
+            row = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, MOUSE_ROW)))
+            before = int(row.get_attribute("data-available") or "0")
+            row.find_element(By.CSS_SELECTOR, "button[data-restock]").click()
+            wait.until(ready.presence_of_element_located(
+                (By.CSS_SELECTOR, f'{MOUSE_ROW}[data-available="{before + 100}"]')))
+            wait.until(ready.text_to_be_present_in_element((By.ID, "stock-message"), "Restocked"))
+            said = browser.find_element(By.ID, "stock-message").text
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "dashboard-stock.png"))
+    assert said == f"Restocked Wireless Mouse: +100, {before + 100} available."
+
+
+def test_in_required_mode_an_operator_is_told_restocking_needs_an_admin_token_and_an_admin_restocks(
+    browser: WebDriver, tmp_path: Path,
+) -> None:
+    settings = Settings(_env_file=None, auth_jwt_secret=SECRET)
+    operator_token = mint_token(settings, subject="ops", scopes=["operator"], ttl=timedelta(hours=1))
+    admin_token = mint_token(settings, subject="boss", scopes=["operator", "admin"], ttl=timedelta(hours=1))
+    with embedded_server(tmp_path, AUTH_JWT_SECRET=SECRET) as (base, _):
+        browser.get(f"{base}/dashboard")
+        wait = WebDriverWait(browser, 30)
+        try:
+            wait.until(ready.visibility_of_element_located((By.ID, "signin")))
+            browser.find_element(By.ID, "token").send_keys(operator_token)
+            browser.find_element(By.ID, "use-token").click()
+            wait.until(ready.invisibility_of_element_located((By.ID, "signin")))
+            row = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, MOUSE_ROW)))
+            before = int(row.get_attribute("data-available") or "0")
+            browser.find_element(By.ID, "restock-all").click()
+            wait.until(ready.text_to_be_present_in_element((By.ID, "stock-message"), "admin token"))
+            refused = browser.find_element(By.ID, "stock-message").text
+            signin_after_refusal = browser.find_element(By.ID, "signin").is_displayed()
+            browser.find_element(By.ID, "use-admin-token").click()
+            wait.until(ready.visibility_of_element_located((By.ID, "signin")))
+            browser.find_element(By.ID, "token").send_keys(admin_token)
+            browser.find_element(By.ID, "use-token").click()
+            wait.until(ready.invisibility_of_element_located((By.ID, "signin")))
+            wait.until(ready.element_to_be_clickable((By.ID, "restock-all"))).click()
+            wait.until(ready.text_to_be_present_in_element((By.ID, "stock-message"), "Restocked"))
+            done = browser.find_element(By.ID, "stock-message").text
+            after = browser.find_element(By.CSS_SELECTOR, MOUSE_ROW).get_attribute("data-available")
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "dashboard-stock-required.png"))
+    assert refused == ("Restocking needs an admin token; this token is not an admin's "
+                       "(saga token --admin mints one).")
+    assert not signin_after_refusal, "a refused restock is a message, not a plea for another operator token"
+    assert done == "Restocked 5 products: +100 each."
+    assert after == str(before + 100)
