@@ -43,7 +43,14 @@ from infra.cli_base import (
 from infra.consumers import SAGA_QUEUE
 from infra.ddl import create_schema
 from infra.demo import HELP as DEMO_HELP
-from infra.demo import EmptyCatalogueError, UnreachableError, finished_line, run_demo, summary_table
+from infra.demo import (
+    EmptyCatalogueError,
+    TokenRefusedError,
+    UnreachableError,
+    finished_line,
+    run_demo,
+    summary_table,
+)
 from infra.logs import configure_logging
 from infra.ports import PortUnavailableError, check_port
 from infra.projections_cli import projections_cli
@@ -52,6 +59,7 @@ from infra.reset import EPILOG as RESET_EPILOG
 from infra.reset import HELP as RESET_HELP
 from infra.reset import reset
 from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
+from infra.serve_banner import banner
 from infra.settings import Settings
 from infra.stores import StoreInUseError, holding, keeps_data_dir
 from infra.timeline_table import timeline_table
@@ -178,10 +186,8 @@ async def _serve(settings: Settings, roles: set[str], host: str, listen: int) ->
     else:
         web = create_health_app(_health_role(roles), runtime.check, lifespan=runtime.lifespan,
                                 registry=runtime.metrics.registry)
-    where = f"embedded, SQLite in {settings.data_dir}" if settings.is_embedded else "PostgreSQL"
-    console.print(f"[bold]saga[/] {', '.join(sorted(roles))} on http://{host}:{listen} ({where})")
-    if "api" in roles:
-        console.print(auth_banner(settings, f"http://{host}:{listen}"), soft_wrap=True)
+    for line in banner(settings, roles, f"http://{host}:{listen}"):
+        console.print(line, highlight=False)
     # With JSON logs uvicorn's records go through the root handler like every other line.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower(),
@@ -204,19 +210,6 @@ def check_exposure(settings: Settings, host: str) -> None:
         fail(ExitCode.USAGE, f"--host {host} is reachable from other machines, and without AUTH_JWT_SECRET "
                              "(or AUTH_JWT_PUBLIC_KEY) every caller would be operator and admin: set "
                              "AUTH_JWT_SECRET to require tokens, or AUTH_MODE=off if a proxy authenticates")
-
-
-def auth_banner(settings: Settings, base: str) -> str:
-    mode = resolve_mode(settings)
-    introspection = settings.graphql_introspection
-    ide = (mode is not AuthMode.REQUIRED) if introspection is None else introspection
-    where = f"GraphiQL at {base}/graphql" if ide else f"GraphQL at {base}/graphql (GraphiQL off)"
-    if mode is AuthMode.DEV:
-        return f"{where}; auth: dev, every caller is operator and admin (loopback only)"
-    if mode is AuthMode.OFF:
-        return (f"{where}; [yellow]auth: off, every caller is operator and admin: only behind a proxy that "
-                "authenticates[/]")
-    return f"{where}; auth: required, bearer tokens (`saga token --help`)"
 
 
 @app.command(
@@ -260,7 +253,8 @@ def seed() -> None:
     epilog=exit_codes(
         "0  every order was placed and reached COMPLETED or CANCELLED (a cancellation is an outcome)",
         "1  some order could not be placed, or was not COMPLETED or CANCELLED within --timeout; "
-        "or the API has no products",
+        "or the API has no products; or it requires a token to place orders and none was given, or the "
+        "one given was refused",
         "2  a bad option",
         "3  cannot reach the API at --url, or it did not answer as this system's GraphQL API",
     ),
@@ -274,12 +268,22 @@ def demo(
     timeout: Annotated[float, typer.Option(
         min=0.1, help="Seconds for the whole run, placing and following every order; "
                       "orders not finished by then count as unfinished.")] = 120.0,
+    restock: Annotated[bool, typer.Option(
+        "--restock", help="When the stock will not cover the run, first restock each product up to what "
+                          "the run needs (an admin's mutation; in dev mode every caller is an admin). "
+                          "Without it the demo asks on a terminal, and prints a hint otherwise.")] = False,
+    token: Annotated[str | None, typer.Option(
+        envvar="SAGA_TOKEN", show_default=False,
+        help="Bearer token sent on every request where the API requires tokens: an operator's places "
+             "orders for random customers, an admin's restocks too (saga token --admin), a customer's "
+             "places every order for that customer. Not needed in dev mode.")] = None,
 ) -> None:
     try:
-        summary = asyncio.run(run_demo(url.rstrip("/"), orders, concurrency, timeout, console))
+        summary = asyncio.run(run_demo(url.rstrip("/"), orders, concurrency, timeout, console,
+                                       restock=restock, token=token))
     except UnreachableError as error:
         fail(ExitCode.UNREACHABLE, str(error))
-    except EmptyCatalogueError as error:
+    except (EmptyCatalogueError, TokenRefusedError) as error:
         fail(ExitCode.FAILED, str(error))
     out.print(summary_table(summary))
     out.print(finished_line(summary), soft_wrap=True)
@@ -301,8 +305,9 @@ def _order_id(value: str) -> UUID:
         "Show every event of one order, from all its streams, in the order they were recorded.",
         "The order's stream, its payment, reservation, shipment, notification and saga: one row per event "
         "with its time (UTC), stream, version, type, correlation and causation and a summary; failures in "
-        "red, compensations in yellow, the completion in green. With --json, one JSON object per event on "
-        "stdout instead, with whole ids. " + DATABASE,
+        "red, compensations in yellow, the completion in green. Narrower than 140 columns (a pipe counts as "
+        "80 unless COLUMNS says otherwise) the table is compact: time and stream, type and summary, cause. "
+        "With --json, one JSON object per event on stdout instead, with whole ids. " + DATABASE,
         "Examples:\n  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a\n"
         "  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a --json | jq -r .type",
     ),
@@ -325,7 +330,7 @@ def audit(
         for entry in entries:
             typer.echo(entry.model_dump_json())
         return
-    out.print(timeline_table(order_id, entries))
+    out.print(timeline_table(order_id, entries, out.width))
     console.print(f"{len(entries)} event(s) from {len({e.stream_id for e in entries})} stream(s)")
 
 

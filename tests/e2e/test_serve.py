@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -155,3 +156,16 @@ def test_serve_on_a_port_in_use_says_so_and_how_to_choose_another_before_opening
     assert done.stdout + done.stderr == (f"error: port {port} on 127.0.0.1 is in use: stop what holds it, "
                                          f"or choose another with {choose}\n")
     assert list(tmp_path.iterdir()) == []  # no store, no lock: nothing was opened
+
+
+def test_the_start_banner_reads_in_80_columns(tmp_path: Path) -> None:
+    with embedded_server(tmp_path, COLUMNS="80") as (base, process):
+        pass
+    output = process.stdout.read().decode() if process.stdout else ""
+
+    # The banner is what is not a line of the log (the seed catalogue's, then uvicorn's).
+    log_line = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} |INFO: )")
+    banner = [line for line in output.splitlines() if not log_line.match(line)]
+    assert banner[0] == f"saga serving on {base} (every role)", output
+    assert any(f"{base}/graphql" in line for line in banner), output
+    assert max(len(line) for line in banner) <= 80, banner

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from commands.audit import TimelineEntry, find_stream, timeline
@@ -19,6 +23,7 @@ from commands.payments import ChargePayment
 from infra.bootstrap import bootstrap
 from infra.cli import ExitCode, app
 from infra.settings import Settings
+from infra.timeline_table import timeline_table
 from tests.fakes import FakeCarrier, FakeGateway
 from tests.saga_harness import LAPTOP, MOUSE, finished, place, running
 
@@ -211,3 +216,36 @@ def test_saga_audit_of_a_malformed_or_unknown_order_id_fails_naming_the_argument
     assert result.exit_code == (ExitCode.USAGE if argument == "not-an-order" else ExitCode.NOT_FOUND)
     assert "ORDER_ID" in result.output
     assert argument in result.output
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_audit_table_fits_its_width_with_each_type_and_id_whole(
+    audited: tuple[Path, UUID], width: int
+) -> None:
+    data_dir, order_id = audited
+    with bootstrap(Settings(_env_file=None, database_url=None, data_dir=data_dir)) as system:
+        entries = timeline(system, order_id)
+    console = Console(width=width, record=True)
+
+    console.print(timeline_table(order_id, entries, console.width))
+
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= width
+    for event_type in {entry.type for entry in entries}:
+        assert any(re.search(rf"(^|\s){re.escape(event_type)}(\s|$)", line) for line in lines), event_type
+    assert sum(str(order_id) in line for line in lines) == 1  # whole, once, in the title
+    for stream_id in {entry.stream_id for entry in entries}:  # each stream's short id, never cut
+        assert any(re.search(rf"\b{stream_id.hex[:8]}\b", line) for line in lines), stream_id
+
+
+def test_saga_audit_in_a_pipe_keeps_to_80_columns(audited: tuple[Path, UUID]) -> None:
+    data_dir, order_id = audited
+    unset = ("DATABASE_URL", "DB_HOST", "AMQP_URL", "COLUMNS", "LINES")
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | {"DATA_DIR": str(data_dir)}
+
+    piped = subprocess.run([sys.executable, "-m", "infra.cli", "audit", str(order_id)], env=environment,
+                           capture_output=True, text=True, timeout=60)  # stdout is a pipe, as in `| cat`
+
+    assert piped.returncode == 0, piped.stderr
+    assert "Shipment.Failed" in piped.stdout and str(order_id) in piped.stdout
+    assert max(len(line) for line in piped.stdout.splitlines()) <= 80

@@ -42,3 +42,26 @@ def test_an_event_with_another_correlation_id_shows_it_whole() -> None:
     assert "correlation" in text.splitlines()[1] + text.splitlines()[2]
     assert str(stray) in text
     assert "every event's correlation id is the order's" not in " ".join(text.split())
+
+
+def test_in_80_columns_a_stray_correlation_id_is_shown_whole_under_its_event() -> None:
+    order_id, stray = uuid4(), uuid4()
+    console = Console(width=80, record=True)
+
+    console.print(timeline_table(order_id, [entry(order_id, order_id, 1), entry(order_id, stray, 2)], 80))
+
+    lines = console.export_text().splitlines()
+    assert any(f"correlation {stray}" in line for line in lines)
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_in_80_columns_a_stream_is_named_as_its_causes_name_it_and_its_id_is_said_once() -> None:
+    order_id = uuid4()
+    console = Console(width=80, record=True)
+
+    console.print(timeline_table(order_id, [entry(order_id, order_id, 1), entry(order_id, order_id, 2)], 80))
+
+    text = console.export_text()
+    assert "order v1" in text and "order v2" in text
+    assert text.count(order_id.hex[:8]) == 2  # the whole id in the title, the short one under the table
+    assert f"streams: order {order_id.hex[:8]}" in text
