@@ -215,14 +215,17 @@ def check_exposure(settings: Settings, host: str) -> None:
 @app.command(
     name="migrate",
     help=paragraphs(
-        "Create every table once: the event stores' and the read store's.",
+        "Create every table once: the event stores' and the read store's; with AMQP_URL, every queue too.",
         "Run it once before starting services with CREATE_TABLE=n, so that replicas never race to create "
         "tables. Tables that exist are left alone, so running it again changes nothing. A database "
         "DATABASE_URL names that does not exist yet is created first (the user needs CREATEDB), and with "
-        "DATABASE_URL=postgresql://...?schema=name the schema too. " + DATABASE,
+        "DATABASE_URL=postgresql://...?schema=name the schema too. With AMQP_URL (RabbitMQ) it declares "
+        "every consumer queue with its retry and dead-letter queues, so the messages for a role started "
+        "later wait in its queue. " + DATABASE,
     ),
-    epilog=exit_codes("0  the tables are ready", BAD_ENV,
-                      "3  cannot reach the database (DATABASE_URL), or may not create it"),
+    epilog=exit_codes("0  the tables (and queues) are ready", BAD_ENV,
+                      "3  cannot reach the database (DATABASE_URL), or may not create it; or the broker "
+                      "(AMQP_URL)"),
 )
 def migrate_command() -> None:
     settings = load_settings()
@@ -231,6 +234,14 @@ def migrate_command() -> None:
     console.print(f"event store tables ready for {', '.join(names)}")
     projections = asyncio.run(migrate_read_store(settings))
     console.print(f"read store tables ready for {', '.join(projections)}")
+    if settings.amqp_url:
+        queues = asyncio.run(_declare_topology(settings))
+        console.print(f"broker queues ready for {', '.join(queues)}")
+
+
+async def _declare_topology(settings: Settings) -> list[str]:
+    async with started_bus(settings) as bus:  # ends UNREACHABLE, naming the broker, when it does not answer
+        return await bus.declare_topology()
 
 
 @app.command(

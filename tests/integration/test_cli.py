@@ -7,6 +7,7 @@ reach the database, the broker or the API, 4 not found.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from uuid import uuid4
 
+import aio_pika
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -22,6 +24,7 @@ from infra.cli import app
 from infra.settings import Settings
 
 runner = CliRunner()
+QUEUES = ("orders", "payments", "inventory", "shipping", "notifications", "order_fulfillment")
 WIDE = {"COLUMNS": "200"}  # help and messages on one line each, as in a wide terminal
 
 
@@ -270,3 +273,35 @@ def test_services_started_without_tables_after_migrate_work_against_postgres(
     assert runner.invoke(app, ["migrate"]).exit_code == 0
     with bootstrap(postgres_settings.model_copy(update={"create_table": False})) as system:
         assert system.check() == {"status": "ok"}
+
+
+def test_migrate_with_a_broker_declares_every_queue_so_a_role_started_later_finds_its_messages(
+    postgres_settings: Settings, rabbitmq_url: str, rabbit_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use(monkeypatch, postgres_settings)
+    monkeypatch.setenv("AMQP_URL", rabbitmq_url)
+    monkeypatch.setenv("BUS_NAMESPACE", rabbit_namespace)
+    first = runner.invoke(app, ["migrate"], env=WIDE)
+    again = runner.invoke(app, ["migrate"], env=WIDE)
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    assert f"broker queues ready for {', '.join(QUEUES)}" in first.output
+
+    async def consumers_and_waiting() -> dict[str, tuple[int | None, int | None]]:
+        connection = await aio_pika.connect(rabbitmq_url)
+        try:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{rabbit_namespace}.saga.commands")
+            await exchange.publish(aio_pika.Message(b"{}"), "payments.ChargePayment", mandatory=True)
+            found = {}
+            for queue in QUEUES:
+                declared = await channel.declare_queue(f"{rabbit_namespace}.{queue}", passive=True)
+                result = declared.declaration_result
+                found[queue] = (result.consumer_count, result.message_count)
+            return found
+        finally:
+            await connection.close()
+
+    # The mandatory publish is routed: the payments queue holds it until a payments role consumes it.
+    found = asyncio.run(consumers_and_waiting())
+    assert found["payments"] == (0, 1)
+    assert all(counts == (0, 0) for queue, counts in found.items() if queue != "payments"), found
