@@ -52,15 +52,20 @@ def embedded_server(
     """`saga serve` on the embedded default in `tmp_path`: yields its address once it answers.
 
     Stops it with `stop_with` at the end and waits for it to exit (killing it after 15 s);
-    its output stays readable on the process's stdout.
+    its output stays readable on the process's stdout. The output goes to a file, `serve.log`, which
+    that stdout reads from the start: a pipe nobody reads until the end would fill up with a busy
+    server's log and stop it mid-write.
     """
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AMQP_URL", "DB_HOST")}
     environment |= {"DATA_DIR": str(tmp_path / "data"), **env}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-        env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+            env=environment, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT,
+        )
+    process.stdout = log.open("rb")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(process, base)
