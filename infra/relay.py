@@ -147,6 +147,14 @@ class OutboxRelay:
             loop.call_soon_threadsafe(wake.set)
 
         self.app.add_listener(wake_up)
+        try:
+            await self._relay(stopping, wake)
+        finally:
+            # Stopped or cancelled, the lead and its session go at once: a standby takes over, and no
+            # connection is left open for the collector to find.
+            await self.leadership.release()
+
+    async def _relay(self, stopping: asyncio.Event, wake: asyncio.Event) -> None:
         failures = 0
         while not stopping.is_set():
             if not await self.leadership.acquire():
@@ -164,7 +172,6 @@ class OutboxRelay:
             if published < self.window:
                 wake.clear()
                 await wait_until_set(wake, self.poll_interval)
-        await self.leadership.release()
 
     async def pump(self) -> int:
         """Publish the next window; returns how many notifications it covered."""
