@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from uuid import uuid4
 
 from commands.orders import Orders, PlaceOrder
@@ -58,3 +59,30 @@ async def test_two_relays_of_one_application_publish_each_event_once(postgres_se
     positions = [envelope.position for _, envelope in bus.published]
     assert len(positions) == 20
     assert positions == sorted(set(positions))
+
+
+async def test_a_relay_cancelled_while_it_leads_lets_go_at_once_so_a_standby_takes_over(
+    postgres_settings: Settings,
+) -> None:
+    orders = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    dsn = postgres_settings.postgres
+    assert dsn is not None
+    name = f"relay:{dsn.schema_name}:Orders"
+    leader = AdvisoryLockLeadership(dsn, name)
+    relay = OutboxRelay(orders, RecordingBus(), poll_interval=0.05, leadership=leader)
+    standby = AdvisoryLockLeadership(dsn, name)
+    task = asyncio.create_task(relay.run(asyncio.Event()))
+    try:
+        for _ in range(100):
+            if leader._leading:
+                break
+            await asyncio.sleep(0.05)
+        assert not await standby.acquire(), "the relay leads while it runs"
+        # A runtime that stops cancels its relays: the lead, and the session that holds it, go with it.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await standby.acquire(), "the cancelled relay still holds the lead"
+    finally:
+        await standby.release()
+        orders.close()
