@@ -1,6 +1,6 @@
 """GraphQL reads: requests/s and latency of `order(id)` and `orders(first: 20)`, and what a token costs.
 
-Each run starts the real server (`python -m infra.cli serve`, every role in one
+Each run starts the real server (`python -m infra.cli.main serve`, every role in one
 process) as a subprocess on a fresh, throw-away store:
 
   sqlite    the embedded default: SQLite files in a temp DATA_DIR, the in-process bus
@@ -81,8 +81,8 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.saga_throughput import delete_namespace
-from infra.consumers import SAGA_QUEUE
-from infra.demo import ADDRESS, PLACE, TERMINAL
+from infra.cli.demo import ADDRESS, PLACE, TERMINAL
+from infra.messaging.consumers import SAGA_QUEUE
 from infra.runtime import CONTEXT_ROLES, run_event_loop
 from infra.settings import PostgresDsn, Settings
 from read_api.identity import CUSTOMER, mint_token

@@ -60,8 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.saga_throughput import FAILURE_RATES, WORKER_ROLES, drive, make_orders, stock_up
 from infra.bootstrap import System, bootstrap
-from infra.parallel_rebuild import default_jobs, rebuild_projections
-from infra.read_store import read_store_opener
+from infra.readstore.opening import read_store_opener
+from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections
 from infra.runtime import Runtime, make_bus, run_event_loop
 from infra.settings import PostgresDsn, Settings
 from projections.read_model import ProjectionStatusRow

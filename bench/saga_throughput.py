@@ -17,7 +17,7 @@ completed orders' totals. A failed check or a timeout fails the run (exit status
 Modes:
   a  the embedded default: SQLite files, the in-process bus, every role in one process
   b  every role in one process on PostgreSQL + RabbitMQ
-  c  each role its own process (`python -m infra.cli serve --role R`) on PostgreSQL +
+  c  each role its own process (`python -m infra.cli.main serve --role R`) on PostgreSQL +
      RabbitMQ; orders are placed from this process through the Orders application
 After the maximum-rate runs the peer (the same saga on the eventsourcing library's own
 System runner, ../shared/bench/peer_es_saga.py) runs with the same N, and the ratios of
@@ -91,9 +91,9 @@ from domain.payment import Payment
 from domain.stock import MAX_RESTOCK
 from domain.values import Address
 from infra.bootstrap import System, bootstrap
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_DELAYS_SECONDS, Bus
-from infra.consumers import SAGA_QUEUE
-from infra.rabbitmq import RabbitBus
+from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_DELAYS_SECONDS, Bus
+from infra.messaging.consumers import SAGA_QUEUE
+from infra.messaging.rabbitmq import RabbitBus
 from infra.runtime import CONTEXT_ROLES, Runtime, make_bus, run_event_loop
 from infra.settings import PostgresDsn, Settings
 from process_managers.saga import OrderFulfillment
@@ -233,7 +233,7 @@ def settle(config: Config) -> None:
 
 
 async def delete_namespace(url: str, namespace: str) -> None:
-    """Delete every queue and exchange a namespace can have (see infra.rabbitmq)."""
+    """Delete every queue and exchange a namespace can have (see infra.messaging.rabbitmq)."""
     names = []
     for queue in QUEUES:
         names += [f"{namespace}.{queue}", f"{namespace}.{queue}.dead"]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from commands.orders import CatalogueEntry, Orders, PlaceOrder
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import PostgresDsn, Settings
 
 PRODUCT = uuid.UUID("550e8400-e29b-41d4-a716-446655440002")

@@ -23,9 +23,9 @@ from commands.simulation import (
     SimulatedGateway,
     SimulatedNotifier,
 )
-from infra.ddl import create_schema
-from infra.persistence import application_env
-from infra.probes import StoreProbe
+from infra.eventstore.ddl import create_schema
+from infra.eventstore.persistence import application_env
+from infra.eventstore.probes import StoreProbe
 from infra.settings import Settings
 from process_managers.application import Sagas, utc_now
 

@@ -22,18 +22,18 @@ from typing import Any, TypeVar
 
 from commands.base import ContextApplication
 from infra.bootstrap import System
-from infra.bus import Bus
-from infra.consumers import (
+from infra.messaging.bus import Bus
+from infra.messaging.consumers import (
     CONSUMERS,
     CONTEXTS,
     command_subscription,
     event_subscription,
     idle_roles,
 )
-from infra.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
-from infra.metrics import SagaMetrics
-from infra.read_store import read_store_opener, save_listener
-from infra.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
+from infra.messaging.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
+from infra.messaging.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
+from infra.observability.metrics import SagaMetrics
+from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.read_model import ReadModel
 from projections.runner import Projector
@@ -84,13 +84,13 @@ def make_bus(settings: Settings) -> Bus:
     With DATABASE_URL=memory:// the in-process bus keeps its queues in memory too.
     """
     if settings.amqp_url:
-        from infra.rabbitmq import RabbitBus
+        from infra.messaging.rabbitmq import RabbitBus
 
         # Every consumer queue: `saga dlq list` without a queue lists them all, `saga migrate`
         # declares them, and readiness counts their consumers.
         topology = list(CONSUMERS.values())
         return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology)
-    from infra.memory_bus import InProcessBus
+    from infra.messaging.in_process import InProcessBus
 
     if settings.is_in_memory:
         return InProcessBus()

@@ -16,8 +16,8 @@ import httpx
 from fastapi import FastAPI
 
 from infra.bootstrap import System
-from infra.bus import Bus
-from infra.read_store import read_store_opener, save_listener
+from infra.messaging.bus import Bus
+from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.read_model import (
     AddressRow,

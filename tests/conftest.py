@@ -22,9 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from infra.bus import Bus
-from infra.memory_bus import InProcessBus
-from infra.rabbitmq import RabbitBus
+from infra.messaging.bus import Bus
+from infra.messaging.in_process import InProcessBus
+from infra.messaging.rabbitmq import RabbitBus
 from infra.settings import PostgresDsn, Settings
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from uuid import UUID
 
-from commands.messages import Envelope
+from commands.contract.messages import Envelope
 from commands.orders import CatalogueEntry
 from commands.simulation import (
     Accepted,
@@ -20,7 +20,7 @@ from commands.simulation import (
 )
 from domain.notification import Channel
 from domain.values import Address, Money
-from infra.bus import DeadLetter, Subscription
+from infra.messaging.bus import DeadLetter, Subscription
 
 MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",

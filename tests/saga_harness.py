@@ -11,9 +11,9 @@ from uuid import UUID, uuid4
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
-from infra.bus import Bus
-from infra.memory_bus import InProcessBus
-from infra.metrics import SagaMetrics
+from infra.messaging.bus import Bus
+from infra.messaging.in_process import InProcessBus
+from infra.observability.metrics import SagaMetrics
 from infra.runtime import CONTEXT_ROLES, Runtime
 from infra.settings import Settings
 from process_managers.saga import OrderFulfillment

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 from pydantic_core import to_jsonable_python
 
-from commands import messages as m
+from commands.contract import messages as m
 from domain.values import Address, Money
 from process_managers.outgoing import SagaCommand
 from process_managers.saga import OrderFulfillment

@@ -1,6 +1,6 @@
 """The system's roles as separate processes, the way a deployment runs them.
 
-`Cluster` runs `python -m infra.cli migrate` once, then starts each role with
+`Cluster` runs `python -m infra.cli.main migrate` once, then starts each role with
 `serve --role R --port P` and `CREATE_TABLE=n`, pointed at the test's schema,
 vhost and bus namespace; a role counts as up once it answers `/healthz` (its
 consumers subscribe before its web server starts). Each process writes its

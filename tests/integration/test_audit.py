@@ -16,14 +16,14 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from commands.audit import TimelineEntry, find_stream, timeline
-from commands.event_summaries import Flag
+from commands.audit.summaries import Flag
+from commands.audit.timeline import TimelineEntry, find_stream, timeline
 from commands.orders import OrderNotFoundError
 from commands.payments import ChargePayment
 from infra.bootstrap import bootstrap
-from infra.cli import ExitCode, app
+from infra.cli.main import ExitCode, app
+from infra.cli.timeline_table import timeline_table
 from infra.settings import Settings
-from infra.timeline_table import timeline_table
 from tests.fakes import FakeCarrier, FakeGateway
 from tests.saga_harness import LAPTOP, MOUSE, finished, place, running
 

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from infra.bootstrap import bootstrap
-from infra.cli import app
+from infra.cli.main import app
 from infra.settings import Settings
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 from typer.testing import CliRunner, Result
 
-from infra.cli import app
+from infra.cli.main import app
 from infra.settings import PostgresDsn
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from infra.cli import app
+from infra.cli.main import app
 
 runner = CliRunner()
 SECRET = "a-secret-of-at-least-thirty-two-bytes!"

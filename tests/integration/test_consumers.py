@@ -10,12 +10,12 @@ from uuid import UUID, uuid4
 import pytest
 
 from commands.base import Command
-from commands.messages import Envelope
+from commands.contract.messages import Envelope
 from commands.orders import CancelOrder, CompleteOrder, Orders, PlaceOrder
 from domain.order import OrderStatus
-from infra.bus import COMMANDS_EXCHANGE, Delivery, Verdict
-from infra.consumers import command_subscription
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
+from infra.messaging.bus import COMMANDS_EXCHANGE, Delivery, Verdict
+from infra.messaging.consumers import command_subscription
 from infra.settings import Settings
 from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from commands.simulation import ChargeResult
 from domain.values import Money
-from infra.memory_bus import InProcessBus
+from infra.messaging.in_process import InProcessBus
 from infra.settings import Settings
 from process_managers.state import SagaStatus
 from tests.fakes import FakeGateway

@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from commands.orders import CompleteOrder, Orders
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from infra.bus import EVENTS_EXCHANGE, Outcome
+from infra.messaging.bus import EVENTS_EXCHANGE, Outcome
 from infra.settings import Settings
 from tests.api_harness import ADMIN, data_of, graphql, serving
 from tests.saga_harness import KEYBOARD
 from tests.tokens import operator, requiring_tokens
-from tests.unit.test_memory_bus import Recorder, envelope, eventually, payments, wait_for_parked
+from tests.unit.test_in_process_bus import Recorder, envelope, eventually, payments, wait_for_parked
 
 PARKED = """query($queue: String) {
   deadLetters(queue: $queue) { id queue messageType error attempts parkedAt } }"""

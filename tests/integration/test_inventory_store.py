@@ -25,7 +25,7 @@ from commands.inventory import (
 from domain.reservation import RejectionCode, Reservation, ReservationStatus
 from domain.stock import Stock
 from domain.values import Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 
 

@@ -7,9 +7,9 @@ import contextlib
 from uuid import uuid4
 
 from commands.orders import Orders, PlaceOrder
-from infra.leadership import AdvisoryLockLeadership
-from infra.persistence import application_env
-from infra.relay import OutboxRelay
+from infra.eventstore.persistence import application_env
+from infra.messaging.leadership import AdvisoryLockLeadership
+from infra.messaging.relay import OutboxRelay
 from infra.settings import PostgresDsn, Settings
 from tests.fakes import ADDRESS, MOUSE, RecordingBus, mouse_only_catalogue
 

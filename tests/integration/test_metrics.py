@@ -9,14 +9,14 @@ from uuid import UUID, uuid4
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from commands.messages import Envelope
+from commands.contract.messages import Envelope
 from commands.orders import PlaceOrder
 from commands.simulation import ChargeResult, Refused
 from domain.values import Money
 from infra.bootstrap import System
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
-from infra.consumers import SAGA_QUEUE
-from infra.metrics import SagaMetrics
+from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE
+from infra.messaging.consumers import SAGA_QUEUE
+from infra.observability.metrics import SagaMetrics
 from infra.runtime import CONTEXT_ROLES
 from infra.settings import Settings
 from process_managers.state import SagaStatus

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from freezegun import freeze_time
 
-from commands.audit import as_of, history
+from commands.audit.timeline import as_of, history
 from commands.base import parse_command
 from commands.orders import (
     CancelOrder,
@@ -21,7 +21,7 @@ from commands.orders import (
 from domain.base import DomainError, NotFoundError
 from domain.order import Order, OrderLine, OrderStatus
 from domain.values import Address, Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
 

@@ -8,11 +8,11 @@ from uuid import uuid4
 
 import pytest
 
-from commands.audit import history
+from commands.audit.timeline import history
 from commands.payments import ChargePayment, Payments, RefundPayment
 from domain.payment import CANCELLED_BEFORE_PAYMENT, Payment, PaymentStatus
 from domain.values import Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.fakes import FakeGateway
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import bootstrap
-from infra.projections_cli import projections_cli
+from infra.cli.projections import projections_cli
 from infra.settings import Settings
 from projections import tracking
 from projections.rebuild import Rebuild

@@ -16,9 +16,9 @@ from commands.inventory import ReserveLine, ReserveStock
 from commands.orders import CancelOrder, PlaceOrder, RequestCancellation
 from domain.order import Order
 from infra.bootstrap import System, bootstrap
-from infra.bus import EVENTS_EXCHANGE, Delivery, Outcome, Subscription
-from infra.memory_bus import InProcessBus
-from infra.read_store import read_store_opener, save_listener
+from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome, Subscription
+from infra.messaging.in_process import InProcessBus
+from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.applier import Applier, read_batch
 from projections.changes import ChangeHub

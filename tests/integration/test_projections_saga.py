@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import System
-from infra.read_store import read_store_opener, save_listener
+from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
 from projections.queries import StoreReadModel
 from projections.read_model import ReadModel

@@ -1,6 +1,6 @@
 """The bus contract on a real RabbitMQ, and what only a broker can show.
 
-The contract is written once, in tests/unit/test_memory_bus.py; `TestRabbitBus`
+The contract is written once, in tests/unit/test_in_process_bus.py; `TestRabbitBus`
 runs it with this module's `bus` and `send_raw`.
 """
 
@@ -15,9 +15,9 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection
 
-from infra.bus import EVENTS_EXCHANGE, Outcome
-from infra.rabbitmq import RabbitBus
-from tests.unit.test_memory_bus import (
+from infra.messaging.bus import EVENTS_EXCHANGE, Outcome
+from infra.messaging.rabbitmq import RabbitBus
+from tests.unit.test_in_process_bus import (
     DELAYS,
     BusContract,
     RawSender,

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from infra.bus import EVENTS_EXCHANGE, Delivery, Outcome
-from infra.rabbitmq import RabbitBus
-from tests.unit.test_memory_bus import DELAYS, Recorder, envelope, eventually, payments, wait_for_parked
+from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome
+from infra.messaging.rabbitmq import RabbitBus
+from tests.unit.test_in_process_bus import DELAYS, Recorder, envelope, eventually, payments, wait_for_parked
 
 
 async def rabbitmqctl(*args: str) -> None:

@@ -15,7 +15,7 @@ from commands.payments import ChargePayment, RefundPayment
 from commands.shipping import CreateShipment
 from domain.values import Address
 from infra.bootstrap import System, bootstrap
-from infra.read_store import read_store_opener, save_listener
+from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
 from projections import tracking
 from projections.runner import Projector

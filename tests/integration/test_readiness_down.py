@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from infra.bootstrap import System, bootstrap
-from infra.probes import PROBE_SECONDS
+from infra.eventstore.probes import PROBE_SECONDS
 from infra.settings import PostgresDsn, Settings
 from read_api.app import create_health_app
 from tests.api_harness import api_client

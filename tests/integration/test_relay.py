@@ -8,9 +8,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from commands.orders import CompleteOrder, Orders, PlaceOrder
-from infra.bus import EVENTS_EXCHANGE
-from infra.persistence import application_env
-from infra.relay import OutboxRelay
+from infra.eventstore.persistence import application_env
+from infra.messaging.bus import EVENTS_EXCHANGE
+from infra.messaging.relay import OutboxRelay
 from infra.settings import Settings
 from tests.fakes import ADDRESS, MOUSE, RecordingBus, mouse_only_catalogue
 

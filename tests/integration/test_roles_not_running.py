@@ -14,21 +14,28 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands.messages import Envelope
+from commands.contract.messages import Envelope
 from commands.orders import Orders, PlaceOrder
 from infra.bootstrap import bootstrap
-from infra.bus import COMMANDS_EXCHANGE, BatchHandler, Bus, QueueBinding, Subscription, UnroutableError
-from infra.consumers import CONSUMERS, command_binding, event_binding, idle_roles
-from infra.memory_bus import InProcessBus
-from infra.persistence import application_env
-from infra.rabbitmq import RabbitBus
-from infra.relay import OutboxRelay
+from infra.eventstore.persistence import application_env
+from infra.messaging.bus import (
+    COMMANDS_EXCHANGE,
+    BatchHandler,
+    Bus,
+    QueueBinding,
+    Subscription,
+    UnroutableError,
+)
+from infra.messaging.consumers import CONSUMERS, command_binding, event_binding, idle_roles
+from infra.messaging.in_process import InProcessBus
+from infra.messaging.rabbitmq import RabbitBus
+from infra.messaging.relay import OutboxRelay
 from infra.runtime import Runtime
 from infra.settings import Settings
 from read_api.app import create_app, create_health_app
 from tests.api_harness import api_client
 from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
-from tests.unit.test_memory_bus import Recorder, envelope, eventually, settle
+from tests.unit.test_in_process_bus import Recorder, envelope, eventually, settle
 
 TOPOLOGY = list(CONSUMERS.values())
 
@@ -93,7 +100,7 @@ async def test_a_declared_queue_holds_a_command_until_its_role_starts_and_declar
 async def test_a_relay_with_nobody_to_take_its_messages_says_so_once_and_publishes_once_they_are_taken(
     bus: CountingBus, orders: Orders, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="infra.relay")
+    caplog.set_level(logging.INFO, logger="infra.messaging.relay")
     placed = [place(orders), place(orders)]
     relay = OutboxRelay(orders, bus, backoff=0.01)
     stopping = asyncio.Event()
@@ -117,7 +124,7 @@ async def test_a_relay_with_nobody_to_take_its_messages_says_so_once_and_publish
     assert sorted(str(d.envelope.correlation_id) for d in handler.deliveries) == sorted(map(str, placed))
     assert orders.process_recorder.max_tracking_id("relay:Orders") == last
     assert not relay.waiting_for
-    said = [r for r in caplog.records if r.name == "infra.relay"]
+    said = [r for r in caplog.records if r.name == "infra.messaging.relay"]
     [warning] = [r for r in said if r.levelno == logging.WARNING]
     assert "orders.OrderPlaced" in warning.getMessage() and "`saga serve --role saga`" in warning.getMessage()
     assert all(r.exc_info is None for r in said) and not [r for r in said if r.levelno > logging.WARNING]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from infra.bootstrap import bootstrap
-from infra.memory_bus import InProcessBus
+from infra.messaging.in_process import InProcessBus
 from infra.runtime import Runtime
 from infra.settings import Settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.audit import history
+from commands.audit.timeline import history
 from commands.orders import RequestCancellation
 from domain.order import OrderStatus
 from domain.payment import PaymentStatus

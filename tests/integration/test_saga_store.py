@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from eventsourcing.persistence import Tracking
 
-from commands.audit import history
-from infra.persistence import application_env
+from commands.audit.timeline import history
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from process_managers.application import Clock, Sagas
 from process_managers.deadlines import DeadlineIndex, fire_due

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.bus import EVENTS_EXCHANGE, Delivery, Outcome, UnroutableError
-from infra.memory_bus import InProcessBus
+from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome, UnroutableError
+from infra.messaging.in_process import InProcessBus
 from infra.runtime import make_bus
 from infra.settings import Settings
-from tests.unit.test_memory_bus import (
+from tests.unit.test_in_process_bus import (
     DELAYS,
     BusContract,
     RawSender,
@@ -110,8 +110,8 @@ async def test_a_batch_out_with_a_killed_process_is_delivered_again_after_a_rest
 HOLDING_CONSUMER = """
 import asyncio, sys
 from pathlib import Path
-from infra.bus import EVENTS_EXCHANGE, Subscription
-from infra.memory_bus import InProcessBus
+from infra.messaging.bus import EVENTS_EXCHANGE, Subscription
+from infra.messaging.in_process import InProcessBus
 
 async def hold(deliveries):
     print("taken", *(d.envelope.message_id for d in deliveries), flush=True)

@@ -15,8 +15,8 @@ from dataclasses import replace
 import psycopg
 
 from infra.bootstrap import bootstrap
-from infra.ddl import create_schema
-from infra.read_store_postgres import PostgresStore
+from infra.eventstore.ddl import create_schema
+from infra.readstore.postgres import PostgresStore
 from infra.settings import PostgresDsn, Settings
 from projections.catalog import migrate
 

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
-from commands.messages import Envelope
-from infra.memory_bus import InProcessBus
+from commands.contract.messages import Envelope
+from infra.messaging.in_process import InProcessBus
 from infra.settings import Settings
 from tests.saga_harness import LAPTOP, MOUSE, finished, place, running
 

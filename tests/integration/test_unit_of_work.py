@@ -11,7 +11,7 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.orders import CompleteOrder, OrderNotFoundError, Orders, PlaceOrder, RequestCancellation
 from domain.order import OrderStatus
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
 

@@ -128,7 +128,7 @@ def test_the_walk_sees_a_forbidden_import() -> None:
     "from psycopg import sql",
     "from aio_pika import Message",
     "from eventsourcing.postgres import PostgresDatastore",
-    "from infra.read_store import open_read_store",
+    "from infra.readstore.opening import open_read_store",
     "import typer",
     "from rich.table import Table",
     "from fastapi import FastAPI",

@@ -18,7 +18,7 @@ import typer.main
 import yaml
 from pydantic import AliasChoices, AliasPath
 
-from infra.cli import app as cli_app
+from infra.cli.main import app as cli_app
 from infra.runtime import ROLES, WORKER_PORTS
 from infra.settings import Settings
 

@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 from domain.stock import MAX_RESTOCK
-from infra.demo import lines_of, order_input
-from infra.demo_api import Stocked
-from infra.demo_stock import NEEDS_ADMIN, RESTOCK_HINT, Lines, cover_the_run, orders_covered, top_ups
+from infra.cli.demo import lines_of, order_input
+from infra.cli.demo_api import Stocked
+from infra.cli.demo_stock import NEEDS_ADMIN, RESTOCK_HINT, Lines, cover_the_run, orders_covered, top_ups
 
 pytestmark = pytest.mark.unit
 

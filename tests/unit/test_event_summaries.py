@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.event_summaries import MAX_TEXT, Flag, flag_of, summarise
+from commands.audit.summaries import MAX_TEXT, Flag, flag_of, summarise
 
 COMMAND = {"command_id": "5c1b6a0e-1f7b-5d38-9a55-2f6f0f3b1a11", "type": "RefundPayment", "payload": {}}
 

@@ -15,8 +15,8 @@ from eventsourcing.persistence import Tracking
 
 from commands.payments import ChargePayment, Payments, RefundPayment
 from domain.base import DomainError
-from infra.logs import log_handler
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
+from infra.observability.logs import log_handler
 from infra.settings import Settings
 from process_managers.application import Sagas
 from tests.fakes import FakeGateway

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from infra.bootstrap import System, bootstrap
-from infra.memory_bus import InProcessBus
+from infra.messaging.in_process import InProcessBus
 from infra.runtime import Runtime
 from infra.settings import Settings
 from read_api.app import create_health_app

@@ -33,7 +33,7 @@ from domain.reservation import (
 )
 from domain.stock import Stock, UnknownProductError
 from domain.values import Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.dsl import ev, given
 

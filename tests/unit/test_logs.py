@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 
 from domain.base import caused_by
-from infra.logs import log_handler
+from infra.observability.logs import log_handler
 
 
 @pytest.fixture

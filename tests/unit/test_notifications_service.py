@@ -16,7 +16,7 @@ from commands.notifications import (
 )
 from domain.base import ValidationError
 from domain.notification import Notification, NotificationStatus
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.dsl import ev, given
 from tests.fakes import FakeNotifier

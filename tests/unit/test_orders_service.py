@@ -23,7 +23,7 @@ from domain.base import ValidationError
 from domain.order import Order, OrderAlreadyCompletedError
 from domain.stock import UnknownProductError
 from domain.values import Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.dsl import ev, given
 

@@ -20,7 +20,7 @@ from domain.payment import (
     RefundExceedsChargeError,
 )
 from domain.values import Money
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.dsl import ev, given
 from tests.fakes import FakeGateway

@@ -14,7 +14,7 @@ from eventsourcing.utils import get_topic
 from domain.base import Aggregate
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
-from infra.persistence import OrjsonTranscoder, PydanticMapper
+from infra.eventstore.persistence import OrjsonTranscoder, PydanticMapper
 from projections.facts import decode, fact_of
 
 ADDRESS = Address(street="1 Main St", city="Springfield", state="IL", zip_code="62701", country="US")

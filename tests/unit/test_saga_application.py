@@ -12,9 +12,9 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
-from commands import messages as m
-from commands.audit import history
-from infra.persistence import application_env
+from commands.audit.timeline import history
+from commands.contract import messages as m
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from process_managers.application import SagaNotFoundError, SagaNotStartedError, Sagas
 from process_managers.deadlines import DeadlineIndex, fire_due

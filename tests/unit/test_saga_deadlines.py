@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from process_managers.application import Sagas
 from process_managers.deadlines import DeadlineIndex, fire_due

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from commands import messages as m
+from commands.contract import messages as m
 from commands.inventory import ReserveStock
 from commands.notifications import SendNotification
 from commands.payments import ChargePayment

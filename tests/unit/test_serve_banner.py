@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from infra.cli.serve_banner import banner
 from infra.runtime import ROLES
-from infra.serve_banner import banner
 from infra.settings import Settings
 from tests.tokens import SECRET
 

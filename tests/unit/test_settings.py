@@ -9,7 +9,7 @@ from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import resolve_topic
 from pydantic import ValidationError
 
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import PostgresDsn, Settings
 
 

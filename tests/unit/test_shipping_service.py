@@ -26,7 +26,7 @@ from domain.shipment import (
     ShipmentStatus,
 )
 from domain.values import Address
-from infra.persistence import application_env
+from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from tests.dsl import ev, given
 from tests.fakes import FakeCarrier

@@ -10,7 +10,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from prometheus_client import CollectorRegistry, Histogram
 
-from infra.step_timing import STEP_BUCKETS, StepClock
+from infra.observability.step_timing import STEP_BUCKETS, StepClock
 from process_managers.saga import OrderFulfillment
 from tests.sagas import T0
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.base import DomainError, ValidationError
 from domain.stock import InsufficientStockError, Stock
 from domain.values import Money
-from infra.persistence import OrjsonTranscoder, PydanticMapper
+from infra.eventstore.persistence import OrjsonTranscoder, PydanticMapper
 from tests.dsl import ev, given
 
 MOUSE_PRICE = Money.of("49.99")

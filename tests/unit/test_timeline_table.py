@@ -7,8 +7,8 @@ from uuid import UUID, uuid4
 
 from rich.console import Console
 
-from commands.audit import TimelineEntry
-from infra.timeline_table import timeline_table
+from commands.audit.timeline import TimelineEntry
+from infra.cli.timeline_table import timeline_table
 
 
 def entry(order_id: UUID, correlation_id: UUID | None, version: int) -> TimelineEntry:

@@ -11,9 +11,9 @@ import pytest
 from eventsourcing.persistence import Notification
 from opentelemetry import trace
 
-from commands.messages import Envelope
-from infra.relay import saga_commands
-from infra.tracing import extract, parent_span_id, span_id_of, trace_context_for, traced
+from commands.contract.messages import Envelope
+from infra.messaging.relay import saga_commands
+from infra.observability.tracing import extract, parent_span_id, span_id_of, trace_context_for, traced
 
 pytestmark = pytest.mark.unit
 

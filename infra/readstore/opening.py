@@ -20,8 +20,8 @@ from projections.store import ReadStore
 
 async def open_read_store(settings: Settings) -> ReadStore:
     """The read store the settings choose: PostgreSQL beside the event store, or SQLite."""
-    from infra.read_store_postgres import PostgresStore
-    from infra.read_store_sqlite import SQLiteStore
+    from infra.readstore.postgres import PostgresStore
+    from infra.readstore.sqlite import SQLiteStore
 
     where = settings.postgres
     if where is not None:
@@ -47,7 +47,7 @@ def save_listener(settings: Settings) -> ListenForSaves | None:
         return None
 
     async def listen(channels: Collection[str], notified: Callable[[str], None]) -> None:
-        from infra.event_store_listener import listen_for_saves
+        from infra.readstore.save_listener import listen_for_saves
 
         await listen_for_saves(where, channels, notified)
 

@@ -5,7 +5,7 @@ broker: topic routing with AMQP wildcards, mandatory publishing, JSON bodies
 parsed on delivery, batches up to the prefetch, retries after the delays (which
 reorders messages, as retry queues do), parking with the error, and redrive.
 
-With a path its queues are a SQLite file (infra/sqlite_queue.py), so a crash or
+With a path its queues are a SQLite file (infra/messaging/sqlite_queue.py), so a crash or
 a restart loses nothing: a publish returns once its rows are committed, and what
 a consumer took and had not settled is delivered again. Without one they are in
 memory, for tests, and nothing survives the process. Consumers are woken at once
@@ -27,8 +27,8 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from commands.messages import Envelope
-from infra.bus import (
+from commands.contract.messages import Envelope
+from infra.messaging.bus import (
     RETRY_DELAYS_SECONDS,
     DeadLetter,
     Delivery,
@@ -37,7 +37,7 @@ from infra.bus import (
     Verdict,
     call_handler,
 )
-from infra.sqlite_queue import Outgoing, Parked, Settlement, SqliteQueues, Stored, topic_matches
+from infra.messaging.sqlite_queue import Outgoing, Parked, Settlement, SqliteQueues, Stored, topic_matches
 from projections.waiting import wait_until_set
 
 __all__ = ["InProcessBus", "topic_matches"]

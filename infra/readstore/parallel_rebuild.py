@@ -23,7 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.queues import Queue
 
 from infra.bootstrap import System, bootstrap
-from infra.read_store import read_store_opener
+from infra.readstore.opening import read_store_opener
 from infra.runtime import run_event_loop
 from infra.settings import Settings
 from projections.catalog import AnyProjection, named

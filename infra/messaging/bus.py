@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
-from commands.messages import Envelope
+from commands.contract.messages import Envelope
 
 EVENTS_EXCHANGE = "saga.events"
 COMMANDS_EXCHANGE = "saga.commands"

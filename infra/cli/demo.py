@@ -32,11 +32,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from infra.demo_api import EmptyCatalogueError as EmptyCatalogueError
-from infra.demo_api import GraphQLError, api_client, fetch_products, graphql, places_for_itself
-from infra.demo_api import TokenRefusedError as TokenRefusedError
-from infra.demo_api import UnreachableError as UnreachableError
-from infra.demo_stock import Lines, cover_the_run, terminal_question
+from infra.cli.demo_api import EmptyCatalogueError as EmptyCatalogueError
+from infra.cli.demo_api import GraphQLError, api_client, fetch_products, graphql, places_for_itself
+from infra.cli.demo_api import TokenRefusedError as TokenRefusedError
+from infra.cli.demo_api import UnreachableError as UnreachableError
+from infra.cli.demo_stock import Lines, cover_the_run, terminal_question
 from read_api.schema import MAX_ALIASES
 
 TERMINAL = frozenset({"COMPLETED", "CANCELLED"})

@@ -21,7 +21,7 @@ from pathlib import Path
 from infra.bootstrap import APPLICATION_NAMES
 from infra.settings import Settings
 
-# The names infra/persistence.py gives the applications' SQLite files.
+# The names infra/eventstore/persistence.py gives the applications' SQLite files.
 EVENT_STORES = tuple(f"{name.lower()}.sqlite" for name in APPLICATION_NAMES)
 READ_STORE = "read.sqlite"
 BUS_QUEUES = "bus.sqlite"

@@ -30,8 +30,8 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.common import FieldTable, FieldValue
 from pydantic import TypeAdapter, ValidationError
 
-from commands.messages import Envelope
-from infra.bus import DeadLetter, Delivery, Outcome, Subscription, Verdict, call_handler
+from commands.contract.messages import Envelope
+from infra.messaging.bus import DeadLetter, Delivery, Outcome, Subscription, Verdict, call_handler
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
 from commands.base import stored_state as decode_state
-from infra.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
+from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
 from infra.settings import PostgresDsn, Settings
 
 

@@ -3,7 +3,7 @@
 One `SagaMetrics` per process, owned by the Runtime, with a registry of its
 own, so two runtimes in one process (tests) never share a count. The hot path
 pays a few counter increments per batch, never one per message, and one
-histogram observation per saga step that ends (`infra.step_timing`); the
+histogram observation per saga step that ends (`infra.observability.step_timing`); the
 relays' and the projections' lag is read only when the metrics are scraped.
 """
 
@@ -22,8 +22,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from infra.bus import Delivery, Outcome, Subscription, Verdict
-from infra.step_timing import STEP_BUCKETS, StepClock
+from infra.messaging.bus import Delivery, Outcome, Subscription, Verdict
+from infra.observability.step_timing import STEP_BUCKETS, StepClock
 from process_managers.saga import OrderFulfillment
 from projections import tracking
 from projections.runner import Projector

@@ -11,7 +11,7 @@ costs only itself. Business refusals can never succeed by retrying and are
 parked; anything else (a conflict, a database that is down) is retried.
 
 Each delivery is handled inside its own consumer span, a child of the span its
-envelope's trace context names (see `infra.tracing`): one span per delivery
+envelope's trace context names (see `infra.observability.tracing`): one span per delivery
 rather than per batch, because a batch mixes orders and so traces, and a span
 per message is what shows an order's path. With no tracer provider installed
 the spans are skipped entirely.
@@ -33,9 +33,9 @@ from eventsourcing.persistence import Tracking
 from pydantic import ValidationError as PydanticValidationError
 
 from commands.base import ConcurrencyError, ContextApplication
-from commands.messages import INTEGRATION_EVENTS, Envelope, IntegrationEvent
+from commands.contract.messages import INTEGRATION_EVENTS, Envelope, IntegrationEvent
 from domain.base import DomainError
-from infra.bus import (
+from infra.messaging.bus import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     BatchHandler,
@@ -44,8 +44,8 @@ from infra.bus import (
     QueueBinding,
     Subscription,
 )
-from infra.sqlite_queue import topic_matches
-from infra.tracing import handling
+from infra.messaging.sqlite_queue import topic_matches
+from infra.observability.tracing import handling
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from uuid import uuid4
 
 import pytest
 
-from commands.messages import Envelope
-from infra.bus import (
+from commands.contract.messages import Envelope
+from infra.messaging.bus import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     BatchHandler,
@@ -27,7 +27,7 @@ from infra.bus import (
     Subscription,
     UnroutableError,
 )
-from infra.memory_bus import InProcessBus, topic_matches
+from infra.messaging.in_process import InProcessBus, topic_matches
 
 DELAYS = (0.05, 0.1)
 RawSender = Callable[[str, str, bytes], Awaitable[None]]

@@ -1,7 +1,7 @@
 """The `saga` command line: one function per command, with its help.
 
 What an exit status means, how a failure ends and how the stores are reached are
-shared by every command, in infra/cli_base.py.
+shared by every command, in infra/cli/base.py.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import typer
 import uvicorn
 from rich.table import Column, Table
 
-from commands.audit import timeline
+from commands.audit.timeline import timeline
 from domain.base import NotFoundError
 from infra.bootstrap import bootstrap, migrate
-from infra.bus import DeadLetter
-from infra.cli_base import (
+from infra.cli.base import (
     BAD_ENV,
     BROKER,
     DATABASE,
@@ -40,10 +39,8 @@ from infra.cli_base import (
     reach_database,
     started_bus,
 )
-from infra.consumers import SAGA_QUEUE
-from infra.ddl import create_schema
-from infra.demo import HELP as DEMO_HELP
-from infra.demo import (
+from infra.cli.demo import HELP as DEMO_HELP
+from infra.cli.demo import (
     EmptyCatalogueError,
     TokenRefusedError,
     UnreachableError,
@@ -51,19 +48,22 @@ from infra.demo import (
     run_demo,
     summary_table,
 )
-from infra.logs import configure_logging
-from infra.ports import PortUnavailableError, check_port
-from infra.projections_cli import projections_cli
-from infra.read_store import migrate_read_store
-from infra.reset import EPILOG as RESET_EPILOG
-from infra.reset import HELP as RESET_HELP
-from infra.reset import reset
+from infra.cli.ports import PortUnavailableError, check_port
+from infra.cli.projections import projections_cli
+from infra.cli.reset import EPILOG as RESET_EPILOG
+from infra.cli.reset import HELP as RESET_HELP
+from infra.cli.reset import reset
+from infra.cli.serve_banner import banner
+from infra.cli.stores import StoreInUseError, holding, keeps_data_dir
+from infra.cli.timeline_table import timeline_table
+from infra.eventstore.ddl import create_schema
+from infra.messaging.bus import DeadLetter
+from infra.messaging.consumers import SAGA_QUEUE
+from infra.observability.logs import configure_logging
+from infra.observability.tracing import configure_tracing
+from infra.readstore.opening import migrate_read_store
 from infra.runtime import CONTEXT_ROLES, ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
-from infra.serve_banner import banner
 from infra.settings import Settings
-from infra.stores import StoreInUseError, holding, keeps_data_dir
-from infra.timeline_table import timeline_table
-from infra.tracing import configure_tracing
 from read_api.app import create_app, create_health_app
 from read_api.identity import (
     ADMIN,
@@ -484,7 +484,3 @@ app.add_typer(projections_cli(open_stored_system, epilogs={
                           "1  another rebuild of the same projection is running",
                           "2  an unknown NAME, or a bad environment variable", NO_STORE),
 }), name="projections")
-
-
-if __name__ == "__main__":
-    app()

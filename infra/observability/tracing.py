@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from commands.messages import Envelope
+from commands.contract.messages import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import get_topic
 
 from commands.base import ContextApplication, stored_state
-from commands.messages import Envelope
-from commands.translation import TRANSLATIONS, to_integration_event
-from infra.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, UnroutableError
-from infra.consumers import roles_for
-from infra.leadership import Leadership, SoleLeader
-from infra.metrics import SagaMetrics
-from infra.tracing import traced
+from commands.contract.messages import Envelope
+from commands.contract.translation import TRANSLATIONS, to_integration_event
+from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, UnroutableError
+from infra.messaging.consumers import roles_for
+from infra.messaging.leadership import Leadership, SoleLeader
+from infra.observability.metrics import SagaMetrics
+from infra.observability.tracing import traced
 from projections.waiting import wait_until_set
 
 log = logging.getLogger(__name__)

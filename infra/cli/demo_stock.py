@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from domain.stock import MAX_RESTOCK
-from infra.demo_api import REFUSED, GraphQLError, Stocked, graphql
+from infra.cli.demo_api import REFUSED, GraphQLError, Stocked, graphql
 
 Lines = Mapping[str, int]
 """The units of each product one order asks for, by product id."""

@@ -9,7 +9,7 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
-from infra.ddl import SERIALISE_DDL
+from infra.eventstore.ddl import SERIALISE_DDL
 from infra.settings import PostgresDsn
 from projections.store import Dialect, Index, ReadStore, Reshaped, Row, TableSpec, Tx
 

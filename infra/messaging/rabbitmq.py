@@ -40,8 +40,8 @@ from aio_pika.exceptions import (
 )
 from pamqp.common import FieldTable
 
-from commands.messages import Envelope
-from infra.bus import (
+from commands.contract.messages import Envelope
+from infra.messaging.bus import (
     COMMANDS_EXCHANGE,
     EVENTS_EXCHANGE,
     RETRY_DELAYS_SECONDS,
@@ -50,7 +50,7 @@ from infra.bus import (
     Subscription,
     UnroutableError,
 )
-from infra.rabbitmq_consumer import (
+from infra.messaging.rabbitmq_consumer import (
     PARK_HEADERS,
     Consumer,
     batch_message,

@@ -18,8 +18,8 @@ from uuid import UUID
 from rich.table import Column, Table
 from rich.text import Text
 
-from commands.audit import TimelineEntry
-from commands.event_summaries import Flag
+from commands.audit.summaries import Flag
+from commands.audit.timeline import TimelineEntry
 
 STYLES = {Flag.FAILURE: "red", Flag.COMPENSATION: "yellow", Flag.COMPLETION: "green"}
 # Columns from which every field has a column of its own, the summary still 30 wide; a correlation

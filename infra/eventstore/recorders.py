@@ -29,7 +29,7 @@ from eventsourcing.utils import retry
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
-from infra.ddl import (
+from infra.eventstore.ddl import (
     SerialisedAggregateRecorder,
     SerialisedApplicationRecorder,
     SerialisedDDL,

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from infra.cli_base import ExitCode, console, exit_codes, fail, load_settings, paragraphs
+from infra.cli.base import ExitCode, console, exit_codes, fail, load_settings, paragraphs
+from infra.cli.stores import StoreInUseError, holding, stored_files
 from infra.settings import Settings
-from infra.stores import StoreInUseError, holding, stored_files
 from read_api.identity import AuthMode, resolve_mode
 
 HELP = paragraphs(

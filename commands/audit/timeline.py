@@ -15,8 +15,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from commands.audit.summaries import Flag, flag_of, summarise
 from commands.base import ContextApplication, TAggregate
-from commands.event_summaries import Flag, flag_of, summarise
 from commands.orders import OrderNotFoundError
 from domain.base import DomainEvent, NotFoundError
 

@@ -19,8 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Column, Table
 
 from infra.bootstrap import System
-from infra.parallel_rebuild import default_jobs, rebuild_projections
-from infra.read_store import read_store_opener
+from infra.readstore.opening import read_store_opener
+from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections
 from infra.settings import Settings
 from projections.catalog import all_projections
 from projections.read_model import ProjectionStatusRow

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from commands import messages as m
+from commands.contract import messages as m
 from domain.base import DomainEvent
 from domain.notification import Notification
 from domain.order import Order

@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from infra.bus import UnroutableError, Verdict
+from infra.messaging.bus import UnroutableError, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bus_bindings (

@@ -1,0 +1,2 @@
+"""The audit: every event of an order across its streams, in order (`timeline`), each told in one line
+(`summaries`)."""
