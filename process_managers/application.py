@@ -15,8 +15,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from commands import messages as m
 from commands.base import ConcurrencyError, ContextApplication, back_off
+from commands.contract import messages as m
 from domain.base import Aggregate, NotFoundError, caused_by
 from process_managers.saga import DEFAULT_STEP_TIMEOUT, OrderFulfillment
 from process_managers.steps import StepName

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from commands import messages as m
+from commands.contract import messages as m
 from process_managers.decisions import (
     Compensate,
     Decision,

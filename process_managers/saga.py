@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from commands import messages as m
+from commands.contract import messages as m
 from domain.base import Aggregate
 from domain.values import Address, Money
 from process_managers import decisions as d

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from commands import messages as m
 from commands.base import Command
+from commands.contract import messages as m
 from commands.inventory import CommitStock, ReleaseStock, ReserveStock
 from commands.notifications import SendNotification
 from commands.orders import CancelOrder, CompleteOrder

@@ -14,7 +14,7 @@ batch is tried again with backoff, and nothing is parked.
 
 The projector opens no database itself: infra hands it a read store, or a
 function that opens one (the projector then closes it too), and the news of
-saves elsewhere (`infra.read_store`):
+saves elsewhere (`infra.readstore.opening`):
 
     projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus)
     await projector.start()                  # opens the read store, creates its tables

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from commands.audit import RecordedEvent as RecordedEventModel
+from commands.audit.timeline import RecordedEvent as RecordedEventModel
 from projections.read_model import ParkedMessage, ProjectionStatusRow
 from read_api.cursor import encode_event_cursor
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
-from commands.audit import RecordedEvent, as_of, find_stream, history
+from commands.audit.timeline import RecordedEvent, as_of, find_stream, history
 from commands.inventory import Restock
 from commands.orders import PlaceOrder, RequestCancellation
 from domain.base import NotFoundError
