@@ -1,10 +1,14 @@
-"""What every command and every context's application shares.
+"""The application every context builds on: it handles each command exactly once.
 
 A command is handled exactly once: the application records the command id in
 its tracking table in the same transaction as the events the command produced,
 so a repeated command is recognised and changes nothing. Two writers of one
 aggregate version conflict on the store's primary key; the handler then reloads
 and decides again.
+
+It is one class of about 300 lines, not several: handling one message, a batch
+of them (the unit of work) and loading what a batch needs ahead of it all share
+the unit of work's state; split, each part would reach into the others'.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, Cache, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, Cache
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
@@ -29,33 +33,12 @@ from eventsourcing.persistence import (
     StoredEvent,
     Tracking,
 )
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
-from domain.base import Aggregate, Cause, DomainError, ValidationError, caused_by
+from commands.command import Command, ConcurrencyError
+from domain.base import Aggregate, Cause, DomainError, caused_by
 
 H = TypeVar("H", bound=Callable[..., Any])
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
-
-
-class Command(BaseModel):
-    """A request to change the system. Frozen; its shape is validated on construction."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-    command_id: UUID = Field(default_factory=uuid4)
-    correlation_id: UUID | None = None
-    causation_id: str | None = None
-
-    @property
-    def tracking_name(self) -> str:
-        return f"command:{self.command_id}"
-
-
-class ConcurrencyError(DomainError):
-    """Writers kept colliding on the same aggregate; the command was not applied."""
-
-    code = "CONCURRENCY_CONFLICT"
 
 
 @dataclass
@@ -75,16 +58,6 @@ class UnitOfWork:
         for aggregate in aggregates:
             self.aggregates[aggregate.id] = aggregate
         self.trackings.append(tracking)
-
-
-def handles(command_type: type[Command]) -> Callable[[H], H]:
-    """Mark an application method as the handler of one command type."""
-
-    def mark(method: H) -> H:
-        method.__handles__ = command_type  # type: ignore[attr-defined]
-        return method
-
-    return mark
 
 
 class ContextApplication(Application[UUID]):
@@ -299,15 +272,13 @@ class ContextApplication(Application[UUID]):
         *,
         trackings: Sequence[Tracking] = (),
     ) -> None:
-        """Save the aggregates' pending events and the tracking rows in one transaction."""
-        processing = ProcessingEvent[UUID](tracking)
-        if trackings:
-            processing.collect_events(*aggregates, trackings=list(trackings))
-        else:
-            processing.collect_events(*aggregates)
-        recordings = self._record(processing)
-        self._take_snapshots(processing)
-        self._notify(recordings)
+        """Save the aggregates' pending events and the tracking rows in one transaction.
+
+        Through the library's own `save`: its keyword arguments reach the recorder,
+        whose `trackings` are written with the events (infra/eventstore/recorders.py).
+        """
+        rows = [*trackings, tracking] if tracking is not None else list(trackings)
+        self.save(*aggregates, trackings=rows)
 
     def may_have_snapshots(self, aggregate_id: UUID) -> bool:
         """Whether this stream may be shortened by a snapshot (then `preload` leaves it to the repository)."""
@@ -380,22 +351,3 @@ def back_off(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
 
 
-C = TypeVar("C", bound=Command)
-
-
-def parse_command(cls: type[C], data: Any) -> C:
-    """Build a command from untrusted input; a bad field becomes a ValidationError naming it."""
-    try:
-        return cls.model_validate(data)
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        field = field_path(first["loc"])
-        raise ValidationError(f"{field}: {first['msg']}", field=field) from exc
-
-
-def field_path(loc: Sequence[int | str]) -> str:
-    """('items', 0, 'quantity') -> 'items[0].quantity'."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path

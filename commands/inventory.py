@@ -12,7 +12,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands.base import Command, ContextApplication, handles
+from commands.base import ContextApplication
+from commands.command import Command, handles
 from commands.orders import CatalogueEntry
 from domain.base import Aggregate, InvalidStateError, NotFoundError
 from domain.reservation import MAX_LINE_QUANTITY, MAX_LINES, Reservation, StockLine

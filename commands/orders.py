@@ -10,7 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands.base import Command, ContextApplication, handles
+from commands.base import ContextApplication
+from commands.command import Command, handles
 from domain.base import NotFoundError, ValidationError
 from domain.order import MAX_LINES, MAX_QUANTITY, Order, OrderLine
 from domain.stock import UnknownProductError

@@ -16,7 +16,8 @@ from uuid import UUID, uuid5
 
 from pydantic import Field
 
-from commands.base import Command, ContextApplication, handles
+from commands.base import ContextApplication
+from commands.command import Command, handles
 from commands.simulation import Approved, PaymentGateway
 from domain.base import NotFoundError
 from domain.payment import Payment, PaymentStatus

@@ -13,7 +13,8 @@ from uuid import UUID
 
 from pydantic import Field
 
-from commands.base import Command, ContextApplication, handles
+from commands.base import ContextApplication
+from commands.command import Command, handles
 from commands.simulation import Booked, Carrier
 from domain.base import NotFoundError
 from domain.shipment import Shipment, require_address

@@ -15,7 +15,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from commands.base import ConcurrencyError, ContextApplication, back_off
+from commands.base import ContextApplication, back_off
+from commands.command import ConcurrencyError
 from commands.contract import messages as m
 from domain.base import Aggregate, NotFoundError, caused_by
 from process_managers.saga import DEFAULT_STEP_TIMEOUT, OrderFulfillment

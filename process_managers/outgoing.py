@@ -16,7 +16,7 @@ from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict
 
-from commands.base import Command
+from commands.command import Command
 from commands.inventory import ReserveLine
 from domain.notification import ORDER_CONFIRMATION
 from process_managers.state import SagaState

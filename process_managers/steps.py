@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from commands.base import Command
+from commands.command import Command
 from commands.contract import messages as m
 from commands.inventory import CommitStock, ReleaseStock, ReserveStock
 from commands.notifications import SendNotification

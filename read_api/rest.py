@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from commands.base import field_path
+from commands.command import field_path
 from domain.base import DomainError, NotFoundError
 from projections.read_model import OrderRow
 from read_api import rest_models as m

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from commands.base import parse_command
+from commands.command import parse_command
 from commands.inventory import Restock
 from commands.orders import OrderNotFoundError, PlaceOrder, RequestCancellation
 from domain.base import ValidationError

@@ -18,7 +18,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands.base import Command, ContextApplication
+from commands.base import ContextApplication
+from commands.command import Command
 from domain.base import Aggregate, DomainEvent
 
 

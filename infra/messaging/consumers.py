@@ -32,7 +32,8 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from pydantic import ValidationError as PydanticValidationError
 
-from commands.base import ConcurrencyError, ContextApplication
+from commands.base import ContextApplication
+from commands.command import ConcurrencyError
 from commands.contract.messages import INTEGRATION_EVENTS, Envelope, IntegrationEvent
 from domain.base import DomainError
 from infra.messaging.bus import (

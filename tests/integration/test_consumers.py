@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands.base import Command
+from commands.command import Command
 from commands.contract.messages import Envelope
 from commands.orders import CancelOrder, CompleteOrder, Orders, PlaceOrder
 from domain.order import OrderStatus

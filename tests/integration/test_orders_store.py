@@ -10,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 
 from commands.audit.timeline import as_of, history
-from commands.base import parse_command
+from commands.command import parse_command
 from commands.orders import (
     CancelOrder,
     CompleteOrder,

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands.base import parse_command
+from commands.command import parse_command
 from commands.payments import ChargePayment, PaymentNotFoundError, Payments, RefundPayment
 from domain.base import ValidationError
 from domain.payment import (

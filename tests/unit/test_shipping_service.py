@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commands.base import parse_command
+from commands.command import parse_command
 from commands.shipping import (
     CancelShipment,
     CreateShipment,
