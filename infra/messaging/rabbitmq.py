@@ -50,16 +50,15 @@ from infra.messaging.bus import (
     Subscription,
     UnroutableError,
 )
-from infra.messaging.rabbitmq_consumer import (
+from infra.messaging.rabbitmq_consumer import Consumer, put_back
+from infra.messaging.rabbitmq_messages import (
     PARK_HEADERS,
-    Consumer,
     batch_message,
     copy_message,
     dead_letter,
     envelope_message,
     letter_id,
     own_headers,
-    put_back,
 )
 
 logger = logging.getLogger(__name__)
