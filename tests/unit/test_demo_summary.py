@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.cli.demo import Outcome, percentile, summarize
+from infra.cli.demo_summary import Outcome, percentile, summarize
 
 pytestmark = pytest.mark.unit
 
