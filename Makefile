@@ -18,8 +18,11 @@ run: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
+# lint-imports checks the import contracts of pyproject.toml; without a cache, as it takes a fraction of a
+# second and its cache directory would otherwise sit untracked in the work tree.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
