@@ -12,13 +12,13 @@ broker can tell. They stay ready: what they send waits for those roles.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from commands.base import ContextApplication
 from infra.bootstrap import System
@@ -35,10 +35,14 @@ from infra.messaging.relay import FromStoredState, OutboxRelay, Translate, integ
 from infra.observability.metrics import SagaMetrics
 from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
+from infra.supervision import LoopPolicy, Supervisor
 from projections.read_model import ReadModel
 from projections.runner import Projector
 from projections.waiting import wait_until_set
 from read_api.health import Outages, merged, report, waiting
+
+if TYPE_CHECKING:
+    from process_managers.deadlines import DeadlineIndex
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,10 +105,13 @@ class Runtime:
     """Starts the chosen roles on one bus and stops them together.
 
     `metrics` counts what the roles do; its registry is what the process's `/metrics` serves.
+    Every background loop it starts runs under `supervisor` (restarted when it fails, named
+    by readiness when it stays down); `loops` says how (`infra.supervision.LoopPolicy`).
     """
 
     def __init__(
-        self, system: System, bus: Bus, roles: Iterable[str], *, metrics: SagaMetrics | None = None
+        self, system: System, bus: Bus, roles: Iterable[str], *, metrics: SagaMetrics | None = None,
+        loops: LoopPolicy | None = None,
     ) -> None:
         unknown = set(roles) - set(ROLES)
         if unknown:
@@ -115,7 +122,8 @@ class Runtime:
         self.metrics = metrics or SagaMetrics()
         self.stopping = asyncio.Event()
         self.relays: list[OutboxRelay] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(loops, on_restart=self.metrics.loop_restarted)
+        self._deadlines: DeadlineIndex | None = None
         self._outages = Outages()
         # The API answers queries from the read store; the projector role keeps it up to date.
         self.projector: Projector | None = None
@@ -155,7 +163,7 @@ class Runtime:
         if "projector" in self.roles and self.projector is not None:
             await self.open_read_side()
             self.metrics.watch_projections(self.projector, asyncio.get_running_loop())
-            self._spawn(self.projector.run(self.stopping))
+            self.supervisor.start("projector", partial(self.projector.run, self.stopping))
         for role in CONTEXT_ROLES:
             if role in self.roles:
                 app = getattr(self.system, role)
@@ -163,7 +171,7 @@ class Runtime:
         if "saga" in self.roles:
             sagas = self.system.sagas
             await self.bus.subscribe(self.metrics.instrumented(event_subscription(sagas, sagas)))
-            self._spawn(self._fire_deadlines())
+            self.supervisor.start("saga deadlines", self._fire_deadlines)
         if "relay" in self.roles:
             outboxes: list[tuple[ContextApplication, Translate]] = [
                 (app, integration_messages) for app in self.system.contexts
@@ -177,22 +185,20 @@ class Runtime:
                 self.metrics.watch_lag(app.name, relay)
                 self.relays.append(relay)
             for relay in self.relays:
-                self._spawn(relay.run(self.stopping))
+                self.supervisor.start(f"relay {relay.app.name}", partial(relay.run, self.stopping))
 
     async def stop(self) -> None:
         self.stopping.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.supervisor.stop()
         await self.bus.close()
         if self.projector is not None:
             await self.projector.close()
             self._read_model = None
 
     async def check(self) -> dict[str, Any]:
-        """Whether the broker and every event store answer, naming each that does not; for health probes.
+        """Whether the broker and every event store answer, and every loop runs, naming each that does not.
+
+        For health probes: a loop counts as down once it has failed for the supervisor's grace period.
 
         The api's and the relay's add `waiting_for` when the broker can tell: see the module docstring.
         """
@@ -202,7 +208,7 @@ class Runtime:
         else:
             self._outages.failed("broker")
             broker = report(["broker"])
-        reports = [broker, await asyncio.to_thread(self.system.check)]
+        reports = [broker, await asyncio.to_thread(self.system.check), self.supervisor.check()]
         if self.roles & PUBLISHING_ROLES and (roles := await self.waiting_for()) is not None:
             reports.append(waiting(roles))
         return merged(*reports)
@@ -225,17 +231,13 @@ class Runtime:
             return SoleLeader()
         return AdvisoryLockLeadership(dsn, f"relay:{dsn.schema_name or 'public'}:{app_name}")
 
-    def _spawn(self, coroutine: object) -> None:
-        assert asyncio.iscoroutine(coroutine)
-        self._tasks.append(asyncio.create_task(coroutine))
-
     async def _fire_deadlines(self, every: float = 1.0) -> None:
         from process_managers.deadlines import DeadlineIndex, fire_due
 
-        index = await asyncio.to_thread(DeadlineIndex, self.system.sagas)
+        # Built once: a restart after a failure goes on from where the index had read, not from the start.
+        if self._deadlines is None:
+            self._deadlines = await asyncio.to_thread(DeadlineIndex, self.system.sagas)
+        index = self._deadlines
         while not self.stopping.is_set():
-            try:
-                await asyncio.to_thread(fire_due, self.system.sagas, index, datetime.now(UTC))
-            except Exception:
-                log.exception("firing saga deadlines failed; trying again")
+            await asyncio.to_thread(fire_due, self.system.sagas, index, datetime.now(UTC))
             await wait_until_set(self.stopping, every)

@@ -118,7 +118,11 @@ class Projector:
         return self._read_model
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Follow every application until `stopping` is set."""
+        """Follow every application until `stopping` is set.
+
+        If one of its loops (a follower, the save listener) fails, the others stop and
+        `run` raises its error, for whoever runs it to start it again.
+        """
         if self._read_model is None:
             await self.start()
         loop = asyncio.get_running_loop()
@@ -127,12 +131,13 @@ class Projector:
             tasks.append(asyncio.create_task(self._wake_on_saves_elsewhere(self.listen)))
         if self.bus is not None:
             tasks.append(asyncio.create_task(self._refresh_dead_letters_now_and_then()))
+        stopped = asyncio.create_task(stopping.wait())
         try:
-            await stopping.wait()
+            await _until_stopped_or_failed(stopped, tasks)
         finally:
-            for task in tasks:
+            for task in (*tasks, stopped):
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, stopped, return_exceptions=True)
 
     async def close(self) -> None:
         if self._open_store is not None and self._store is not None:
@@ -181,8 +186,10 @@ class Projector:
             await replace_all(self.store, list(await self.bus.dead_letters()))
 
     async def _follow(self, app: EventSource, loop: asyncio.AbstractEventLoop) -> None:
-        wake = self._wakes.setdefault(app.name, asyncio.Event())
-        app.add_listener(_waker(loop, wake))
+        wake = self._wakes.get(app.name)
+        if wake is None:  # once: a run started again keeps the listener of the first
+            wake = self._wakes[app.name] = asyncio.Event()
+            app.add_listener(_waker(loop, wake))
         failures = 0
         while True:
             wake.clear()  # before reading, so that a save while we read is not missed
@@ -219,6 +226,15 @@ class Projector:
             except Exception:
                 log.exception("copying the parked messages failed; trying again")
             await asyncio.sleep(self.dead_letter_interval)
+
+
+async def _until_stopped_or_failed(stopped: asyncio.Task[bool], tasks: Sequence[asyncio.Task[None]]) -> None:
+    pending: set[asyncio.Task[object]] = {stopped, *tasks}
+    while not stopped.done():
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stopped and (error := task.exception()) is not None:
+                raise error
 
 
 def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[int], None]:

@@ -20,6 +20,9 @@ from infra.settings import PostgresDsn
 
 log = logging.getLogger(__name__)
 
+LOST_SESSION = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What a lost or unreachable server raises: the lead is let go and tried for again."""
+
 
 class Leadership(Protocol):
     async def acquire(self) -> bool:
@@ -66,13 +69,21 @@ class AdvisoryLockLeadership:
                 )
                 if self._leading:
                     log.info("this process now relays %s", self.name)
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        except LOST_SESSION as error:
             log.warning("lost the lead of %s: %s", self.name, error)
             await self.release()
+        except BaseException:
+            # Unexpected (or a cancellation): lead nothing and hold no session, then let the relay's
+            # supervisor hear of it.
+            await self.release()
+            raise
         return self._leading
 
     async def release(self) -> None:
         self._leading = False
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
-            await connection.close()
+            try:
+                await connection.close(timeout=5)
+            except Exception:
+                connection.terminate()  # cut, if it cannot close politely: the server drops its lock

@@ -7,6 +7,12 @@ confirms, and only then records the new position, in the application's own
 store. A crash between the two republishes the window: delivery is at least
 once, in order per application, and consumers make effects exactly once.
 
+Any other failure (the store, the broker, the lock) ends `run`: the runtime's
+supervisor starts it again with backoff, and names it in readiness while it
+stays down. The relay then reads its recorded position again, since a failed
+recording may have committed; a position found already recorded when it
+records one is taken as done, so a window is published once.
+
 A message no queue is bound to receive (its role has never run, and its queue
 was never declared) is not published: the relay says once which role to
 start, names it in `waiting_for` for readiness, tries again quietly with
@@ -17,13 +23,14 @@ position moves only past what the broker took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.utils import get_topic
 
 from commands.base import ContextApplication, stored_state
@@ -41,7 +48,6 @@ log = logging.getLogger(__name__)
 Outgoing = tuple[str, Envelope]
 Translate = Callable[[str, Notification, Any], list[Outgoing]]
 
-RETRY_CAP_SECONDS = 30.0
 # Waiting for a role to start: the relay should notice it soon after, not half a minute later.
 WAITING_CAP_SECONDS = 5.0
 
@@ -137,18 +143,18 @@ class OutboxRelay:
         self.waiting_for: tuple[str, ...] = ()
         """The roles nobody runs that the last window was for, while it cannot be published."""
         self._waiting: tuple[str, ...] | None = None
+        self._wake: asyncio.Event | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Publish until `stopping` is set; wake on saves in this process, poll for the others."""
-        loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
+        """Publish until `stopping` is set; wake on saves in this process, poll for the others.
 
-        def wake_up(_: int) -> None:
-            loop.call_soon_threadsafe(wake.set)
-
-        self.app.add_listener(wake_up)
+        Only waiting for a role to start is retried here; any other error ends the run.
+        """
+        if self._wake is None:  # once: a run started again after a failure keeps listening
+            self._wake = asyncio.Event()
+            self.app.add_listener(_waker(asyncio.get_running_loop(), self._wake))
         try:
-            await self._relay(stopping, wake)
+            await self._relay(stopping, self._wake)
         finally:
             # Stopped or cancelled, the lead and its session go at once: a standby takes over, and no
             # connection is left open for the collector to find.
@@ -157,15 +163,16 @@ class OutboxRelay:
     async def _relay(self, stopping: asyncio.Event, wake: asyncio.Event) -> None:
         failures = 0
         while not stopping.is_set():
+            # Before each window: a leader pings the session that holds its lock.
             if not await self.leadership.acquire():
                 self.position = None  # the leader moves it on; read it again when we lead
                 await _sleep_unless(stopping, self.poll_interval * 4)
                 continue
             try:
                 published = await self.pump()
-            except Exception as error:
+            except UnroutableError as error:
                 failures += 1
-                await _sleep_unless(stopping, self._failed(error, failures))
+                await _sleep_unless(stopping, self._waits(error, failures))
                 continue
             failures = 0
             self._published()
@@ -175,6 +182,15 @@ class OutboxRelay:
 
     async def pump(self) -> int:
         """Publish the next window; returns how many notifications it covered."""
+        try:
+            return await self._pump()
+        except UnroutableError:
+            raise  # nothing was recorded: the position stands
+        except BaseException:
+            self.position = None  # a recording whose answer was lost may have committed: read it again
+            raise
+
+    async def _pump(self) -> int:
         if self.position is None:
             self.position = await asyncio.to_thread(self._recorded_position)
         notifications = await asyncio.to_thread(
@@ -191,7 +207,7 @@ class OutboxRelay:
                 await self.bus.publish(exchange, envelopes)
                 published.update((exchange, envelope.routing_key) for envelope in envelopes)
         last = notifications[-1].id
-        await asyncio.to_thread(self.app.process_recorder.insert_tracking, Tracking(self.tracking_name, last))
+        await asyncio.to_thread(self._record, last)
         self.position = last
         if self.metrics is not None:
             # Counted once the position is recorded, so a window published again after a failure counts once.
@@ -200,11 +216,8 @@ class OutboxRelay:
             self.metrics.finished_sagas(notifications)
         return len(notifications)
 
-    def _failed(self, error: Exception, failures: int) -> float:
-        """Say why publishing failed, once while waiting for consumers; how long to wait before retrying."""
-        if not isinstance(error, UnroutableError):
-            log.error("relay of %s failed; retrying", self.app.name, exc_info=error)
-            return min(RETRY_CAP_SECONDS, self.backoff * 2.0**failures)
+    def _waits(self, error: UnroutableError, failures: int) -> float:
+        """Say once which roles the relay waits for; how long to wait before trying again."""
         keys = tuple(sorted(set(error.routing_keys)))
         self.waiting_for = tuple(roles_for(error.exchange, keys))
         if (self.waiting_for or keys) != self._waiting:
@@ -225,6 +238,16 @@ class OutboxRelay:
     def _recorded_position(self) -> int:
         return self.app.process_recorder.max_tracking_id(self.tracking_name) or 0
 
+    def _record(self, position: int) -> None:
+        recorder = self.app.process_recorder
+        try:
+            recorder.insert_tracking(Tracking(self.tracking_name, position))
+        except IntegrityError:
+            # Recorded already: by this relay's own try whose answer was lost, or by a leader before it.
+            if (recorder.max_tracking_id(self.tracking_name) or 0) < position:
+                raise
+            log.info("relay of %s found position %d already recorded; going on", self.app.name, position)
+
     def _messages(self, notifications: Sequence[Notification]) -> list[Outgoing]:
         outgoing: list[Outgoing] = []
         mapper, raw = self.app.mapper, isinstance(self.translate, FromStoredState)
@@ -242,6 +265,15 @@ def _remedy(roles: Sequence[str]) -> str:
     if not starts:
         return "no role consumes them"
     return f"start {starts}, or run `saga migrate` so that they wait in a queue"
+
+
+def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[int], None]:
+    def wake_up(_: int) -> None:
+        # Called in the saving thread; after the loop has closed there is nobody left to wake.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
+
+    return wake_up
 
 
 async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:

@@ -80,6 +80,10 @@ class SagaMetrics:
             "compensated) to recording its outcome, as the saga's relay reads them", ["step", "outcome"],
             buckets=STEP_BUCKETS, registry=self.registry,
         )
+        self.loop_restarts = Counter(
+            "saga_loop_restarts", "Restarts of a background loop (a relay, the deadlines, the projector) "
+            "after it failed", ["loop"], registry=self.registry,
+        )
         self._steps = StepClock(self.step_seconds)
         self._relays = _RelayLag()
         self._projections = _ProjectionLag()
@@ -107,6 +111,9 @@ class SagaMetrics:
             return outcomes
 
         return replace(subscription, handler=handle)
+
+    def loop_restarted(self, loop: str) -> None:
+        self.loop_restarts.labels(loop).inc()
 
     def published_envelopes(self, exchange: str, routing_key: str, count: int) -> None:
         self.published.labels(exchange, routing_key).inc(count)
