@@ -80,7 +80,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.saga_throughput import delete_namespace
+from bench.throughput.stores import delete_namespace
 from infra.cli.demo import ADDRESS, PLACE, TERMINAL
 from infra.messaging.consumers import SAGA_QUEUE
 from infra.runtime import CONTEXT_ROLES, run_event_loop

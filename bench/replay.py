@@ -58,7 +58,9 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.saga_throughput import FAILURE_RATES, WORKER_ROLES, drive, make_orders, stock_up
+from bench.throughput.config import FAILURE_RATES, WORKER_ROLES
+from bench.throughput.load import drive
+from bench.throughput.workload import make_orders, stock_up
 from infra.bootstrap import System, bootstrap
 from infra.readstore.opening import read_store_opener
 from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections

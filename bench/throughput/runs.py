@@ -1,0 +1,95 @@
+"""Every run in its order: each mode at its maximum rate, the peer beside them (the host's load drifts), then
+the paced runs; and the report they fill."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.throughput.config import FAILURE_RATES, MODES, Config
+from bench.throughput.figures import line_of, median_of
+from bench.throughput.in_process import run_in_process
+from bench.throughput.peer import run_peer
+from bench.throughput.processes import run_processes
+from commands.orders import PlaceOrder
+
+log = logging.getLogger("bench.saga_throughput")
+
+
+def new_report(config: Config) -> dict[str, Any]:
+    """The report's head: what was run, against which servers; the runs fill in the rest."""
+    return {
+        "bench": "saga_throughput",
+        "orders": config.orders,
+        "runs": config.runs,
+        "placers": config.placers,
+        "order_seed": config.order_seed,
+        "failure_seed": config.failure_seed,
+        "failure_rates": FAILURE_RATES,
+        "postgres": f"{config.server.host}:{config.server.port}",
+        "amqp": urlsplit(config.amqp_url).hostname,
+        "mode_c_pool_size": config.worker_pool_size,
+        "modes": {},
+    }
+
+
+def run_all(
+    args: argparse.Namespace, config: Config, commands: Sequence[PlaceOrder], modes: list[str],
+    report: dict[str, Any],
+) -> None:
+    """The maximum-rate runs, the peer next to them (the host's load drifts), then the paced runs."""
+    for mode in [] if args.paced_only else modes:
+        report["modes"][mode] = {"what": MODES[mode], **run_mode(mode, config, commands)}
+
+    if not args.skip_peer:
+        report["peer"] = run_peer(args.peer, config)
+        peer_rate = report["peer"]["median"].get("completed_sagas_per_s")
+        ours = {mode: report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")
+                for mode in ("b", "c")}
+        report["ratios_vs_peer"] = {
+            mode: round(rate / peer_rate, 2) for mode, rate in ours.items() if rate and peer_rate
+        }
+
+    paced_modes = [] if args.no_paced else [m.strip() for m in args.paced_modes.split(",") if m.strip()]
+    for mode in modes if args.paced_only else [m for m in modes if m in paced_modes]:
+        max_completed = report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")
+        rate = args.rate or (max_completed / 2 if max_completed else 0.0)
+        if rate > 0:
+            paced = run_mode(mode, config, commands, rate=round(rate, 1))
+            p99 = paced["median"].get("latency_ms", {}).get("p99")
+            report.setdefault("paced", {})[mode] = {
+                "rate_orders_per_s": round(rate, 1),
+                "rate_basis": "--rate" if args.rate else f"half of mode {mode}'s maximum completed sagas/s",
+                "p99_ms": p99,
+                "p99_under_1s": p99 is not None and p99 < 1000,
+                **paced,
+            }
+
+
+def all_verified(report: dict[str, Any]) -> bool:
+    """Every mode's and every paced run's checks passed, and nobody interrupted the bench."""
+    ok = not report.get("interrupted") and all(m["median"].get("verified") for m in report["modes"].values())
+    return ok and all(p["median"].get("verified") for p in report.get("paced", {}).values())
+
+
+def run_mode(mode: str, config: Config, commands: Sequence[PlaceOrder], rate: float = 0.0) -> dict[str, Any]:
+    runs: list[dict[str, Any]] = []
+    for index in range(config.runs):
+        label = mode + (f" paced at {rate:.1f}/s" if rate else "")
+        print(f"[{label}] run {index + 1}/{config.runs}: {MODES[mode]}, N={len(commands)}",
+              file=sys.stderr, flush=True)
+        try:
+            if mode == "c":
+                result = run_processes(config, commands, rate)
+            else:
+                result = run_in_process(mode, config, commands, rate)
+        except Exception as error:
+            log.exception("run failed")
+            result = {"mode": mode, "error": repr(error), "verified": False}
+        runs.append(result)
+        print(line_of(result), file=sys.stderr, flush=True)
+    return {"median": median_of(runs), "runs": runs}
