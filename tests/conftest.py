@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
 import aio_pika
@@ -35,7 +36,7 @@ def services_required() -> bool:
     return os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "y", "yes", "true")
 
 
-def unavailable(service: str, reason: object) -> None:
+def unavailable(service: str, reason: object) -> NoReturn:
     message = f"{service} is not reachable: {reason}"
     if services_required():
         pytest.fail(f"{message} (REQUIRE_SERVICES=1)")

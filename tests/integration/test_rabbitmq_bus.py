@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractConnection
 
 from infra.messaging.bus import EVENTS_EXCHANGE, Outcome
 from infra.messaging.rabbitmq import RabbitBus
+from tests.conftest import unavailable
 from tests.unit.test_in_process_bus import (
     DELAYS,
     BusContract,
@@ -205,7 +206,7 @@ async def test_consumers_are_resubscribed_and_publishing_resumes_after_the_conne
     bus: RabbitBus, rabbitmq_vhost: str | None
 ) -> None:
     if rabbitmq_vhost is None:
-        pytest.skip("needs rabbitmqctl and a vhost of this run's own to drop its connections")
+        unavailable("rabbitmqctl", "dropping the bus's connections needs a vhost of this run's own")
     handler = Recorder()
     await bus.subscribe(payments(handler))
     await bus.publish(EVENTS_EXCHANGE, [envelope()])

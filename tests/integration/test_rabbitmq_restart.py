@@ -16,6 +16,7 @@ import pytest
 
 from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome
 from infra.messaging.rabbitmq import RabbitBus
+from tests.conftest import unavailable
 from tests.unit.test_in_process_bus import DELAYS, Recorder, envelope, eventually, payments, wait_for_parked
 
 
@@ -36,7 +37,7 @@ async def bus(
     rabbitmq_url: str, rabbitmq_vhost: str | None, rabbit_namespace: str
 ) -> AsyncIterator[RabbitBus]:
     if rabbitmq_vhost is None or shutil.which("rabbitmqctl") is None:
-        pytest.skip("restarting the broker needs rabbitmqctl on the broker's own host")
+        unavailable("rabbitmqctl", "restarting the broker needs rabbitmqctl on the broker's own host")
     rabbit = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, retry_delays=DELAYS, connect_timeout=20)
     await rabbit.start()
     yield rabbit
