@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 from uuid import uuid4
 
+import asyncpg
+import pytest
+
 from commands.orders import Orders, PlaceOrder
 from infra.eventstore.persistence import application_env
 from infra.messaging.leadership import AdvisoryLockLeadership
@@ -86,3 +89,26 @@ async def test_a_relay_cancelled_while_it_leads_lets_go_at_once_so_a_standby_tak
     finally:
         await standby.release()
         orders.close()
+
+
+async def test_a_lock_check_that_fails_unexpectedly_lets_go_of_the_lead_and_raises(
+    postgres_database: PostgresDsn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"relay:test:{uuid4()}"
+    leader = AdvisoryLockLeadership(postgres_database, name)
+    standby = AdvisoryLockLeadership(postgres_database, name)
+    try:
+        assert await leader.acquire()
+
+        def unexpected(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("an error of no expected kind")
+
+        monkeypatch.setattr(asyncpg.connection.Connection, "fetchval", unexpected)
+        with pytest.raises(RuntimeError):
+            await leader.acquire()
+        monkeypatch.undo()
+
+        assert await standby.acquire(), "the lead went with the session it let go"
+    finally:
+        await leader.release()
+        await standby.release()

@@ -82,3 +82,16 @@ async def test_the_relay_publishes_in_windows(orders: Orders) -> None:
     assert counts == [3, 3, 1, 0]
     positions = [envelope.position for _, envelope in bus.published]
     assert positions == sorted(positions) and len(set(positions)) == 7
+
+
+async def test_a_window_whose_position_is_already_recorded_counts_as_done_not_as_a_failure(
+    orders: Orders,
+) -> None:
+    place(orders)
+    late = OutboxRelay(orders, RecordingBus())
+    late.position = 0  # read before another try of the same window recorded its position
+    await OutboxRelay(orders, RecordingBus()).pump()
+
+    assert await late.pump() == 1
+    assert late.position == orders.recorder.max_notification_id()
+    assert await late.pump() == 0
