@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,7 @@ from infra.bootstrap import System
 from infra.messaging.bus import Bus
 from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
+from projections.queries import MAX_PAGE
 from projections.read_model import (
     AddressRow,
     DeadLetterRow,
@@ -86,11 +87,17 @@ def order_row(
 
 @dataclass
 class RowsReadModel:
-    """A ReadModel over rows a test sets by hand; it counts how often each query is called."""
+    """A ReadModel over rows a test sets by hand; it counts how often each query is called.
+
+    It answers as `projections.queries.StoreReadModel` does (tests/integration/test_read_model_contract.py
+    runs the same checks on both): newest first, at most MAX_PAGE orders a page, products by name, and
+    an order's items named as the stock levels name their products, where the product is known.
+    """
 
     orders_rows: dict[UUID, OrderRow] = field(default_factory=dict)
     payments: dict[UUID, PaymentRow] = field(default_factory=dict)
     shipments: dict[UUID, ShipmentRow] = field(default_factory=dict)
+    notifications: dict[UUID, NotificationRow] = field(default_factory=dict)
     sagas: dict[UUID, SagaRow] = field(default_factory=dict)
     product_rows: dict[UUID, ProductRow] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
@@ -113,7 +120,7 @@ class RowsReadModel:
 
     async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
         self.calls["orders_by_id"] += 1
-        return {i: self.orders_rows[i] for i in ids if i in self.orders_rows}
+        return {i: self._named(self.orders_rows[i]) for i in ids if i in self.orders_rows}
 
     async def orders(self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
                      after: OrderCursor | None = None, count: bool = True, offset: int = 0) -> OrderPage:
@@ -122,8 +129,10 @@ class RowsReadModel:
         total = len(rows) if count else None
         if after is not None:
             rows = [r for r in rows if (r.created_at, r.id) < (after.created_at, after.id)]
-        rows = rows[offset:]
-        return OrderPage(rows=tuple(rows[:first]), has_next_page=len(rows) > first, total_count=total)
+        rows = rows[max(0, offset):]
+        limit = max(0, min(first, MAX_PAGE))
+        page = tuple(self._named(r) for r in rows[:limit])
+        return OrderPage(rows=page, has_next_page=len(rows) > limit, total_count=total)
 
     async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:
         self.calls["count_orders"] += 1
@@ -136,6 +145,12 @@ class RowsReadModel:
             key=lambda r: (r.created_at, r.id), reverse=True,
         )
 
+    def _named(self, row: OrderRow) -> OrderRow:
+        known = self.product_rows
+        items = tuple(replace(i, product_name=known[i.product_id].name) if i.product_id in known else i
+                      for i in row.items)
+        return replace(row, items=items)
+
     async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]:
         self.calls["payments_by_order"] += 1
         return {i: self.payments[i] for i in order_ids if i in self.payments}
@@ -146,14 +161,14 @@ class RowsReadModel:
 
     async def notifications_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, NotificationRow]:
         self.calls["notifications_by_order"] += 1
-        return {}
+        return {i: self.notifications[i] for i in order_ids if i in self.notifications}
 
     async def sagas_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, SagaRow]:
         self.calls["sagas_by_order"] += 1
         return {i: self.sagas[i] for i in order_ids if i in self.sagas}
 
     async def products(self) -> list[ProductRow]:
-        return list(self.product_rows.values())
+        return sorted(self.product_rows.values(), key=lambda p: (p.name, p.id))
 
     async def products_by_id(self, ids: Sequence[UUID]) -> dict[UUID, ProductRow]:
         return {i: self.product_rows[i] for i in ids if i in self.product_rows}
@@ -168,11 +183,11 @@ class RowsReadModel:
         self, order_id: UUID, version: int, timeout: float  # noqa: ASYNC109 - the ReadModel protocol's name
     ) -> OrderRow | None:
         row = self.orders_rows.get(order_id)
-        return row if row is not None and row.version >= version else None
+        return self._named(row) if row is not None and row.version >= version else None
 
     async def order_changes(self, order_id: UUID) -> AsyncIterator[OrderRow]:
         if order_id in self.orders_rows:
-            yield self.orders_rows[order_id]
+            yield self._named(self.orders_rows[order_id])
         await asyncio.sleep(3600)
 
 
