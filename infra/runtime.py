@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -44,7 +43,6 @@ from read_api.health import Outages, merged, report, waiting
 if TYPE_CHECKING:
     from process_managers.deadlines import DeadlineIndex
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONTEXT_ROLES = CONTEXTS

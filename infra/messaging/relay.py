@@ -129,7 +129,8 @@ class OutboxRelay:
         metrics: SagaMetrics | None = None,
         backoff: float = 0.5,
     ) -> None:
-        """`backoff`: the first retry after a failure waits twice this, each next one twice as long."""
+        """`backoff`: while nobody takes its messages, the first retry waits twice this, each next one
+        twice as long. Other failures end `run`, for the runtime's supervisor to start it again."""
         self.app = app
         self.leadership = leadership or SoleLeader()
         self.bus = bus
