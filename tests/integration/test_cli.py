@@ -69,34 +69,6 @@ def test_saga_help_lists_every_command_and_what_each_exit_status_means() -> None
         assert status in result.stdout
 
 
-@pytest.mark.parametrize(("command", "names"), [
-    (["serve"], ["--host", "--port", "--role", "DATABASE_URL", "AMQP_URL", "Examples:"]),
-    (["migrate"], ["CREATE_TABLE=n", "DATABASE_URL", "DATA_DIR"]),
-    (["seed"], ["DATABASE_URL", "DATA_DIR"]),
-    (["demo"], ["--orders", "--concurrency", "--url", "--timeout", "default: 100", "p95", "Example:"]),
-    (["audit"], ["ORDER_ID", "--json", "DATABASE_URL", "Examples:"]),
-    (["dlq", "list"], ["QUEUE", "payments", "AMQP_URL", "DATA_DIR/bus.sqlite"]),
-    (["dlq", "redrive"], ["ID", "saga dlq list", "AMQP_URL", "Example:"]),
-    (["projections", "status"], ["lag", "parked events", "DATABASE_URL"]),
-    (["projections", "rebuild"], ["NAME", "order_summary", "DATABASE_URL", "Examples:"]),
-    (["reset"], ["--yes", "DATA_DIR", "DATABASE_URL", "AUTH_MODE", "saga serve", "Examples:"]),
-])
-def test_every_command_explains_itself_and_its_exit_statuses(command: list[str], names: list[str]) -> None:
-    result = saga(*command, "--help")
-
-    assert result.exit_code == 0, result.output
-    for name in [*names, "Exit codes:", "0  "]:
-        assert name in result.output, f"saga {' '.join(command)} --help does not mention {name}"
-
-
-def test_audit_of_something_that_is_not_an_order_id_is_a_usage_error_naming_the_argument() -> None:
-    result = saga("audit", "not-a-uuid")
-
-    assert result.exit_code == 2
-    assert "'ORDER_ID': 'not-a-uuid' is not an order id" in result.stderr
-    assert result.stdout == ""
-
-
 def test_audit_of_an_unknown_order_exits_4_naming_the_order(nothing_configured: pytest.MonkeyPatch) -> None:
     assert saga("migrate").exit_code == 0
     order_id = uuid4()

@@ -1,0 +1,43 @@
+"""What `saga` says about its commands, and its usage errors: nothing is read or written."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from infra.cli.main import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}  # help and messages on one line each, as in a wide terminal
+
+
+def saga(*args: str) -> Result:
+    return runner.invoke(app, list(args), env=WIDE)
+
+
+@pytest.mark.parametrize(("command", "names"), [
+    (["serve"], ["--host", "--port", "--role", "DATABASE_URL", "AMQP_URL", "Examples:"]),
+    (["migrate"], ["CREATE_TABLE=n", "DATABASE_URL", "DATA_DIR"]),
+    (["seed"], ["DATABASE_URL", "DATA_DIR"]),
+    (["demo"], ["--orders", "--concurrency", "--url", "--timeout", "default: 100", "p95", "Example:"]),
+    (["audit"], ["ORDER_ID", "--json", "DATABASE_URL", "Examples:"]),
+    (["dlq", "list"], ["QUEUE", "payments", "AMQP_URL", "DATA_DIR/bus.sqlite"]),
+    (["dlq", "redrive"], ["ID", "saga dlq list", "AMQP_URL", "Example:"]),
+    (["projections", "status"], ["lag", "parked events", "DATABASE_URL"]),
+    (["projections", "rebuild"], ["NAME", "order_summary", "DATABASE_URL", "Examples:"]),
+    (["reset"], ["--yes", "DATA_DIR", "DATABASE_URL", "AUTH_MODE", "saga serve", "Examples:"]),
+])
+def test_every_command_explains_itself_and_its_exit_statuses(command: list[str], names: list[str]) -> None:
+    result = saga(*command, "--help")
+
+    assert result.exit_code == 0, result.output
+    for name in [*names, "Exit codes:", "0  "]:
+        assert name in result.output, f"saga {' '.join(command)} --help does not mention {name}"
+
+
+def test_audit_of_something_that_is_not_an_order_id_is_a_usage_error_naming_the_argument() -> None:
+    result = saga("audit", "not-a-uuid")
+
+    assert result.exit_code == 2
+    assert "'ORDER_ID': 'not-a-uuid' is not an order id" in result.stderr
+    assert result.stdout == ""
