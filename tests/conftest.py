@@ -3,6 +3,9 @@
 Tests that need PostgreSQL or RabbitMQ find them at DATABASE_URL / AMQP_URL
 (defaults: the local servers). When a server is unreachable those tests are
 skipped with the reason, unless REQUIRE_SERVICES=1, when they fail instead.
+So do the tests that need a RabbitMQ vhost of the run's own (made with rabbitmqctl,
+on the broker's host) to drop its connections or restart it; the others share the
+URL's vhost, each under a namespace of its own, when no vhost can be made.
 Each run works in its own database, and each test in its own schema.
 """
 
