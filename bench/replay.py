@@ -61,13 +61,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.throughput.config import FAILURE_RATES, WORKER_ROLES
 from bench.throughput.load import drive
 from bench.throughput.workload import make_orders, stock_up
-from infra.bootstrap import System, bootstrap
-from infra.readstore.opening import read_store_opener
+from infra.bootstrap import System, assemble, bootstrap, projector
+from infra.readstore.opening import open_read_store
 from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections
-from infra.runtime import Runtime, make_bus, run_event_loop
+from infra.runtime import Runtime, run_event_loop
 from infra.settings import PostgresDsn, Settings
 from projections.read_model import ProjectionStatusRow
-from projections.runner import Projector
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 UUID_TEXT = re.compile(rb"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
@@ -125,8 +124,8 @@ def run_template(orders: int, seed: int) -> Template:
 
 
 async def _run_template(settings: Settings, orders: int, seed: int) -> dict[str, list[StoredEvent]]:
-    system = bootstrap(settings)
-    runtime = Runtime(system, make_bus(settings), (*WORKER_ROLES, "projector"))
+    runtime = Runtime(assemble(settings, (*WORKER_ROLES, "projector"), seed=False))
+    system = runtime.system
     commands = make_orders(orders, seed)
     try:
         await runtime.start()
@@ -252,7 +251,7 @@ def read_every_log(system: System, batch: int) -> tuple[int, float]:
 
 
 async def count_rows(settings: Settings) -> dict[str, int]:
-    store = await read_store_opener(settings)()
+    store = await open_read_store(settings)
     try:
         return {t: (await store.fetch(f"SELECT count(*) AS n FROM {t}"))[0]["n"] for t in COUNTED_TABLES}
     finally:
@@ -286,8 +285,8 @@ def timed_rebuild(settings: Settings, jobs: int) -> dict[str, Any]:
 
 async def projection_status(settings: Settings) -> list[ProjectionStatusRow]:
     with bootstrap(settings) as system:
-        async with Projector(system, store=read_store_opener(settings)) as projector:
-            return await projector.read_model().projection_status()
+        async with projector(system) as replaying:
+            return await replaying.read_model().projection_status()
 
 
 def run_store(

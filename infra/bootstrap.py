@@ -1,13 +1,21 @@
-"""One place that builds the system from settings.
+"""The composition root: the one place that builds the system from settings.
 
-Tests pass fakes as overrides (`bootstrap(settings, gateway=AlwaysDecline())`);
-nothing else in the code base constructs applications or adapters.
+`assemble(settings, roles)` builds everything a process runs: the applications,
+the bus, each consumer role's subscription, the relays with their leadership,
+the projector with its read store, and the seed catalogue of the embedded
+default; `infra.runtime.Runtime` then only starts, supervises and stops it.
+`bootstrap(settings)` builds the applications alone, for commands and tests
+that need nothing else. Tests pass fakes as overrides
+(`bootstrap(settings, gateway=AlwaysDecline())`); nothing else in the code base
+constructs applications or adapters.
+
+    runtime = Runtime(assemble(settings, ("payments", "relay")))
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -26,8 +34,15 @@ from commands.simulation import (
 from infra.eventstore.ddl import create_schema
 from infra.eventstore.persistence import application_env
 from infra.eventstore.probes import StoreProbe
+from infra.messaging.bus import Bus, Subscription
+from infra.messaging.consumers import CONSUMERS, CONTEXTS, command_subscription, event_subscription
+from infra.messaging.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
+from infra.messaging.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
+from infra.observability.metrics import SagaMetrics
+from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
 from process_managers.application import Sagas, utc_now
+from projections.runner import Projector
 
 A = TypeVar("A", bound=ContextApplication)
 
@@ -125,8 +140,102 @@ class System:
 
 
 def bootstrap(settings: Settings | None = None, **overrides: Any) -> System:
-    """Build the system. Overrides: `gateway`, `carrier`, `notifier`, `clock`."""
+    """Build the applications. Overrides: `gateway`, `carrier`, `notifier`, `clock`."""
     return System(settings or Settings(), overrides)
+
+
+class Assembly:
+    """Everything one process runs for its roles, built from settings by `assemble`.
+
+    The projector is built at once, for the api or the projector role; the subscriptions and
+    the relays when the runtime starts them, so their applications' stores open only then.
+    """
+
+    def __init__(self, system: System, bus: Bus, roles: Iterable[str], metrics: SagaMetrics) -> None:
+        self.system = system
+        self.bus = bus
+        self.roles = frozenset(roles)
+        self.metrics = metrics
+        # The API answers queries from the read store; the projector role keeps it up to date.
+        self.projector = projector(system, bus=bus) if self.roles & {"api", "projector"} else None
+
+    def subscriptions(self) -> list[Subscription]:
+        """What each consumer role among the roles takes from the bus, its verdicts counted."""
+        taken = [command_subscription(getattr(self.system, role), role)
+                 for role in CONTEXTS if role in self.roles]
+        if "saga" in self.roles:
+            taken.append(event_subscription(self.system.sagas, self.system.sagas))
+        return [self.metrics.instrumented(subscription) for subscription in taken]
+
+    def relays(self) -> list[OutboxRelay]:
+        """With the relay role, one relay per application's outbox, each with its leadership."""
+        if "relay" not in self.roles:
+            return []
+        outboxes: list[tuple[ContextApplication, Translate]] = [
+            (app, integration_messages) for app in self.system.contexts
+        ]
+        # The saga's relay reads each step's request and outcome on its way: it times the steps.
+        timed = FromStoredState(self.metrics.timing_steps(saga_commands.translate))
+        outboxes.append((self.system.sagas, timed))
+        relays = []
+        for app, translate in outboxes:
+            relay = OutboxRelay(app, self.bus, translate, leadership=self._leadership(app.name),
+                                metrics=self.metrics)
+            self.metrics.watch_lag(app.name, relay)
+            relays.append(relay)
+        return relays
+
+    def _leadership(self, app_name: str) -> Leadership:
+        dsn = self.system.settings.postgres
+        if dsn is None:
+            return SoleLeader()
+        return AdvisoryLockLeadership(dsn, f"relay:{dsn.schema_name or 'public'}:{app_name}")
+
+
+def assemble(
+    settings: Settings | None, roles: Iterable[str], *, system: System | None = None, bus: Bus | None = None,
+    metrics: SagaMetrics | None = None, seed: bool | None = None, **overrides: Any,
+) -> Assembly:
+    """Build what a process needs for its roles; the parts not given are built from the settings.
+
+    `seed` lists the seed catalogue first; by default on the embedded default only, whose
+    first start needs no setup. Other overrides go to `bootstrap`.
+    """
+    system = system or bootstrap(settings, **overrides)
+    if seed or (seed is None and system.settings.is_embedded):
+        system.inventory.seed()
+    return Assembly(system, bus or make_bus(system.settings), roles, metrics or SagaMetrics())
+
+
+def make_bus(settings: Settings) -> Bus:
+    """RabbitMQ when AMQP_URL is set, else the in-process bus, its queues in DATA_DIR/bus.sqlite.
+
+    With DATABASE_URL=memory:// the in-process bus keeps its queues in memory too.
+    """
+    if settings.amqp_url:
+        from infra.messaging.rabbitmq import RabbitBus
+
+        # Every consumer queue: `saga dlq list` without a queue lists them all, `saga migrate`
+        # declares them, and readiness counts their consumers.
+        topology = list(CONSUMERS.values())
+        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology)
+    from infra.messaging.in_process import InProcessBus
+
+    if settings.is_in_memory:
+        return InProcessBus()
+    return InProcessBus(settings.data_dir / "bus.sqlite")
+
+
+def projector(system: System, *, bus: Bus | None = None) -> Projector:
+    """A projector over the read store the settings choose.
+
+    Given the bus, it follows the stores live: it hears of saves by other processes (the event
+    store's NOTIFY) and lists the bus's parked messages. Without, it only replays (`saga projections`).
+    """
+    store = read_store_opener(system.settings)
+    if bus is None:
+        return Projector(system, store=store)
+    return Projector(system, store=store, listen=save_listener(system.settings), bus=bus)
 
 
 APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications", "OrderFulfillment")

@@ -19,24 +19,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from commands.base import ContextApplication
-from infra.bootstrap import System
+from infra.bootstrap import Assembly, System, assemble
+from infra.bootstrap import make_bus as make_bus  # where callers of the runtime used to find it
 from infra.messaging.bus import Bus
-from infra.messaging.consumers import (
-    CONSUMERS,
-    CONTEXTS,
-    command_subscription,
-    event_subscription,
-    idle_roles,
-)
-from infra.messaging.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
-from infra.messaging.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
+from infra.messaging.consumers import CONSUMERS, CONTEXTS, idle_roles
+from infra.messaging.relay import OutboxRelay
 from infra.observability.metrics import SagaMetrics
-from infra.readstore.opening import read_store_opener, save_listener
-from infra.settings import Settings
 from infra.supervision import LoopPolicy, Supervisor
 from projections.read_model import ReadModel
-from projections.runner import Projector
 from projections.waiting import wait_until_set
 from read_api.health import Outages, merged, report, waiting
 
@@ -80,57 +70,36 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def make_bus(settings: Settings) -> Bus:
-    """RabbitMQ when AMQP_URL is set, else the in-process bus, its queues in DATA_DIR/bus.sqlite.
-
-    With DATABASE_URL=memory:// the in-process bus keeps its queues in memory too.
-    """
-    if settings.amqp_url:
-        from infra.messaging.rabbitmq import RabbitBus
-
-        # Every consumer queue: `saga dlq list` without a queue lists them all, `saga migrate`
-        # declares them, and readiness counts their consumers.
-        topology = list(CONSUMERS.values())
-        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology)
-    from infra.messaging.in_process import InProcessBus
-
-    if settings.is_in_memory:
-        return InProcessBus()
-    return InProcessBus(settings.data_dir / "bus.sqlite")
-
-
 class Runtime:
-    """Starts the chosen roles on one bus and stops them together.
+    """Starts the roles of an assembly (`infra.bootstrap.assemble`) on its bus, and stops them together.
 
-    `metrics` counts what the roles do; its registry is what the process's `/metrics` serves.
+    `Runtime(system, bus, roles)` assembles the rest from the parts given. The assembly's
+    metrics count what the roles do; their registry is what the process's `/metrics` serves.
     Every background loop it starts runs under `supervisor` (restarted when it fails, named
     by readiness when it stays down); `loops` says how (`infra.supervision.LoopPolicy`).
     """
 
     def __init__(
-        self, system: System, bus: Bus, roles: Iterable[str], *, metrics: SagaMetrics | None = None,
-        loops: LoopPolicy | None = None,
+        self, parts: Assembly | System, bus: Bus | None = None, roles: Iterable[str] = (), *,
+        metrics: SagaMetrics | None = None, loops: LoopPolicy | None = None,
     ) -> None:
-        unknown = set(roles) - set(ROLES)
+        unknown = set(parts.roles if isinstance(parts, Assembly) else roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
-        self.system = system
-        self.bus = bus
-        self.roles = frozenset(roles)
-        self.metrics = metrics or SagaMetrics()
+        if isinstance(parts, System):
+            parts = assemble(parts.settings, roles, system=parts, bus=bus, metrics=metrics, seed=False)
+        self.parts = parts
+        self.system = parts.system
+        self.bus = parts.bus
+        self.roles = parts.roles
+        self.metrics = parts.metrics
+        self.projector = parts.projector
         self.stopping = asyncio.Event()
         self.relays: list[OutboxRelay] = []
         self.supervisor = Supervisor(loops, on_restart=self.metrics.loop_restarted)
         self._deadlines: DeadlineIndex | None = None
         self._outages = Outages()
-        # The API answers queries from the read store; the projector role keeps it up to date.
-        self.projector: Projector | None = None
         self._read_model: ReadModel | None = None
-        if self.roles & {"api", "projector"}:
-            settings = system.settings
-            self.projector = Projector(
-                system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus,
-            )
 
     async def open_read_side(self) -> ReadModel | None:
         """Open the read store (creating its tables) and return its queries; None without one."""
@@ -162,28 +131,13 @@ class Runtime:
             await self.open_read_side()
             self.metrics.watch_projections(self.projector, asyncio.get_running_loop())
             self.supervisor.start("projector", partial(self.projector.run, self.stopping))
-        for role in CONTEXT_ROLES:
-            if role in self.roles:
-                app = getattr(self.system, role)
-                await self.bus.subscribe(self.metrics.instrumented(command_subscription(app, role)))
+        for subscription in self.parts.subscriptions():
+            await self.bus.subscribe(subscription)
         if "saga" in self.roles:
-            sagas = self.system.sagas
-            await self.bus.subscribe(self.metrics.instrumented(event_subscription(sagas, sagas)))
             self.supervisor.start("saga deadlines", self._fire_deadlines)
-        if "relay" in self.roles:
-            outboxes: list[tuple[ContextApplication, Translate]] = [
-                (app, integration_messages) for app in self.system.contexts
-            ]
-            # The saga's relay reads each step's request and outcome on its way: it times the steps.
-            timed = FromStoredState(self.metrics.timing_steps(saga_commands.translate))
-            outboxes.append((self.system.sagas, timed))
-            for app, translate in outboxes:
-                relay = OutboxRelay(app, self.bus, translate, leadership=self._leadership(app.name),
-                                    metrics=self.metrics)
-                self.metrics.watch_lag(app.name, relay)
-                self.relays.append(relay)
-            for relay in self.relays:
-                self.supervisor.start(f"relay {relay.app.name}", partial(relay.run, self.stopping))
+        self.relays = self.parts.relays()
+        for relay in self.relays:
+            self.supervisor.start(f"relay {relay.app.name}", partial(relay.run, self.stopping))
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -222,12 +176,6 @@ class Runtime:
             return None
         idle = set(idle_roles(counts or {}))
         return [role for role in CONSUMERS if role in idle | unroutable]
-
-    def _leadership(self, app_name: str) -> Leadership:
-        dsn = self.system.settings.postgres
-        if dsn is None:
-            return SoleLeader()
-        return AdvisoryLockLeadership(dsn, f"relay:{dsn.schema_name or 'public'}:{app_name}")
 
     async def _fire_deadlines(self, every: float = 1.0) -> None:
         from process_managers.deadlines import DeadlineIndex, fire_due

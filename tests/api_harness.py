@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from infra.bootstrap import System
 from infra.messaging.bus import Bus
-from infra.readstore.opening import read_store_opener, save_listener
+from infra.runtime import Runtime
 from infra.settings import Settings
 from projections.queries import MAX_PAGE
 from projections.read_model import (
@@ -37,7 +37,7 @@ from projections.read_model import (
 )
 from projections.runner import Projector
 from read_api.app import create_app
-from tests.saga_harness import WORKER_ROLES, running, test_bus
+from tests.saga_harness import WORKER_ROLES, started, test_bus
 
 ADMIN_TOKEN = "s3cret-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -209,18 +209,17 @@ async def serving(
     """The API over the running system; `roles=()` runs no worker, so orders stay as placed."""
     bus = bus or test_bus()
     settings = settings.model_copy(update={"admin_token": ADMIN_TOKEN})
-    async with running(settings, bus, roles=roles, **overrides) as system:
-        projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings),
-                              bus=bus, poll_interval=0.2)
-        await projector.start()
-        await projector.catch_up()  # the seed catalogue is projected before the first order
-        stopping = asyncio.Event()
-        following = asyncio.create_task(projector.run(stopping))
-        app = create_app(system=system, read_model=projector.read_model(), bus=bus, settings=settings)
-        try:
-            async with api_client(app) as client:
-                yield Served(system, client, bus, projector, app)
-        finally:
-            stopping.set()
-            await following
-            await projector.close()
+    async with started(settings, bus, roles=(*roles, "projector"), before=_caught_up, **overrides) as runtime:
+        assert runtime.projector is not None
+        app = create_app(system=runtime.system, read_model=runtime.projector.read_model(), bus=bus,
+                         settings=settings)
+        async with api_client(app) as client:
+            yield Served(runtime.system, client, bus, runtime.projector, app)
+
+
+async def _caught_up(runtime: Runtime) -> None:
+    """The seed catalogue is projected before the first order, and news is looked for often."""
+    assert runtime.projector is not None
+    runtime.projector.poll_interval = 0.2
+    await runtime.open_read_side()
+    await runtime.projector.catch_up()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
 from commands.orders import PlaceOrder
-from infra.bootstrap import System, bootstrap
+from infra.bootstrap import System, assemble
 from infra.messaging.bus import Bus
 from infra.messaging.in_process import InProcessBus
 from infra.observability.metrics import SagaMetrics
@@ -39,17 +39,30 @@ async def running(
     settings: Settings, bus: Bus | None = None, *, roles: Iterable[str] = WORKER_ROLES,
     metrics: SagaMetrics | None = None, **overrides: Any
 ) -> AsyncIterator[System]:
+    async with started(settings, bus, roles=roles, metrics=metrics, **overrides) as runtime:
+        yield runtime.system
+
+
+@asynccontextmanager
+async def started(
+    settings: Settings, bus: Bus | None = None, *, roles: Iterable[str] = WORKER_ROLES,
+    metrics: SagaMetrics | None = None, before: Callable[[Runtime], Awaitable[None]] | None = None,
+    **overrides: Any
+) -> AsyncIterator[Runtime]:
+    """The roles running on the seed catalogue; `before` is awaited once they are built, not yet started."""
     # The outside world succeeds unless a test says otherwise.
     world = {"gateway": FakeGateway(), "carrier": FakeCarrier(), "notifier": FakeNotifier()}
-    system = bootstrap(settings, **{**world, **overrides})
-    system.inventory.seed()
-    runtime = Runtime(system, bus or test_bus(), roles, metrics=metrics)
-    await runtime.start()
+    assembly = assemble(settings, roles, bus=bus or test_bus(), metrics=metrics, seed=True,
+                        **{**world, **overrides})
+    runtime = Runtime(assembly)
     try:
-        yield system
+        if before is not None:
+            await before(runtime)
+        await runtime.start()
+        yield runtime
     finally:
         await runtime.stop()
-        system.close()
+        assembly.system.close()
 
 
 def place(system: System, *lines: tuple[UUID, int]) -> UUID:

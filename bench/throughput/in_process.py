@@ -19,8 +19,8 @@ from bench.throughput.stores import fresh_store
 from bench.throughput.verify import before_run, verify
 from bench.throughput.workload import stock_up
 from commands.orders import PlaceOrder
-from infra.bootstrap import bootstrap
-from infra.runtime import Runtime, make_bus, run_event_loop
+from infra.bootstrap import assemble
+from infra.runtime import Runtime, run_event_loop
 from infra.settings import Settings
 
 
@@ -47,9 +47,8 @@ def _run_in_this_process(
 async def _in_process(
     mode: str, config: Config, settings: Settings, commands: Sequence[PlaceOrder], rate: float
 ) -> dict[str, Any]:
-    system = bootstrap(settings)
-    bus = make_bus(settings)
-    runtime = Runtime(system, bus, WORKER_ROLES)
+    runtime = Runtime(assemble(settings, WORKER_ROLES, seed=False))
+    system, bus = runtime.system, runtime.bus
     # The driver gets a thread of its own: the loop's default executor serves the roles.
     driver = ThreadPoolExecutor(1, thread_name_prefix="bench-driver")
     profiler = Profiler(config.profile, f"{mode}{'-paced' if rate else ''}", gil=config.profile_gil)

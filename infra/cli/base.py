@@ -23,11 +23,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from infra.bootstrap import System, bootstrap
+from infra.bootstrap import System, bootstrap, make_bus
 from infra.cli.stores import NoStoreError, find_bus_queues, find_event_stores, keeps_data_dir
 from infra.eventstore.databases import CannotCreateDatabaseError, create_database, database_exists
 from infra.messaging.bus import Bus
-from infra.runtime import make_bus
 from infra.settings import Settings
 
 

@@ -18,14 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from infra.bootstrap import System
-from infra.readstore.opening import read_store_opener
+from infra.bootstrap import System, projector
 from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections
 from infra.settings import Settings
 from projections.catalog import all_projections
 from projections.read_model import ProjectionStatusRow
 from projections.rebuild import RebuildConflictError
-from projections.runner import Projector
 
 # Module level: typer reads the annotations (and so this help text) by name.
 NAMES = ", ".join(p.name for p in all_projections())
@@ -103,11 +101,6 @@ def projections_cli(
     return cli
 
 
-def _projector(system: System) -> Projector:
-    # Rebuild and status follow nothing live, so they need no news of saves elsewhere.
-    return Projector(system, store=read_store_opener(system.settings))
-
-
 def _rebuild(settings: Settings, name: str | None, jobs: int, console: Console) -> list[str]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
@@ -122,5 +115,6 @@ def _rebuild(settings: Settings, name: str | None, jobs: int, console: Console) 
 
 
 async def _status(system: System) -> list[ProjectionStatusRow]:
-    async with _projector(system) as projector:
-        return await projector.read_model().projection_status()
+    # Status follows nothing live, so it needs no news of saves elsewhere.
+    async with projector(system) as replaying:
+        return await replaying.read_model().projection_status()

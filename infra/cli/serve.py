@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from infra.bootstrap import bootstrap
+from infra.bootstrap import assemble
 from infra.cli.base import (
     ExitCode,
     console,
@@ -26,7 +26,7 @@ from infra.cli.stores import StoreInUseError, holding, keeps_data_dir
 from infra.eventstore.ddl import create_schema
 from infra.observability.logs import configure_logging
 from infra.observability.tracing import configure_tracing
-from infra.runtime import ROLES, WORKER_PORTS, Runtime, make_bus, run_event_loop
+from infra.runtime import ROLES, WORKER_PORTS, Runtime, run_event_loop
 from infra.settings import Settings
 from read_api.app import create_app, create_health_app
 from read_api.identity import AuthMode, is_loopback, resolve_mode
@@ -100,16 +100,14 @@ def _health_role(roles: set[str]) -> str:
 async def _serve(settings: Settings, roles: set[str], host: str, listen: int) -> bool:
     """Serve until stopped; False when the server did not start."""
     await reach_broker(settings)
-    system = bootstrap(settings)
-    if settings.is_embedded:
-        # The embedded default needs no setup: its first start lists the seed catalogue.
-        await asyncio.to_thread(system.inventory.seed)
-    bus = make_bus(settings)
-    runtime = Runtime(system, bus, roles)
+    # Off the loop: on the embedded default, assembling lists the seed catalogue in its store.
+    assembly = await asyncio.to_thread(assemble, settings, roles)
+    runtime = Runtime(assembly)
+    system = assembly.system
     read_model = await runtime.open_read_side()
     if "api" in roles:
         assert read_model is not None
-        web = create_app(ready=runtime.check, system=system, read_model=read_model, bus=bus,
+        web = create_app(ready=runtime.check, system=system, read_model=read_model, bus=assembly.bus,
                          settings=settings, lifespan=runtime.lifespan, registry=runtime.metrics.registry)
     else:
         web = create_health_app(_health_role(roles), runtime.check, lifespan=runtime.lifespan,

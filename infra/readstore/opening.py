@@ -5,7 +5,9 @@ PostgreSQL keeps the read tables in the event store's own database and schema
 store's NOTIFY. The embedded default keeps them in `DATA_DIR/read.sqlite`
 (aiosqlite), or in memory with `DATABASE_URL=memory://`, and polls.
 
-    projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings))
+The composition root hands them to the projectors it builds (`infra.bootstrap.projector`):
+
+    Projector(system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus)
 """
 
 from __future__ import annotations

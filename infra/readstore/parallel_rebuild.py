@@ -22,13 +22,11 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.queues import Queue
 
-from infra.bootstrap import System, bootstrap
-from infra.readstore.opening import read_store_opener
+from infra.bootstrap import System, bootstrap, projector
 from infra.runtime import run_event_loop
 from infra.settings import Settings
 from projections.catalog import AnyProjection, named
 from projections.rebuild import Progress, rebuild
-from projections.runner import Projector
 
 MAX_JOBS = 4
 
@@ -111,5 +109,5 @@ def _rebuild_one(settings: Settings, name: str) -> str:
 
 async def _rebuild_here(system: System, names: list[str], progress: Progress | None) -> list[str]:
     # A rebuild follows nothing live, so it needs no news of saves elsewhere.
-    async with Projector(system, store=read_store_opener(system.settings)) as projector:
-        return await rebuild(projector, names, progress=progress)
+    async with projector(system) as replaying:
+        return await rebuild(replaying, names, progress=progress)
