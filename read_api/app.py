@@ -29,7 +29,7 @@ from read_api.rest import install_rest_errors, rest_router
 from read_api.rest_envelope import fresh_request_id
 from read_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, build_schema
 from read_api.services import Services
-from read_api.write_side import WriteSide
+from read_api.tracing import TracedWriteSide, trace_requests
 
 __all__ = ["ApiLimits", "ReadyCheck", "create_app", "create_health_app"]
 
@@ -92,7 +92,7 @@ def create_app(
     api.add_api_route("/metrics", _metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
     if system is not None and read_model is not None:
         services = Services(
-            read_model=read_model, write=WriteSide(system, bus),
+            read_model=read_model, write=TracedWriteSide(system, bus),
             authenticator=authenticator, read_your_writes_timeout=limits.read_your_writes_timeout,
             subscriptions=SubscriptionQuota(
                 per_connection=limits.subscriptions_per_connection,
@@ -120,6 +120,7 @@ def create_app(
     api.add_middleware(RouteGuard, authenticator=authenticator, documentation=introspection)
     api.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
     api.add_middleware(MetricsMiddleware, metrics=metrics)
+    trace_requests(api)
     return api
 
 

@@ -40,7 +40,7 @@ from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, Unrouta
 from infra.messaging.consumers import roles_for
 from infra.messaging.leadership import Leadership, SoleLeader
 from infra.observability.metrics import SagaMetrics
-from infra.observability.tracing import traced
+from infra.observability.tracing import publishing, traced
 from projections.waiting import wait_until_set
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,8 @@ class OutboxRelay:
         for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
             envelopes = [envelope for target, envelope in outgoing if target == exchange]
             if envelopes:
-                await self.bus.publish(exchange, envelopes)
+                with publishing(envelopes):  # each envelope's span: the parent its consumer's span names
+                    await self.bus.publish(exchange, envelopes)
                 published.update((exchange, envelope.routing_key) for envelope in envelopes)
         last = notifications[-1].id
         await asyncio.to_thread(self._record, last)

@@ -10,12 +10,21 @@ parking, redrive and both transports unchanged; it is also set as the
 
 A message's key is its message id, but a command's is its tracking name
 (`command:<id>`), the causation id that the events it causes record.
-The cause's span id travels in `tracestate` under `saga`, as W3C allows.
+The cause's span id travels in `tracestate` under `saga`, as W3C allows; a cause
+that is no message (a saga deadline) names no parent.
 
-Consumers start one span per delivery, a child of the message's span. Nothing
-is recorded or exported unless a tracer provider is installed:
-`configure_tracing()` installs one that exports over OTLP/HTTP when
-`OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+Every span named that way is exported, when a tracer provider is installed:
+- the relay starts a PRODUCER span per envelope it publishes (`publishing`),
+  with the ids the envelope names, a child of its cause's;
+- a consumer handles each delivery inside a CONSUMER span (`handling`), a child
+  of the message's PRODUCER span;
+- the API starts a PRODUCER span for each command it sends, in the request's
+  trace; `CommandRoots` mirrors it as the root of the order's trace, with the
+  ids the command's events name as their cause and a link to the API's span.
+The ids are kept by the provider of `tracer_provider()` (see
+`infra.observability.trace_provider`); `configure_tracing()` installs it, with
+SQL spans, exporting over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+Without it nothing is recorded, and the spans are skipped entirely.
 """
 
 from __future__ import annotations
@@ -23,13 +32,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from commands.contract.messages import Envelope
@@ -39,8 +51,12 @@ log = logging.getLogger(__name__)
 VERSION = "00"
 SAMPLED = "01"
 STATE_KEY = "saga"
+COMMAND_KEY = "command:"
+MESSAGE_ID = "messaging.message.id"
+CORRELATION_ID = "saga.correlation_id"
 
 _propagator = TraceContextTextMapPropagator()
+_handed: ContextVar[tuple[int, int] | None] = ContextVar("handed_ids", default=None)
 
 
 def _hex(text: str, digits: int) -> str:
@@ -64,7 +80,13 @@ def span_id_of(key: str) -> str:
 def span_key(envelope: Envelope) -> str:
     """What the messages this one causes will name as their cause."""
     command_id = envelope.payload.get("command_id") if envelope.kind == "command" else None
-    return f"command:{command_id}" if command_id else envelope.message_id
+    return f"{COMMAND_KEY}{command_id}" if command_id else envelope.message_id
+
+
+def names_a_message(cause: str) -> bool:
+    """Whether `cause` is a message's key (`<source>:<position>`, `command:<id>`), whose span is exported."""
+    source, _, position = cause.partition(":")
+    return cause.startswith(COMMAND_KEY) or (position.isdigit() and bool(source))
 
 
 def trace_context_for(envelope: Envelope, cause: str | None = None) -> dict[str, str]:
@@ -76,13 +98,19 @@ def trace_context_for(envelope: Envelope, cause: str | None = None) -> dict[str,
     cause = envelope.causation_id if cause is None else cause
     trace_id = trace_id_of(envelope.correlation_id, envelope.message_id)
     context = {"traceparent": f"{VERSION}-{trace_id}-{span_id_of(key)}-{SAMPLED}"}
-    if cause and cause not in (key, envelope.message_id):
+    if cause and cause not in (key, envelope.message_id) and names_a_message(cause):
         context["tracestate"] = f"{STATE_KEY}={span_id_of(cause)}"
     return context
 
 
 def traced(envelope: Envelope, cause: str | None = None) -> Envelope:
     return envelope.model_copy(update={"trace": trace_context_for(envelope, cause)})
+
+
+def ids_of(trace_context: Mapping[str, str]) -> tuple[int, int]:
+    """The trace id and span id a `traceparent` names."""
+    _, trace_id, span_id, _ = trace_context["traceparent"].split("-")
+    return int(trace_id, 16), int(span_id, 16)
 
 
 def parent_span_id(trace_context: Mapping[str, str]) -> str | None:
@@ -107,19 +135,26 @@ def recording() -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-@contextmanager
-def _span(envelope: Envelope) -> Iterator[Any]:
-    attributes = {
-        "messaging.message.id": envelope.message_id,
+def _attributes(envelope: Envelope) -> dict[str, str]:
+    return {
+        MESSAGE_ID: envelope.message_id,
         "messaging.destination.name": envelope.routing_key,
         "saga.message_kind": envelope.kind,
         "saga.causation_id": envelope.causation_id or "",
-        "saga.correlation_id": str(envelope.correlation_id or ""),
+        CORRELATION_ID: str(envelope.correlation_id or ""),
     }
+
+
+def _tracer() -> trace.Tracer:
     # Looked up per span, not cached: a provider installed later (or by a test) takes effect.
-    with trace.get_tracer("saga-shop").start_as_current_span(
+    return trace.get_tracer("saga-shop")
+
+
+@contextmanager
+def _span(envelope: Envelope) -> Iterator[Any]:
+    with _tracer().start_as_current_span(
         f"handle {envelope.type}", context=extract(envelope.trace),
-        kind=trace.SpanKind.CONSUMER, attributes=attributes,
+        kind=SpanKind.CONSUMER, attributes=_attributes(envelope),
     ) as span:
         yield span
 
@@ -129,6 +164,55 @@ def handling(envelope: Envelope | None) -> Any:
     if envelope is None or not recording():
         return nullcontext()
     return _span(envelope)
+
+
+class DerivedIds(RandomIdGenerator):
+    """The id generator of a traced process: random ids, but for a span started inside `derived_ids`."""
+
+    def generate_trace_id(self) -> int:
+        handed = _handed.get()
+        return handed[0] if handed else super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        handed = _handed.get()
+        return handed[1] if handed else super().generate_span_id()
+
+
+@contextmanager
+def derived_ids(trace_id: int, span_id: int) -> Iterator[None]:
+    """The span started in this block takes these ids (its trace id only if it is a root)."""
+    token = _handed.set((trace_id, span_id))
+    try:
+        yield
+    finally:
+        _handed.reset(token)
+
+
+def _producer_span(envelope: Envelope) -> trace.Span:
+    assert envelope.trace is not None
+    trace_id, span_id = ids_of(envelope.trace)
+    cause = parent_span_id(envelope.trace)
+    parent = Context() if cause is None else trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        trace_id, int(cause, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))))
+    with derived_ids(trace_id, span_id):
+        return _tracer().start_span(f"publish {envelope.type}", context=parent, kind=SpanKind.PRODUCER,
+                                    attributes=_attributes(envelope))
+
+
+@contextmanager
+def publishing(envelopes: Sequence[Envelope]) -> Iterator[None]:
+    """A PRODUCER span per envelope, with the ids its trace context names, around publishing them.
+
+    Nothing when tracing is off. A window published again after a failure exports its spans again.
+    """
+    if not recording():
+        yield
+        return
+    with ExitStack() as spans:
+        for envelope in envelopes:
+            if envelope.trace:
+                spans.enter_context(trace.use_span(_producer_span(envelope), end_on_exit=True))
+        yield
 
 
 def configure_tracing(service_name: str = "saga-shop") -> bool:
@@ -141,11 +225,12 @@ def configure_tracing(service_name: str = "saga-shop") -> bool:
         log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but opentelemetry-exporter-otlp-proto-http "
                     "is not installed; spans are not exported")
         return False
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    from infra.observability.trace_provider import instrument_sql, tracer_provider
+
+    provider = tracer_provider(service_name)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    instrument_sql()
     return True
