@@ -201,10 +201,12 @@ def assemble(
     `seed` lists the seed catalogue first; by default on the embedded default only, whose
     first start needs no setup. Other overrides go to `bootstrap`.
     """
-    system = system or bootstrap(settings, **overrides)
+    if system is None:
+        system = bootstrap(settings, **overrides)
     if seed or (seed is None and system.settings.is_embedded):
         system.inventory.seed()
-    return Assembly(system, bus or make_bus(system.settings), roles, metrics or SagaMetrics())
+    bus = make_bus(system.settings) if bus is None else bus
+    return Assembly(system, bus, roles, SagaMetrics() if metrics is None else metrics)
 
 
 def make_bus(settings: Settings) -> Bus:

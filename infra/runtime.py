@@ -2,7 +2,9 @@
 
 `saga serve` runs every role in one process; `saga serve --role R` runs one,
 so the system can run as separate processes against PostgreSQL and RabbitMQ,
-each worker role in as many copies as needed (competing consumers).
+each worker role in as many copies as needed (competing consumers). What the
+roles run is built by the composition root (`infra.bootstrap.assemble`): the
+runtime starts it, supervises its loops and stops it.
 
 The api and the relay publish for the other roles: their readiness names, in
 `waiting_for`, the roles nobody runs for the queues they publish to, when the
