@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from infra.bootstrap import Assembly, System, assemble
-from infra.bootstrap import make_bus as make_bus  # where callers of the runtime used to find it
-from infra.messaging.bus import Bus
+from infra.bootstrap import Assembly
 from infra.messaging.consumers import CONSUMERS, CONTEXTS, idle_roles
 from infra.messaging.relay import OutboxRelay
-from infra.observability.metrics import SagaMetrics
 from infra.supervision import LoopPolicy, Supervisor
 from projections.read_model import ReadModel
 from projections.waiting import wait_until_set
@@ -75,21 +72,15 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
 class Runtime:
     """Starts the roles of an assembly (`infra.bootstrap.assemble`) on its bus, and stops them together.
 
-    `Runtime(system, bus, roles)` assembles the rest from the parts given. The assembly's
-    metrics count what the roles do; their registry is what the process's `/metrics` serves.
+    The assembly's metrics count what the roles do; their registry is what the process's `/metrics` serves.
     Every background loop it starts runs under `supervisor` (restarted when it fails, named
     by readiness when it stays down); `loops` says how (`infra.supervision.LoopPolicy`).
     """
 
-    def __init__(
-        self, parts: Assembly | System, bus: Bus | None = None, roles: Iterable[str] = (), *,
-        metrics: SagaMetrics | None = None, loops: LoopPolicy | None = None,
-    ) -> None:
-        unknown = set(parts.roles if isinstance(parts, Assembly) else roles) - set(ROLES)
+    def __init__(self, parts: Assembly, *, loops: LoopPolicy | None = None) -> None:
+        unknown = set(parts.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from {', '.join(ROLES)}")
-        if isinstance(parts, System):
-            parts = assemble(parts.settings, roles, system=parts, bus=bus, metrics=metrics, seed=False)
         self.parts = parts
         self.system = parts.system
         self.bus = parts.bus

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from typer.testing import CliRunner, Result
 
+from infra.bootstrap import make_bus
 from infra.cli.main import app
 from infra.messaging.bus import EVENTS_EXCHANGE, Bus, Outcome
-from infra.runtime import make_bus
 from infra.settings import Settings
 from tests.unit.test_in_process_bus import Recorder, envelope, eventually, payments, wait_for_parked
 

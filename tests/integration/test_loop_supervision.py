@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import process_managers.deadlines
-from infra.bootstrap import System, bootstrap
+from infra.bootstrap import System, assemble, bootstrap
 from infra.messaging.bus import Bus
 from infra.messaging.in_process import InProcessBus
 from infra.runtime import Runtime
@@ -50,7 +50,7 @@ class Switch:
 async def runtime_of(settings: Settings, bus: Bus, roles: Iterable[str]) -> AsyncIterator[Runtime]:
     with bootstrap(settings) as system:
         system.inventory.seed()
-        runtime = Runtime(system, bus, roles, loops=QUICK)
+        runtime = Runtime(assemble(system.settings, roles, system=system, bus=bus, seed=False), loops=QUICK)
         await runtime.start()
         try:
             yield runtime
@@ -209,7 +209,8 @@ async def test_a_projector_whose_save_listener_fails_is_restarted_and_keeps_proj
 
     with bootstrap(memory_settings) as system:
         system.inventory.seed()
-        runtime = Runtime(system, InProcessBus(), ["projector"], loops=QUICK)
+        assembly = assemble(system.settings, ["projector"], system=system, bus=InProcessBus(), seed=False)
+        runtime = Runtime(assembly, loops=QUICK)
         assert runtime.projector is not None
         runtime.projector.listen = listen
         await runtime.start()

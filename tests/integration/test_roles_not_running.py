@@ -16,7 +16,7 @@ import pytest
 
 from commands.contract.messages import Envelope
 from commands.orders import Orders, PlaceOrder
-from infra.bootstrap import bootstrap
+from infra.bootstrap import assemble, bootstrap
 from infra.eventstore.persistence import application_env
 from infra.messaging.bus import (
     COMMANDS_EXCHANGE,
@@ -161,7 +161,8 @@ async def test_the_relay_and_the_api_are_ready_and_name_the_roles_nobody_runs(
 ) -> None:
     rabbit = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, topology=TOPOLOGY, connect_timeout=5)
     with bootstrap(sqlite_settings) as system:
-        runtime = Runtime(system, rabbit, ("relay", "payments"))
+        assembly = assemble(system.settings, ("relay", "payments"), system=system, bus=rabbit, seed=False)
+        runtime = Runtime(assembly)
         async with runtime.lifespan():
             worker, api = create_health_app("relay", runtime.check), create_app(ready=runtime.check)
             async with api_client(worker) as client:
@@ -181,7 +182,7 @@ async def test_on_the_in_process_bus_every_role_is_in_the_process_and_none_is_na
 ) -> None:
     in_process: Bus = InProcessBus()
     with bootstrap(memory_settings) as system:
-        runtime = Runtime(system, in_process, ("relay",))
+        runtime = Runtime(assemble(system.settings, ("relay",), system=system, bus=in_process, seed=False))
         async with runtime.lifespan():
             report = await runtime.check()
     assert report == {"status": "ok"}

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from infra.bootstrap import bootstrap
+from infra.bootstrap import assemble, bootstrap
 from infra.messaging.in_process import InProcessBus
 from infra.runtime import Runtime
 from infra.settings import Settings
@@ -25,7 +25,8 @@ async def test_a_start_that_fails_part_way_closes_the_bus_and_leaves_nothing_run
 ) -> None:
     bus = BrokerGoneWhileStarting()
     with bootstrap(memory_settings) as system:
-        runtime = Runtime(system, bus, ("api", "projector", "payments"))
+        roles = ("api", "projector", "payments")
+        runtime = Runtime(assemble(system.settings, roles, system=system, bus=bus, seed=False))
         await runtime.open_read_side()
 
         with pytest.raises(ConnectionError):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.bootstrap import make_bus
 from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome, UnroutableError
 from infra.messaging.in_process import InProcessBus
-from infra.runtime import make_bus
 from infra.settings import Settings
 from tests.unit.test_in_process_bus import (
     DELAYS,

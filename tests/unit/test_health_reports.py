@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from infra.bootstrap import System, bootstrap
+from infra.bootstrap import System, assemble, bootstrap
 from infra.messaging.in_process import InProcessBus
 from infra.runtime import Runtime
 from infra.settings import Settings
@@ -58,7 +58,8 @@ async def test_health_names_every_part_down_and_none_of_the_drivers_words(
 ) -> None:
     caplog.set_level(logging.INFO)
     failing(system, monkeypatch)
-    runtime = Runtime(system, InProcessBus(), ())  # a bus never started: its broker does not answer
+    # A bus never started: its broker does not answer.
+    runtime = Runtime(assemble(system.settings, (), system=system, bus=InProcessBus(), seed=False))
     app = create_health_app("payments", runtime.check)
 
     async with api_client(app) as client:
