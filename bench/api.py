@@ -1,6 +1,6 @@
 """GraphQL reads: requests/s and latency of `order(id)` and `orders(first: 20)`, and what a token costs.
 
-Each run starts the real server (`python -m infra.cli.main serve`, every role in one
+Each run starts the real server (`python -m infra.cli serve`, every role in one
 process) as a subprocess on a fresh, throw-away store:
 
   sqlite    the embedded default: SQLite files in a temp DATA_DIR, the in-process bus

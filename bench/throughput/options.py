@@ -28,7 +28,7 @@ completed orders' totals. A failed check or a timeout fails the run (exit status
 Modes:
   a  the embedded default: SQLite files, the in-process bus, every role in one process
   b  every role in one process on PostgreSQL + RabbitMQ
-  c  each role its own process (`python -m infra.cli.main serve --role R`) on PostgreSQL +
+  c  each role its own process (`python -m infra.cli serve --role R`) on PostgreSQL +
      RabbitMQ; orders are placed from this process through the Orders application
 After the maximum-rate runs the peer (the same saga on the eventsourcing library's own
 System runner, ../shared/bench/peer_es_saga.py) runs with the same N, and the ratios of
