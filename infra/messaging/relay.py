@@ -18,6 +18,10 @@ was never declared) is not published: the relay says once which role to
 start, names it in `waiting_for` for readiness, tries again quietly with
 backoff, and says when it publishes again. Nothing is lost meanwhile: its
 position moves only past what the broker took.
+
+About 280 lines, as one class: following the log, publishing a window and
+recording the position are one loop whose steps share the position and the
+leadership.
 """
 
 from __future__ import annotations
