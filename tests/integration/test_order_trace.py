@@ -6,40 +6,27 @@ from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind
-from opentelemetry.util._once import Once
 
-from infra.observability.trace_provider import tracer_provider
 from infra.settings import Settings
 from tests.api_harness import data_of, serving
 from tests.integration.test_graphql_orders import PLACE, placement, settled
 from tests.saga_harness import MOUSE
+from tests.traces import exported_spans
 
 pytestmark = pytest.mark.integration
 
 CONSUMERS = ("orders", "payments", "inventory", "shipping", "notifications", "saga")
 
 
-def _reset_global_provider() -> None:
-    # The API lets a process set its provider once; a test installs its own and takes it away again.
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
 
 
 @pytest.fixture
 def exported() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = tracer_provider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
-    trace.set_tracer_provider(provider)
-    yield exporter
-    provider.shutdown()
-    _reset_global_provider()
+    with exported_spans() as exporter:
+        yield exporter
 
 
 def attribute(span: ReadableSpan, name: str) -> str:

@@ -7,16 +7,14 @@ from collections.abc import Iterator, Sequence
 from uuid import UUID
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
 from commands.contract.messages import Envelope
 from infra.messaging.in_process import InProcessBus
 from infra.settings import Settings
 from tests.saga_harness import LAPTOP, MOUSE, finished, place, running
+from tests.traces import exported_spans
 
 pytestmark = pytest.mark.integration
 
@@ -35,22 +33,12 @@ class RecordingBus(InProcessBus):
         await super().publish(exchange, envelopes)
 
 
-def _reset_global_provider() -> None:
-    # The API lets a process set its provider once; a test installs its own and takes it away again.
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
-    trace.set_tracer_provider(provider)
-    yield exporter
-    provider.shutdown()
-    _reset_global_provider()
+    with exported_spans(TracerProvider()) as exporter:
+        yield exporter
 
 
 def of_order(spans: Sequence[ReadableSpan], order_id: UUID) -> list[ReadableSpan]:

@@ -7,35 +7,24 @@ from uuid import uuid4
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from opentelemetry.util._once import Once
 
 from commands.orders import RequestCancellation
-from infra.observability.trace_provider import tracer_provider
 from infra.observability.tracing import handling, ids_of, parent_span_id, publishing, span_id_of
 from read_api.tracing import sending
+from tests.traces import exported_spans
 from tests.unit.test_tracing import event, saga_command
 
 pytestmark = pytest.mark.unit
 
 
-def _reset_global_provider() -> None:
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
 
 
 @pytest.fixture
 def exported() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = tracer_provider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
-    trace.set_tracer_provider(provider)
-    yield exporter
-    provider.shutdown()
-    _reset_global_provider()
+    with exported_spans() as exporter:
+        yield exporter
 
 
 def test_a_published_message_has_the_span_its_envelope_names_and_its_consumer_is_a_child_of_it(
