@@ -3,15 +3,12 @@ and restocks a product from the stock panel."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
@@ -19,7 +16,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from infra.settings import Settings
 from read_api.identity import mint_token
-from tests.conftest import unavailable
+from tests.e2e.browser import chromium
 from tests.e2e.test_serve import embedded_server
 from tests.tokens import SECRET
 
@@ -31,20 +28,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        unavailable("Headless Chromium", "chromium or chromedriver is not installed")
-    assert chromium is not None and driver is not None
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1440,900"):
-        options.add_argument(argument)
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    try:
+    with chromium() as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def test_a_test_order_placed_from_the_dashboard_is_shown_completed_with_its_saga(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,12 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from selenium import webdriver
 from selenium.webdriver import Chrome
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import unavailable
+from tests.e2e.browser import chromium
 from tests.e2e.test_serve import embedded_server
 from tests.integration.test_graphql_orders import PLACE, placement
 from tests.saga_harness import MOUSE
@@ -30,21 +27,9 @@ RESPONSE = (By.CSS_SELECTOR, ".graphiql-response")
 @pytest.fixture
 def browser() -> Iterator[Chrome]:
     """Chromium whose every host name fails to resolve: only 127.0.0.1, where the server is, answers."""
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        unavailable("Headless Chromium", "chromium or chromedriver is not installed")
-    assert chromium is not None and driver is not None
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1440,900", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    try:
+    only_the_server = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
+    with chromium(more=[only_the_server], network_log=True) as chrome:
         yield chrome
-    finally:
-        chrome.quit()
 
 
 def requested(browser: Chrome) -> list[str]:
