@@ -16,9 +16,9 @@ message; publishing is mandatory, so an unroutable message raises. The
 connection is robust: aio-pika redeclares channels, queues, bindings and
 consumers after a reconnect.
 
-It is one class of about 300 lines: publishing, declaring, counting consumers
-and parking share one connection, its channels and the namespace; the messages
-it writes and the consumer that settles them are in modules of their own.
+Publishing, declaring and parking share one connection, its channels and the
+namespace, so they are one class; the messages it writes, the consumer that
+settles them and the count of each queue's consumers are modules of their own.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from aio_pika.abc import (
 from aio_pika.exceptions import (
     AMQPChannelError,
     ChannelInvalidStateError,
-    ChannelNotFoundEntity,
     PublishError,
 )
 from pamqp.common import FieldTable
@@ -55,6 +54,7 @@ from infra.messaging.bus import (
     UnroutableError,
 )
 from infra.messaging.rabbitmq_consumer import Consumer, put_back
+from infra.messaging.rabbitmq_counts import count_consumers
 from infra.messaging.rabbitmq_messages import (
     PARK_HEADERS,
     batch_message,
@@ -205,33 +205,15 @@ class RabbitBus:
         async with self._counting:
             now = asyncio.get_running_loop().time()
             if self._counted is None or now - self._counted[0] >= self._counts_fresh_for:
+                queues = {binding.queue: self.name(binding.queue) for binding in self._topology}
                 try:
                     async with asyncio.timeout(self._timeout):
-                        self._counted = (now, await self._count_consumers())
+                        counts = await count_consumers(_required(self._connection), queues, self._timeout)
+                    self._counted = (now, counts)
                 except Exception:  # a probe that cannot tell says so; the broker's outage is reported apart
                     logger.debug("counting consumers failed", exc_info=True)
                     return None
             return dict(self._counted[1])
-
-    async def _count_consumers(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        channel: aio_pika.Channel | None = None
-        try:
-            for binding in self._topology:
-                if channel is None or channel.is_closed:
-                    # Not a robust channel: one closed by a queue not found must stay closed, not be restored.
-                    channel = aio_pika.Channel(_required(self._connection), publisher_confirms=False)
-                    await channel.initialize(timeout=self._timeout)
-                try:
-                    queue = await channel.declare_queue(self.name(binding.queue), passive=True)
-                except ChannelNotFoundEntity:  # never declared: nobody consumes it
-                    counts[binding.queue] = 0
-                else:
-                    counts[binding.queue] = queue.declaration_result.consumer_count or 0
-        finally:
-            if channel is not None and not channel.is_closed:
-                await channel.close()
-        return counts
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
