@@ -6,25 +6,22 @@ so a repeated command is recognised and changes nothing. Two writers of one
 aggregate version conflict on the store's primary key; the handler then reloads
 and decides again.
 
-It is one class of about 300 lines, not several: handling one message, a batch
-of them (the unit of work) and loading what a batch needs ahead of it all share
-the unit of work's state; split, each part would reach into the others'.
+A batch of messages handled in one transaction is a unit of work
+(`commands.unit_of_work`, which also loads ahead what the batch needs).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, Cache
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
@@ -35,29 +32,11 @@ from eventsourcing.persistence import (
 )
 
 from commands.command import Command, ConcurrencyError
-from domain.base import Aggregate, Cause, DomainError, caused_by
+from commands.unit_of_work import UnitOfWork, load_ahead
+from domain.base import Aggregate, DomainError, caused_by
 
 H = TypeVar("H", bound=Callable[..., Any])
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
-
-
-@dataclass
-class UnitOfWork:
-    """What a batch of messages has decided so far, saved together at the end."""
-
-    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
-    trackings: list[Tracking] = field(default_factory=list)
-    # Aggregates loaded for the batch ahead of its messages (None: no such aggregate).
-    loaded: dict[UUID, Aggregate | None] = field(default_factory=dict)
-    # Each message's line (its ids, what it was, what it decided), written once the batch is saved;
-    # and how many of each aggregate's pending events an earlier message of the batch decided.
-    handled: list[tuple[Cause, str, str]] = field(default_factory=list)
-    told: dict[UUID, int] = field(default_factory=dict)
-
-    def add(self, aggregates: Sequence[Aggregate], tracking: Tracking) -> None:
-        for aggregate in aggregates:
-            self.aggregates[aggregate.id] = aggregate
-        self.trackings.append(tracking)
 
 
 class ContextApplication(Application[UUID]):
@@ -229,33 +208,12 @@ class ContextApplication(Application[UUID]):
                     cache.put(aggregate.id, aggregate)
 
     def preload(self, aggregate_ids: Iterable[UUID]) -> None:
-        """Inside a unit of work: load these aggregates for its messages in one query.
-
-        Each is the cached copy brought up to date with the events recorded since,
-        or, for one not cached, its whole stream (none: it does not exist yet). One
-        query instead of one per message; anything not preloaded is loaded as usual.
-        Streams that snapshots shorten are left to the repository when not cached.
-        """
+        """Inside a unit of work: load these aggregates for its messages in one query (`load_ahead`)."""
         unit = self._unit_of_work.get(None)
         select_after = getattr(self.recorder, "select_events_after", None)
-        if unit is None or select_after is None:
-            return
-        cache = self.repository.cache
-        start: dict[UUID, Aggregate | None] = {}
-        for aggregate_id in aggregate_ids:
-            if aggregate_id in unit.aggregates or aggregate_id in unit.loaded or aggregate_id in start:
-                continue
-            cached = _cached(cache, aggregate_id)
-            if cached is None and self.may_have_snapshots(aggregate_id):
-                continue
-            start[aggregate_id] = copy.deepcopy(cached)
-        if not start:
-            return
-        stored: list[StoredEvent] = select_after({i: a.version if a else 0 for i, a in start.items()})
-        for stored_event in stored:
-            event: Any = self.mapper.to_domain_event(stored_event)
-            start[event.originator_id] = event.mutate(start[event.originator_id])
-        unit.loaded.update(start)
+        if unit is not None and select_after is not None:
+            load_ahead(unit, aggregate_ids, select_after, self.mapper, self.repository.cache,
+                       may_have_snapshots=self.may_have_snapshots)
 
     def has_handled(self, command: Command) -> bool:
         return self.has_tracked(Tracking(command.tracking_name, 1))
@@ -319,16 +277,6 @@ class ContextApplication(Application[UUID]):
             return self.get(aggregate_id, cls, version=version)
         except AggregateNotFoundError:
             return None
-
-
-def _cached(cache: Cache[UUID, Any] | None, aggregate_id: UUID) -> Aggregate | None:
-    if cache is None:
-        return None
-    try:
-        aggregate: Aggregate = cache.get(aggregate_id)
-    except KeyError:
-        return None
-    return aggregate
 
 
 def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
