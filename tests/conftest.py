@@ -79,6 +79,15 @@ def postgres_database(postgres_server: PostgresDsn) -> Iterator[PostgresDsn]:
 
 
 @pytest.fixture
+def new_database(postgres_server: PostgresDsn) -> Iterator[str]:
+    """A name no database has yet (one that needs quoting), dropped at the end if a test created it."""
+    name = f"saga-new-{uuid.uuid4().hex[:8]}"
+    yield name
+    with psycopg.connect(postgres_server.url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 def postgres_settings(postgres_database: PostgresDsn) -> Settings:
     """Settings pointing at a fresh schema of the run's database."""
     schema = f"t_{uuid.uuid4().hex[:12]}"

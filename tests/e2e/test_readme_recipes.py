@@ -32,9 +32,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -260,15 +258,6 @@ def test_the_token_recipe_serves_on_every_interface_and_answers_a_customer(
 
 
 @pytest.fixture
-def own_database(postgres_server: PostgresDsn) -> Iterator[str]:
-    """The name of a database that does not exist yet; `saga migrate` is to create it. Dropped at the end."""
-    name = f"saga_recipe_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
 def own_vhost(rabbitmq_server: str) -> Iterator[str]:
     parts = urlsplit(rabbitmq_server)
     if shutil.which("rabbitmqctl") is None or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
@@ -281,18 +270,18 @@ def own_vhost(rabbitmq_server: str) -> Iterator[str]:
 
 
 def test_the_separate_processes_recipe_runs_all_nine_roles_to_finished_orders(
-    shells: Shells, tmp_path: Path, postgres_server: PostgresDsn, own_database: str, own_vhost: str,
+    shells: Shells, tmp_path: Path, postgres_server: PostgresDsn, new_database: str, own_vhost: str,
 ) -> None:
     script = readme_recipes()["separate"].script(1)
     database = "postgresql://postgres@127.0.0.1:5432/saga"
     broker = "amqp://guest:guest@127.0.0.1:5672/"
     assert f"DATABASE_URL={database} " in script and f"AMQP_URL={broker}\n" in script
     ours = PostgresDsn.parse(postgres_server.url)
-    script = script.replace(database, f"postgresql://{ours.user}@{ours.host}:{ours.port}/{own_database}")
+    script = script.replace(database, f"postgresql://{ours.user}@{ours.host}:{ours.port}/{new_database}")
     script = script.replace(broker, own_vhost)
 
     output = shells.run(script, tmp_path / "separate.log")
-    assert f"created database {own_database}" in output, output
+    assert f"created database {new_database}" in output, output
     assert "20 of 20 order(s) finished" in output, output
     for role in ("orders", "payments", "inventory", "shipping", "notifications", "saga", "relay", "projector",
                  "api"):

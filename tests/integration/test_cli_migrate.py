@@ -28,15 +28,6 @@ def exists(server: PostgresDsn, name: str) -> bool:
 
 
 @pytest.fixture
-def new_database(postgres_server: PostgresDsn) -> Iterator[str]:
-    """A name no database has yet (one that needs quoting), dropped at the end if a test created it."""
-    name = f"saga-new-{uuid.uuid4().hex[:8]}"
-    yield name
-    with psycopg.connect(postgres_server.url, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
 def user_without_createdb(postgres_server: PostgresDsn) -> Iterator[str]:
     name = f"saga_user_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres_server.url, autocommit=True) as connection:
