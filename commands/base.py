@@ -4,7 +4,11 @@ A command is handled exactly once: the application records the command id in
 its tracking table in the same transaction as the events the command produced,
 so a repeated command is recognised and changes nothing. Two writers of one
 aggregate version conflict on the store's primary key; the handler then reloads
-and decides again.
+and decides again, at once: a conflict means the other writer has committed,
+so deciding again makes progress, and nothing sleeps on a worker thread. After
+`max_conflict_retries` the command fails with `ConcurrencyError`, which its
+caller tries again later with backoff, on its event loop (the consumers through
+the bus's retry queue, the API with stamina).
 
 A batch of messages handled in one transaction is a unit of work
 (`commands.unit_of_work`, which also loads ahead what the batch needs).
@@ -13,8 +17,6 @@ A batch of messages handled in one transaction is a unit of work
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +34,7 @@ from eventsourcing.persistence import (
 )
 
 from commands.command import Command, ConcurrencyError
+from commands.following import LogFollower
 from commands.unit_of_work import UnitOfWork, load_ahead
 from domain.base import Aggregate, DomainError, caused_by
 
@@ -42,7 +45,7 @@ TAggregate = TypeVar("TAggregate", bound=Aggregate)
 class ContextApplication(Application[UUID]):
     """An eventsourcing application for one bounded context, with exactly-once commands."""
 
-    max_conflict_retries: ClassVar[int] = 50
+    max_conflict_retries: ClassVar[int] = 20
     # The level of the one line per message saying what became of it (recorded, a repeat, refused).
     handled_log_level: ClassVar[int] = logging.INFO
     handlers: ClassVar[dict[type[Command], str]] = {}
@@ -66,6 +69,21 @@ class ContextApplication(Application[UUID]):
     def add_listener(self, listener: Callable[[int], None]) -> None:
         """Call `listener(last_notification_id)` after every save in this process."""
         self._listeners.append(listener)
+
+    def follower(
+        self, *, window: int = 500, topics: Sequence[str] = (), poll_interval: float = 1.0,
+        woken_by_saves: bool = True,
+    ) -> LogFollower:
+        """A follower of this application's notification log (`commands.following`).
+
+        It is woken by every save in this process unless `woken_by_saves` is False:
+        for a reader that keeps time rather than up with the log (the deadlines).
+        """
+        follower = LogFollower(self.process_recorder, window=window, topics=topics,
+                               poll_interval=poll_interval)
+        if woken_by_saves:
+            self.add_listener(lambda _: follower.wake())
+        return follower
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:
@@ -137,7 +155,7 @@ class ContextApplication(Application[UUID]):
     def _decide_and_record(
         self, tracking: Tracking, decide: Callable[[], Sequence[Aggregate]], message: str
     ) -> bool:
-        for attempt in range(self.max_conflict_retries):
+        for _ in range(self.max_conflict_retries):
             try:
                 aggregates = decide()
             except DomainError as error:
@@ -155,8 +173,7 @@ class ContextApplication(Application[UUID]):
                 if self.has_tracked(tracking):
                     self._log_handled(message, "a repeat, already handled")
                     return False
-                back_off(attempt)
-                continue
+                continue  # another writer moved an aggregate on: decide again
             self._log_handled(message, events)
             return True
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")
@@ -292,10 +309,4 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
         data = mapper.compressor.decompress(data)
     state: dict[str, Any] = mapper.transcoder.decode(data)
     return state
-
-
-def back_off(attempt: int) -> None:
-    # Full jitter keeps colliding writers from retrying in lockstep.
-    time.sleep(random.uniform(0, min(0.2, 0.002 * 2**attempt)))
-
 

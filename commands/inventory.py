@@ -117,6 +117,7 @@ class Inventory(ContextApplication):
         super().__init__(env)
         self._listed: list[UUID] = []
         self._indexed_up_to = 0
+        self._listings = self.follower(window=INDEX_PAGE, topics=[LISTED_TOPIC], woken_by_saves=False)
         self._index_lock = threading.Lock()
         self._entries: dict[UUID, CatalogueEntry] = {}
 
@@ -257,16 +258,10 @@ class Inventory(ContextApplication):
 
     def _listed_product_ids(self) -> list[UUID]:
         # Products are never unlisted, so the ids seen so far stay valid and each call
-        # reads only what was recorded since the last. Writers are serialised, so no
-        # notification below the current maximum can still appear later.
+        # reads only what was recorded since the last.
         with self._index_lock:
-            log = self.process_recorder
-            end = log.max_notification_id() or 0
-            while self._indexed_up_to < end:
-                page = log.select_notifications(
-                    self._indexed_up_to, INDEX_PAGE, stop=end, topics=[LISTED_TOPIC],
-                    inclusive_of_start=False,
-                )
-                self._listed.extend(UUID(str(n.originator_id)) for n in page)
-                self._indexed_up_to = page[-1].id if len(page) == INDEX_PAGE else end
+            self._indexed_up_to = self._listings.catch_up(
+                self._indexed_up_to,
+                lambda window: self._listed.extend(UUID(str(n.originator_id)) for n in window),
+            )
             return list(self._listed)

@@ -206,7 +206,9 @@ def assemble(
     if seed or (seed is None and system.settings.is_embedded):
         system.inventory.seed()
     bus = make_bus(system.settings) if bus is None else bus
-    return Assembly(system, bus, roles, SagaMetrics() if metrics is None else metrics)
+    metrics = SagaMetrics() if metrics is None else metrics
+    metrics.count_retries()
+    return Assembly(system, bus, roles, metrics)
 
 
 def make_bus(settings: Settings) -> Bus:

@@ -26,7 +26,6 @@ from infra.messaging.consumers import CONSUMERS, CONTEXTS, idle_roles
 from infra.messaging.relay import OutboxRelay
 from infra.supervision import LoopPolicy, Supervisor
 from projections.read_model import ReadModel
-from projections.waiting import wait_until_set
 from read_api.health import Outages, merged, report, waiting
 
 if TYPE_CHECKING:
@@ -123,7 +122,8 @@ class Runtime:
         if "projector" in self.roles and self.projector is not None:
             await self.open_read_side()
             self.metrics.watch_projections(self.projector, asyncio.get_running_loop())
-            self.supervisor.start("projector", partial(self.projector.run, self.stopping))
+            for name, loop in self.projector.loops(self.stopping).items():
+                self.supervisor.start(name, loop)
         for subscription in self.parts.subscriptions():
             await self.bus.subscribe(subscription)
         if "saga" in self.roles:
@@ -170,13 +170,16 @@ class Runtime:
         idle = set(idle_roles(counts or {}))
         return [role for role in CONSUMERS if role in idle | unroutable]
 
-    async def _fire_deadlines(self, every: float = 1.0) -> None:
+    async def _fire_deadlines(self) -> None:
         from process_managers.deadlines import DeadlineIndex, fire_due
 
         # Built once: a restart after a failure goes on from where the index had read, not from the start.
         if self._deadlines is None:
             self._deadlines = await asyncio.to_thread(DeadlineIndex, self.system.sagas)
         index = self._deadlines
-        while not self.stopping.is_set():
+
+        async def fire() -> int:
             await asyncio.to_thread(fire_due, self.system.sagas, index, datetime.now(UTC))
-            await wait_until_set(self.stopping, every)
+            return 0  # nothing left to read at once: look again after the follower's interval
+
+        await index.log.follow(fire, self.stopping)

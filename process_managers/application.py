@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from commands.base import ContextApplication, back_off
+from commands.base import ContextApplication
 from commands.command import ConcurrencyError
 from commands.contract import messages as m
 from domain.base import Aggregate, NotFoundError, caused_by
@@ -156,7 +156,7 @@ class Sagas(ContextApplication):
         causation_id: str | None,
     ) -> bool:
         """Like `execute_once` without a tracking row: True if anything was recorded."""
-        for attempt in range(self.max_conflict_retries):
+        for _ in range(self.max_conflict_retries):
             with caused_by(correlation_id, causation_id):
                 aggregates = decide()
             if not any(a.pending_events for a in aggregates):
@@ -165,5 +165,5 @@ class Sagas(ContextApplication):
                 self.record(aggregates, None)
                 return True
             except IntegrityError:
-                back_off(attempt)  # another writer moved the saga on: decide again
+                continue  # another writer moved the saga on: decide again
         raise ConcurrencyError(f"gave up after {self.max_conflict_retries} conflicting writes")

@@ -2,9 +2,10 @@
 
 Every `StepRequested` records its deadline, and the events that end a step
 (success, failure, timeout) or the saga remove it. `DeadlineIndex` follows the
-saga application's notification log and keeps the deadlines still pending in
-memory; a new index reads the log from the start, so a deadline set before a
-crash or a restart still fires. Firing is idempotent: the saga times out a step
+saga application's notification log (with a `LogFollower`, which also keeps the
+scheduler's time) and keeps the deadlines still pending in memory; a new index
+reads the log from the start, so a deadline set before a crash or a restart
+still fires. Firing is idempotent: the saga times out a step
 only if that very attempt is still awaited, so two schedulers, or a deadline
 fired twice, change nothing more than one.
 """
@@ -13,16 +14,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 from uuid import UUID
 
-from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
-from commands.base import stored_state
+from commands.base import ContextApplication, stored_state
 from process_managers.saga import OrderFulfillment
 from process_managers.steps import StepName
 
@@ -57,10 +58,13 @@ class DeadlineIndex:
 
     page_size = 1000
 
-    def __init__(self, sagas: Application[UUID]) -> None:
+    def __init__(self, sagas: ContextApplication, *, every: float = 1.0) -> None:
+        """`every`: how often the scheduler that follows `log` looks for deadlines that have come."""
         self._app = sagas
         self._kinds: dict[str, type[Any]] = {get_topic(cls): cls for cls in FOLLOWED}
-        self._topics = list(self._kinds)
+        # Saves do not wake it: deadlines come by the clock, and the index catches up before each look.
+        self.log = sagas.follower(window=self.page_size, topics=list(self._kinds), poll_interval=every,
+                                  woken_by_saves=False)
         self._position = 0
         self._orders: dict[UUID, UUID] = {}  # saga id -> order id, for unfinished sagas
         self._pending: dict[tuple[UUID, StepName], Deadline] = {}
@@ -75,18 +79,15 @@ class DeadlineIndex:
     def catch_up(self) -> int:
         """Read what the saga log recorded since the last call; returns how many events mattered."""
         with self._lock:
-            recorder = self._app.recorder
-            end = recorder.max_notification_id() or 0
             read = 0
-            while self._position < end:
-                page = recorder.select_notifications(
-                    self._position, self.page_size, stop=end, topics=self._topics,
-                    inclusive_of_start=False,
-                )
-                for notification in page:
+
+            def take(window: Sequence[Notification]) -> None:
+                nonlocal read
+                for notification in window:
                     self._follow(notification, stored_state(self._app.mapper, notification))
-                read += len(page)
-                self._position = page[-1].id if len(page) == self.page_size else end
+                read += len(window)
+
+            self._position = self.log.catch_up(self._position, take)
             return read
 
     def pending(self) -> list[Deadline]:

@@ -55,17 +55,11 @@ class Unreadable:
 Item = Fact | Unreadable
 
 
-def read_batch(
-    app: EventSource, start: int, limit: int, topics: frozenset[str]
-) -> tuple[int, int, list[Item]]:
-    """The notifications after `start`: the last id read, how many were read, those of `topics` decoded."""
-    notifications = app.recorder.select_notifications(start, limit, inclusive_of_start=False)
-    items: list[Item] = []
-    for notification in notifications:
-        if notification.topic in topics:
-            items.append(_decoded(app, notification))
-    last = notifications[-1].id if notifications else start
-    return last, len(notifications), items
+def decode_window(
+    app: EventSource, notifications: Sequence[Notification], topics: frozenset[str]
+) -> list[Item]:
+    """The notifications of `topics` among a window its follower read, decoded."""
+    return [_decoded(app, n) for n in notifications if n.topic in topics]
 
 
 def read_window(

@@ -9,8 +9,9 @@ application's own mapper first, so a projection only ever sees current shapes.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -29,6 +30,18 @@ class NotificationLog(Protocol):
     def max_notification_id(self) -> int | None: ...
 
 
+class Follower(Protocol):
+    """A follower of one application's log as the projector uses it (`commands.following.LogFollower`)."""
+
+    def read(self, after: int, *, stop: int | None = None) -> Sequence[Notification]: ...
+
+    def wake(self) -> None: ...
+
+    def follow(
+        self, step: Callable[[], Awaitable[int]], stopping: asyncio.Event | None = None
+    ) -> Awaitable[None]: ...
+
+
 class EventSource(Protocol):
     """An event-sourced application as the projector follows it (`ContextApplication` fits)."""
 
@@ -41,7 +54,11 @@ class EventSource(Protocol):
     @property
     def mapper(self) -> Mapper[UUID]: ...
 
-    def add_listener(self, listener: Callable[[int], None]) -> None: ...
+    def follower(
+        self, *, window: int = ..., topics: Sequence[str] = (), poll_interval: float = ...
+    ) -> Follower:
+        """A follower of its notification log, woken by its saves in this process."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ events past its own position (`applier`). Positions are read from the store at
 every batch, never trusted from memory, so a rebuild swapped in underneath, or
 another projector process, simply moves the starting point.
 
-Followers wake when an application in this process saves (its listener), when
-`listen` hears of a save by another process (infra passes PostgreSQL's NOTIFY),
-and every `poll_interval` in any case, because a NOTIFY can be lost. An error
-of the read store itself (the database is down) is not an event's fault: the
-batch is tried again with backoff, and nothing is parked.
+Each application's log is read by its own follower (`EventSource.follower`),
+which wakes when the application saves in this process, when `listen` hears of
+a save by another process (infra passes PostgreSQL's NOTIFY), and every
+`poll_interval` in any case, because a NOTIFY can be lost. An error of the read
+store itself (the database is down) is not an event's fault: nothing is parked,
+the follower's loop ends with the error, and whoever runs the loops (`loops`, for
+a supervisor) starts it again with backoff.
 
 The projector opens no database itself: infra hands it a read store, or a
 function that opens one (the projector then closes it too), and the news of
@@ -19,7 +21,7 @@ saves elsewhere (`infra.readstore.opening`):
     projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus)
     await projector.start()                  # opens the read store, creates its tables
     read_model = projector.read_model()      # for the API
-    task = asyncio.create_task(projector.run(stopping))
+    task = asyncio.create_task(projector.run(stopping))   # or supervise each of projector.loops(stopping)
     ...
     stopping.set(); await task; await projector.close()
 
@@ -31,20 +33,19 @@ process's changes by polling.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 from projections import tracking
-from projections.applier import Applier, read_batch
+from projections.applier import Applier, decode_window
 from projections.catalog import AnyProjection, all_projections, migrate
 from projections.changes import ChangeHub
 from projections.dead_letters import DeadLetterSource, replace_all
-from projections.facts import EventSource
+from projections.facts import EventSource, Follower
 from projections.queries import StoreReadModel
 from projections.store import ReadStore
-from projections.waiting import wait_until_set
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Projector:
         # A store handed in belongs to the caller; one the projector opens is its to close.
         self._store: ReadStore | None = store if isinstance(store, ReadStore) else None
         self._open_store: OpenStore | None = None if isinstance(store, ReadStore) else store
-        self._wakes: dict[str, asyncio.Event] = {}
+        self._followers: dict[str, Follower] = {}
         self._read_model: StoreReadModel | None = None
 
     @property
@@ -117,20 +118,32 @@ class Projector:
             raise RuntimeError("start the projector before asking for its read model")
         return self._read_model
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Follow every application until `stopping` is set.
+    def loops(self, stopping: asyncio.Event) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        """The projector's loops by name, each to be run and started again when it fails.
 
-        If one of its loops (a follower, the save listener) fails, the others stop and
-        `run` raises its error, for whoever runs it to start it again.
+        One follower per application ("projector Orders"), so that a log that cannot
+        be read holds up no other; the save listener and the copier of parked
+        messages when there are any. Start the projector first.
+        """
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            f"projector {name}": functools.partial(self._follow, app, stopping)
+            for name, app in self.applications.items()
+        }
+        if self.listen is not None:
+            loops["projector save listener"] = functools.partial(self._wake_on_saves_elsewhere, self.listen)
+        if self.bus is not None:
+            loops["projector dead letters"] = self._refresh_dead_letters_now_and_then
+        return loops
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Run every loop until `stopping` is set.
+
+        If one of them fails, the others stop and `run` raises its error, for
+        whoever runs it to start it again.
         """
         if self._read_model is None:
             await self.start()
-        loop = asyncio.get_running_loop()
-        tasks = [asyncio.create_task(self._follow(app, loop)) for app in self.applications.values()]
-        if self.listen is not None:
-            tasks.append(asyncio.create_task(self._wake_on_saves_elsewhere(self.listen)))
-        if self.bus is not None:
-            tasks.append(asyncio.create_task(self._refresh_dead_letters_now_and_then()))
+        tasks = [asyncio.create_task(loop()) for loop in self.loops(stopping).values()]
         stopped = asyncio.create_task(stopping.wait())
         try:
             await _until_stopped_or_failed(stopped, tasks)
@@ -165,15 +178,17 @@ class Projector:
         at = {p.tracking_name: positions.get((p.tracking_name, app.name), 0) for p in followers}
         start = min(at.values())
         topics = frozenset().union(*(p.topics for p in followers))
-        last, read, items = await asyncio.to_thread(read_batch, app, start, self.batch_size, topics)
-        if not read:
+        notifications = await asyncio.to_thread(self._follower(app).read, start)
+        if not notifications:
             return 0
+        last = notifications[-1].id
+        items = await asyncio.to_thread(decode_window, app, notifications, topics)
         applier = Applier(self.store, self.hub)
         for projection in followers:
             mine = [i for i in items if i.notification_id > at[projection.tracking_name]]
             if not await applier.apply(projection, app.name, at[projection.tracking_name], last, mine):
                 log.info("%s moved on under projection %s; reading again", app.name, projection.name)
-        return read
+        return len(notifications)
 
     async def heads(self) -> Mapping[str, int]:
         """Each followed application's last notification id."""
@@ -185,24 +200,16 @@ class Projector:
         if self.bus is not None:
             await replace_all(self.store, list(await self.bus.dead_letters()))
 
-    async def _follow(self, app: EventSource, loop: asyncio.AbstractEventLoop) -> None:
-        wake = self._wakes.get(app.name)
-        if wake is None:  # once: a run started again keeps the listener of the first
-            wake = self._wakes[app.name] = asyncio.Event()
-            app.add_listener(_waker(loop, wake))
-        failures = 0
-        while True:
-            wake.clear()  # before reading, so that a save while we read is not missed
-            try:
-                read = await self.pump(app)
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("projecting %s failed; trying again", app.name)
-                await asyncio.sleep(min(30.0, 0.2 * 2**failures))
-                continue
-            if read < self.batch_size:
-                await wait_until_set(wake, self.poll_interval)
+    def _follower(self, app: EventSource) -> Follower:
+        follower = self._followers.get(app.name)
+        if follower is None:  # once: a loop started again keeps it, and its place among the listeners
+            follower = self._followers[app.name] = app.follower(
+                window=self.batch_size, poll_interval=self.poll_interval,
+            )
+        return follower
+
+    async def _follow(self, app: EventSource, stopping: asyncio.Event) -> None:
+        await self._follower(app).follow(functools.partial(self.pump, app), stopping)
 
     async def _wake_on_saves_elsewhere(self, listen: ListenForSaves) -> None:
         """Wake followers when another process saves; polling covers any news that is lost."""
@@ -214,8 +221,8 @@ class Projector:
 
         def notified(channel: str) -> None:
             name = channels.get(channel)
-            if name is not None and name in self._wakes:
-                self._wakes[name].set()
+            if name is not None:
+                self._follower(self.applications[name]).wake()
 
         await listen(channels, notified)
 
@@ -235,13 +242,4 @@ async def _until_stopped_or_failed(stopped: asyncio.Task[bool], tasks: Sequence[
         for task in done:
             if task is not stopped and (error := task.exception()) is not None:
                 raise error
-
-
-def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[int], None]:
-    def wake_up(_: int) -> None:
-        # Called in the saving thread; after the loop has closed there is nobody left to wake.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(wake.set)
-
-    return wake_up
 

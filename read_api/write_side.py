@@ -2,6 +2,8 @@
 
 The applications are synchronous and block on their store, so every call runs
 in a worker thread and the event loop keeps serving other requests meanwhile.
+A command that keeps conflicting with other writers (`ConcurrencyError`) is
+tried again with backoff, waiting on the event loop rather than in the thread.
 Aggregates are turned into the same row shapes the projections produce, so a
 resolver does not care whether an answer came from a read model or from the
 event store (read-your-writes fallback, audits).
@@ -10,11 +12,15 @@ event store (read-your-writes fallback, audits).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 from uuid import UUID
 
+import stamina
+
 from commands.audit.timeline import RecordedEvent, as_of, find_stream, history
+from commands.command import ConcurrencyError
 from commands.inventory import Restock
 from commands.orders import PlaceOrder, RequestCancellation
 from domain.base import NotFoundError
@@ -22,6 +28,15 @@ from domain.order import Order, OrderStatus
 from domain.stock import Stock
 from projections.read_model import AddressRow, OrderItemRow, OrderRow, ParkedMessage, ProductRow
 from read_api.ports import DeadLetterDesk, WriteSystem
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def retried_on_conflict(command: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Try a command again, a few times within a few seconds, while other writers keep winning."""
+    return stamina.retry(on=ConcurrencyError, attempts=5, timeout=5.0, wait_initial=0.01, wait_jitter=0.05,
+                         wait_max=0.5)(command)
 
 
 class BusUnavailableError(RuntimeError):
@@ -35,9 +50,11 @@ class WriteSide:
         self._system = system
         self._bus = bus
 
+    @retried_on_conflict
     async def place_order(self, command: PlaceOrder) -> UUID:
         return await asyncio.to_thread(self._system.orders.place_order, command)
 
+    @retried_on_conflict
     async def request_cancellation(self, command: RequestCancellation) -> int:
         """Ask for the order to be cancelled; returns the order's version afterwards."""
 
@@ -47,6 +64,7 @@ class WriteSide:
 
         return await asyncio.to_thread(request)
 
+    @retried_on_conflict
     async def restock(self, command: Restock) -> ProductRow:
         def restock() -> ProductRow:
             self._system.inventory.restock(command)

@@ -27,13 +27,13 @@ leadership.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import stamina
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.utils import get_topic
 
@@ -133,14 +133,14 @@ class OutboxRelay:
         metrics: SagaMetrics | None = None,
         backoff: float = 0.5,
     ) -> None:
-        """`backoff`: while nobody takes its messages, the first retry waits twice this, each next one
-        twice as long. Other failures end `run`, for the runtime's supervisor to start it again."""
+        """`backoff`: while nobody takes its messages, the first retry waits this, and each next one
+        twice as long, up to WAITING_CAP_SECONDS. Other failures end `run`, for the runtime's supervisor
+        to start it again."""
         self.app = app
         self.leadership = leadership or SoleLeader()
         self.bus = bus
         self.translate = translate
-        self.window = window
-        self.poll_interval = poll_interval
+        self.follower = app.follower(window=window, poll_interval=poll_interval)
         self.tracking_name = f"relay:{app.name}"
         self.position: int | None = None
         self.metrics = metrics
@@ -148,42 +148,44 @@ class OutboxRelay:
         self.waiting_for: tuple[str, ...] = ()
         """The roles nobody runs that the last window was for, while it cannot be published."""
         self._waiting: tuple[str, ...] | None = None
-        self._wake: asyncio.Event | None = None
+        self._stopping = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Publish until `stopping` is set; wake on saves in this process, poll for the others.
+        """Publish until `stopping` is set, window by window as the application's log follower reads them.
 
         Only waiting for a role to start is retried here; any other error ends the run.
         """
-        if self._wake is None:  # once: a run started again after a failure keeps listening
-            self._wake = asyncio.Event()
-            self.app.add_listener(_waker(asyncio.get_running_loop(), self._wake))
+        self._stopping = stopping
         try:
-            await self._relay(stopping, self._wake)
+            await self.follower.follow(self.step, stopping)
         finally:
             # Stopped or cancelled, the lead and its session go at once: a standby takes over, and no
             # connection is left open for the collector to find.
             await self.leadership.release()
 
-    async def _relay(self, stopping: asyncio.Event, wake: asyncio.Event) -> None:
-        failures = 0
-        while not stopping.is_set():
-            # Before each window: a leader pings the session that holds its lock.
-            if not await self.leadership.acquire():
-                self.position = None  # the leader moves it on; read it again when we lead
-                await _sleep_unless(stopping, self.poll_interval * 4)
-                continue
-            try:
-                published = await self.pump()
-            except UnroutableError as error:
-                failures += 1
-                await _sleep_unless(stopping, self._waits(error, failures))
-                continue
-            failures = 0
-            self._published()
-            if published < self.window:
-                wake.clear()
-                await wait_until_set(wake, self.poll_interval)
+    async def step(self) -> int:
+        """Publish the next window if this relay leads; how many notifications it covered.
+
+        While nobody takes its messages the window is tried again, with backoff, for as long as it takes.
+        """
+        async for attempt in stamina.retry_context(
+            on=UnroutableError, attempts=None, timeout=None,
+            wait_initial=self.backoff, wait_jitter=self.backoff, wait_max=WAITING_CAP_SECONDS,
+        ):
+            with attempt:
+                # Before each window, and each try of one: a leader pings the session that holds its lock.
+                if not await self.leadership.acquire():
+                    self.position = None  # the leader moves it on; read it again when we lead
+                    await wait_until_set(self._stopping, self.follower.poll_interval * 4)
+                    return 0
+                try:
+                    published = await self.pump()
+                except UnroutableError as error:
+                    self._waits(error)
+                    raise
+                self._published()
+                return published
+        raise AssertionError("unreachable: the retries above end only by returning")
 
     async def pump(self) -> int:
         """Publish the next window; returns how many notifications it covered."""
@@ -198,10 +200,7 @@ class OutboxRelay:
     async def _pump(self) -> int:
         if self.position is None:
             self.position = await asyncio.to_thread(self._recorded_position)
-        notifications = await asyncio.to_thread(
-            self.app.recorder.select_notifications,
-            self.position, self.window, inclusive_of_start=False,
-        )
+        notifications = await asyncio.to_thread(self.follower.read, self.position)
         if not notifications:
             return 0
         outgoing = await asyncio.to_thread(self._messages, notifications)
@@ -222,15 +221,14 @@ class OutboxRelay:
             self.metrics.finished_sagas(notifications)
         return len(notifications)
 
-    def _waits(self, error: UnroutableError, failures: int) -> float:
-        """Say once which roles the relay waits for; how long to wait before trying again."""
+    def _waits(self, error: UnroutableError) -> None:
+        """Say once which roles the relay waits for (the retry itself is quiet)."""
         keys = tuple(sorted(set(error.routing_keys)))
         self.waiting_for = tuple(roles_for(error.exchange, keys))
         if (self.waiting_for or keys) != self._waiting:
             self._waiting = self.waiting_for or keys
             log.warning("relay of %s waits: nobody consumes %s (no queue is bound to %s); %s",
                         self.app.name, ", ".join(keys), error.exchange, _remedy(self.waiting_for))
-        return min(WAITING_CAP_SECONDS, self.backoff * 2.0**failures)
 
     def _published(self) -> None:
         if self._waiting is not None:
@@ -271,16 +269,3 @@ def _remedy(roles: Sequence[str]) -> str:
     if not starts:
         return "no role consumes them"
     return f"start {starts}, or run `saga migrate` so that they wait in a queue"
-
-
-def _waker(loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[int], None]:
-    def wake_up(_: int) -> None:
-        # Called in the saving thread; after the loop has closed there is nobody left to wake.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(wake.set)
-
-    return wake_up
-
-
-async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
-    await wait_until_set(stopping, seconds)

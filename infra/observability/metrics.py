@@ -10,23 +10,28 @@ relays' and the projections' lag is read only when the metrics are scraped.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
+import stamina
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from stamina.instrumentation import RetryDetails
 
 from infra.messaging.bus import Delivery, Outcome, Subscription, Verdict
 from infra.observability.step_timing import STEP_BUCKETS, StepClock
 from process_managers.saga import OrderFulfillment
 from projections import tracking
 from projections.runner import Projector
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Translate = Callable[[str, Notification, Any], T]
@@ -84,11 +89,30 @@ class SagaMetrics:
             "saga_loop_restarts", "Restarts of a background loop (a relay, the deadlines, the projector) "
             "after it failed", ["loop"], registry=self.registry,
         )
+        self.retries = Counter(
+            "saga_retries", "Operations tried again after a transient failure, by what was tried "
+            "(an API command that kept conflicting, a relay waiting for a role) and the error",
+            ["operation", "error"], registry=self.registry,
+        )
         self._steps = StepClock(self.step_seconds)
         self._relays = _RelayLag()
         self._projections = _ProjectionLag()
         self.registry.register(self._relays)
         self.registry.register(self._projections)
+
+    def count_retries(self) -> None:
+        """Count every retry that stamina schedules in this process here, and log it at DEBUG.
+
+        stamina's own hooks would log each retry as a WARNING, and count it in the
+        default registry, which `/metrics` does not serve; whoever retries says
+        what matters to an operator itself (a relay names the roles it waits for).
+        """
+        def counted(details: RetryDetails) -> None:
+            self.retries.labels(details.name, type(details.caused_by).__name__).inc()
+            log.debug("trying %s again (%d) in %.2f s after %r", details.name, details.retry_num,
+                      details.wait_for, details.caused_by)
+
+        stamina.instrumentation.set_on_retry_hooks([counted])
 
     def instrumented(self, subscription: Subscription) -> Subscription:
         """The subscription, its handler counting verdicts and timing batches on its queue."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import process_managers.deadlines
+import projections.tracking
 from infra.bootstrap import System, assemble, bootstrap
 from infra.messaging.bus import Bus
 from infra.messaging.in_process import InProcessBus
@@ -159,6 +160,25 @@ async def test_a_relay_whose_lock_fails_unexpectedly_is_restarted_and_publishes_
         assert restarts(runtime, "relay Orders") == lock.tripped >= 2
 
 
+async def test_a_projector_whose_read_store_fails_is_restarted_and_projects_each_order_once(
+    memory_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Switch(ConnectionError("the read store went away"))
+    monkeypatch.setattr(projections.tracking, "all_positions", store.wrap(projections.tracking.all_positions))
+    async with runtime_of(memory_settings, InProcessBus(), ["projector"]) as runtime:
+        system, projector = runtime.system, runtime.projector
+        assert projector is not None
+        placed = [await asyncio.to_thread(place, system) for _ in range(3)]
+
+        await down_then_up(runtime, "projector Orders", lambda: setattr(store, "on", False))
+
+        for order_id in placed:
+            assert await projector.read_model().wait_for_order(order_id, 1, timeout=5) is not None
+        listed = await projector.read_model().orders()
+        assert sorted(row.id for row in listed.rows) == sorted(placed)
+        assert restarts(runtime, "projector Orders") >= 2
+
+
 async def test_the_deadline_loop_whose_index_cannot_be_built_is_restarted(
     memory_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,11 +235,13 @@ async def test_a_projector_whose_save_listener_fails_is_restarted_and_keeps_proj
         runtime.projector.listen = listen
         await runtime.start()
         try:
-            await down_then_up(runtime, "projector", lambda: setattr(listener, "on", False))
+            # Each application's follower is a loop of its own: they project while the listener is down.
             order_id = await asyncio.to_thread(place, system)
             row = await runtime.projector.read_model().wait_for_order(order_id, 1, timeout=5)
+            await down_then_up(runtime, "projector save listener", lambda: setattr(listener, "on", False))
         finally:
             await runtime.stop()
 
     assert row is not None
-    assert restarts(runtime, "projector") == listener.tripped >= 2
+    assert restarts(runtime, "projector save listener") == listener.tripped >= 2
+    assert restarts(runtime, "projector Orders") == 0

@@ -20,7 +20,7 @@ from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome, Subscription
 from infra.messaging.in_process import InProcessBus
 from infra.readstore.opening import read_store_opener, save_listener
 from infra.settings import Settings
-from projections.applier import Applier, read_batch
+from projections.applier import Applier, decode_window
 from projections.changes import ChangeHub
 from projections.read_model import OrderCursor, ProductRow
 from projections.rebuild import Rebuild, rebuild
@@ -85,7 +85,8 @@ async def test_a_batch_applied_again_from_an_old_position_is_refused(system: Sys
         await asyncio.to_thread(place_and_reserve, system)
     async with projector_of(system) as projector:
         await projector.catch_up()
-        last, _, items = read_batch(system.inventory, 0, 1000, StockLevels.topics)
+        window = system.inventory.recorder.select_notifications(0, 1000, inclusive_of_start=False)
+        last, items = window[-1].id, decode_window(system.inventory, window, StockLevels.topics)
 
         again = await Applier(projector.store, ChangeHub()).apply(StockLevels(), "Inventory", 0, last, items)
 

@@ -1,0 +1,109 @@
+"""One follower reads every notification log: windows from a position, catching up, woken early."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import Notification
+
+from commands.following import LogFollower
+
+
+class Log:
+    """A notification log in memory, with the recorder's selection rules."""
+
+    def __init__(self, topics: Sequence[str]) -> None:
+        self.notifications = [
+            Notification(id=i, originator_id=uuid4(), originator_version=1, topic=topic, state=b"{}")
+            for i, topic in enumerate(topics, start=1)
+        ]
+        self.selects = 0
+
+    def select_notifications(
+        self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (),
+        *, inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        self.selects += 1
+        after = (start or 0) - (1 if inclusive_of_start else 0)
+        chosen = [n for n in self.notifications
+                  if n.id > after and (stop is None or n.id <= stop) and (not topics or n.topic in topics)]
+        return chosen[:limit]
+
+    def max_notification_id(self) -> int | None:
+        return self.notifications[-1].id if self.notifications else None
+
+    def append(self, topic: str) -> None:
+        self.notifications.append(Notification(
+            id=len(self.notifications) + 1, originator_id=uuid4(), originator_version=1, topic=topic, state=b"{}",
+        ))
+
+
+def test_a_follower_reads_the_window_after_a_position() -> None:
+    follower = LogFollower(Log(["a"] * 7), window=3)
+
+    assert [n.id for n in follower.read(0)] == [1, 2, 3]
+    assert [n.id for n in follower.read(5)] == [6, 7]
+    assert [n.id for n in follower.read(1, stop=2)] == [2]
+    assert follower.read(7) == []
+
+
+def test_catching_up_reads_every_window_to_the_head_and_stands_past_what_other_topics_hold() -> None:
+    log = Log(["listed", "sold", "listed", "sold", "listed", "sold", "sold"])
+    follower = LogFollower(log, window=2, topics=["listed"])
+    windows: list[list[int]] = []
+
+    position = follower.catch_up(0, lambda window: windows.append([n.id for n in window]))
+
+    assert windows == [[1, 3], [5]]
+    assert position == 7  # the head, though the last listing is 5: the next call reads nothing twice
+    log.append("listed")
+    assert follower.catch_up(position, lambda window: windows.append([n.id for n in window])) == 8
+    assert windows[-1] == [8]
+
+
+def test_catching_up_an_empty_log_reads_nothing() -> None:
+    log = Log([])
+    follower = LogFollower(log, window=10)
+
+    assert follower.catch_up(0, lambda window: pytest.fail("nothing to take")) == 0
+    assert log.selects == 0
+
+
+async def test_following_steps_again_at_once_while_windows_are_full_and_waits_for_news_otherwise() -> None:
+    follower = LogFollower(Log([]), window=2, poll_interval=30)
+    stopping, covered, steps = asyncio.Event(), [2, 2, 1, 0], list[float]()
+    loop = asyncio.get_running_loop()
+
+    async def step() -> int:
+        steps.append(loop.time())
+        if len(steps) == len(covered):
+            stopping.set()
+        return covered[len(steps) - 1]
+
+    following = asyncio.create_task(follower.follow(step, stopping))
+    while len(steps) < 3:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert len(steps) == 3  # the third window was not full: it waits for news (the poll is 30 s away)
+
+    await asyncio.to_thread(follower.wake)  # news from another thread: a save, a NOTIFY
+    await asyncio.wait_for(following, 5)
+    assert len(steps) == 4
+
+
+async def test_a_step_that_raises_ends_following_with_its_error() -> None:
+    follower = LogFollower(Log([]), window=2, poll_interval=0.01)
+
+    async def step() -> int:
+        raise ConnectionError("the store went away")
+
+    with pytest.raises(ConnectionError):
+        await follower.follow(step, asyncio.Event())
+
+
+def test_a_window_of_nothing_is_refused() -> None:
+    with pytest.raises(ValueError, match="window"):
+        LogFollower(Log([]), window=0)
