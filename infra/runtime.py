@@ -125,7 +125,7 @@ class Runtime:
             for name, loop in self.projector.loops(self.stopping).items():
                 self.supervisor.start(name, loop)
         for subscription in self.parts.subscriptions():
-            await self.bus.subscribe(subscription)
+            await self.bus.subscribe(subscription, run=self.supervisor.start)
         if "saga" in self.roles:
             self.supervisor.start("saga deadlines", self._fire_deadlines)
         self.relays = self.parts.relays()

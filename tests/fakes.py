@@ -20,7 +20,7 @@ from commands.simulation import (
 )
 from domain.notification import Channel
 from domain.values import Address, Money
-from infra.messaging.bus import DeadLetter, Subscription
+from infra.messaging.bus import DeadLetter, RunLoop, Subscription
 
 MOUSE = UUID("550e8400-e29b-41d4-a716-446655440002")
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701",
@@ -128,7 +128,7 @@ class RecordingBus:
             raise ConnectionError("broker unreachable")
         self.published += [(exchange, envelope) for envelope in envelopes]
 
-    async def subscribe(self, subscription: Subscription) -> None:
+    async def subscribe(self, subscription: Subscription, *, run: RunLoop | None = None) -> None:
         raise NotImplementedError("a recording bus delivers nothing")
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:

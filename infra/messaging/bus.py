@@ -8,11 +8,11 @@ handler's effects are made exactly once by the consumer's tracking rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 from commands.contract.messages import Envelope
 
@@ -104,6 +104,10 @@ class DeadLetter:
     body: bytes = field(default=b"", compare=False, repr=False)
 
 
+RunLoop = Callable[[str, Callable[[], Coroutine[Any, Any, None]]], None]
+"""Starts a named background loop, and again whenever it fails (`infra.supervision.Supervisor.start`)."""
+
+
 class Bus(Protocol):
     """A transport with publisher confirms, retries with backoff and parking."""
 
@@ -118,8 +122,12 @@ class Bus(Protocol):
         """
         ...
 
-    async def subscribe(self, subscription: Subscription) -> None:
-        """Declare the queue and its bindings and start handing batches to the handler."""
+    async def subscribe(self, subscription: Subscription, *, run: RunLoop | None = None) -> None:
+        """Declare the queue and its bindings and start handing batches to the handler.
+
+        The loop that hands them ("consumer <queue>") runs under `run`, the process's
+        supervisor; without one, under a supervisor of the bus's own.
+        """
         ...
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]: ...

@@ -33,11 +33,13 @@ from infra.messaging.bus import (
     DeadLetter,
     Delivery,
     Outcome,
+    RunLoop,
     Subscription,
     Verdict,
     call_handler,
 )
 from infra.messaging.sqlite_queue import Outgoing, Parked, Settlement, SqliteQueues, Stored, topic_matches
+from infra.supervision import Supervisor
 from projections.waiting import wait_until_set
 
 __all__ = ["InProcessBus", "topic_matches"]
@@ -72,6 +74,7 @@ class InProcessBus:
         self._worker: ThreadPoolExecutor | None = None
         self._arrived: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loops = Supervisor()  # for consumers subscribed without a supervisor of the process's
 
     async def start(self) -> None:
         if self._store is None:
@@ -80,6 +83,8 @@ class InProcessBus:
             self._store = await self._call(partial(SqliteQueues, self._path))
 
     async def close(self) -> None:
+        loops, self._loops = self._loops, Supervisor()
+        await loops.stop()
         store, self._store = self._store, None
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
@@ -116,11 +121,11 @@ class InProcessBus:
         for queue in await self._call(partial(store.publish, exchange, messages, self._clock())):
             self._arrival(queue).set()
 
-    async def subscribe(self, subscription: Subscription) -> None:
+    async def subscribe(self, subscription: Subscription, *, run: RunLoop | None = None) -> None:
         store, queue = self._running(), subscription.queue
         await self._call(partial(store.declare, queue, subscription.exchange, subscription.routing_keys,
                                  self._consumer))
-        self._spawn(self._consume(subscription))
+        (run or self._loops.start)(f"consumer {queue}", partial(self._consume, subscription))
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         parked = await self._call(partial(self._running().dead_letters, queue))
@@ -149,20 +154,21 @@ class InProcessBus:
         task.add_done_callback(self._tasks.discard)
 
     async def _consume(self, subscription: Subscription) -> None:
+        """Hand batches to the handler for ever; an error ends it, for its supervisor to start it again.
+
+        Messages taken and not settled when it fails stay taken until the bus closes
+        or restarts, and are delivered again then, as a broker does with a lost channel's.
+        """
         arrived = self._arrival(subscription.queue)
         while True:
             arrived.clear()  # before looking, so a publish while we look is not missed
-            try:
-                batch = await self._call(partial(
-                    self._running().take, subscription.queue, self._consumer, subscription.prefetch,
-                    self._clock(),
-                ))
-                if batch:
-                    await self._handle(subscription, batch)
-                    continue
-            except Exception:
-                # Unsettled messages stay taken until the bus closes or restarts: delivered again then.
-                log.exception("consuming from %s failed; trying again", subscription.queue)
+            batch = await self._call(partial(
+                self._running().take, subscription.queue, self._consumer, subscription.prefetch,
+                self._clock(),
+            ))
+            if batch:
+                await self._handle(subscription, batch)
+                continue
             await wait_until_set(arrived, self._poll_interval)
 
     async def _handle(self, subscription: Subscription, batch: list[Stored]) -> None:

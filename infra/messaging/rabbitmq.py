@@ -50,6 +50,7 @@ from infra.messaging.bus import (
     RETRY_DELAYS_SECONDS,
     DeadLetter,
     QueueBinding,
+    RunLoop,
     Subscription,
     UnroutableError,
 )
@@ -64,6 +65,7 @@ from infra.messaging.rabbitmq_messages import (
     letter_id,
     own_headers,
 )
+from infra.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class RabbitBus:
         self._admin: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumers: list[Consumer] = []
+        self._loops = Supervisor()  # for consumers subscribed without a supervisor of the process's
         self._admin_lock = asyncio.Lock()
 
     def name(self, name: str) -> str:
@@ -124,8 +127,8 @@ class RabbitBus:
             await self._exchange(exchange)
 
     async def close(self) -> None:
-        for consumer in self._consumers:
-            await consumer.stop()
+        loops, self._loops = self._loops, Supervisor()
+        await loops.stop()
         self._consumers.clear()
         if self._connection is not None:
             await self._connection.close()
@@ -163,7 +166,7 @@ class RabbitBus:
         )
         _raise_failures(exchange, [group[0] for group in groups], results)
 
-    async def subscribe(self, subscription: Subscription) -> None:
+    async def subscribe(self, subscription: Subscription, *, run: RunLoop | None = None) -> None:
         channel = await self._open_channel()  # one per consumer, so one ack can cover a batch
         await channel.set_qos(prefetch_count=subscription.prefetch)
         queue = await self._declare_queues(channel, subscription.binding)
@@ -171,7 +174,7 @@ class RabbitBus:
         self._consumers.append(consumer)
         self._queues[subscription.queue] = None
         await queue.consume(consumer.on_message)
-        consumer.start()
+        (run or self._loops.start)(consumer.name, consumer.run)
 
     async def declare_topology(self) -> list[str]:
         channel = await self._open_channel()

@@ -65,29 +65,27 @@ class Consumer:
         self._timeout = timeout
         self._pending: deque[AbstractIncomingMessage] = deque()
         self._arrived = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        """The consuming loop's name, for its supervisor and readiness."""
+        return f"consumer {self._subscription.queue}"
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         self._pending.append(message)
         self._arrived.set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"consume {self._queue}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Hand batches to the handler for ever. A batch that cannot be settled is requeued and ends the run,
+        for its supervisor to start it again with backoff (the messages not yet taken stay in order)."""
         while True:
             batch = await self._next_batch()
             try:
                 await self._handle([m for m in batch if is_live(m)])
             except Exception:
                 # Requeued, not lost; a message left unacked would hold a prefetch slot forever.
-                logger.exception("could not settle a batch of %d from %s", len(batch), self._queue)
                 await put_back(batch)
+                raise
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         while not self._pending:

@@ -17,14 +17,18 @@ import pytest
 
 import process_managers.deadlines
 import projections.tracking
+from domain.payment import Payment
 from infra.bootstrap import System, assemble, bootstrap
 from infra.messaging.bus import Bus
 from infra.messaging.in_process import InProcessBus
+from infra.messaging.rabbitmq_consumer import Consumer
+from infra.messaging.sqlite_queue import SqliteQueues
 from infra.runtime import Runtime
 from infra.settings import Settings
 from infra.supervision import LoopPolicy
+from process_managers.state import SagaStatus
 from tests.fakes import RecordingBus
-from tests.saga_harness import place
+from tests.saga_harness import WORKER_ROLES, finished, place
 
 QUICK = LoopPolicy(first=0.02, cap=0.1, steady=0.3, grace=0.3)
 
@@ -177,6 +181,48 @@ async def test_a_projector_whose_read_store_fails_is_restarted_and_projects_each
         listed = await projector.read_model().orders()
         assert sorted(row.id for row in listed.rows) == sorted(placed)
         assert restarts(runtime, "projector Orders") >= 2
+
+
+async def test_a_consumer_whose_bus_fails_is_restarted_and_every_order_is_charged_once(
+    stack: tuple[Settings, Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, bus = stack
+    broken = Switch(ConnectionError("the queue went away"))
+    if isinstance(bus, InProcessBus):
+        # The SQLite queue the consumer takes its batches from.
+        take = SqliteQueues.take
+
+        def take_unless_broken(queues: SqliteQueues, queue: str, *args: Any) -> Any:
+            if queue == "payments":
+                broken.wrap(lambda: None)()
+            return take(queues, queue, *args)
+
+        monkeypatch.setattr(SqliteQueues, "take", take_unless_broken)
+    else:
+        # Settling a batch on the broker: the batch goes back to the queue, and the loop ends.
+        handle = Consumer._handle
+
+        async def handle_unless_broken(consumer: Consumer, batch: Any) -> None:
+            if consumer.name == "consumer payments" and batch:
+                broken.wrap(lambda: None)()
+            await handle(consumer, batch)
+
+        monkeypatch.setattr(Consumer, "_handle", handle_unless_broken)
+    async with runtime_of(settings, bus, WORKER_ROLES) as runtime:
+        system = runtime.system
+        placed = [await asyncio.to_thread(place, system) for _ in range(3)]
+
+        await down_then_up(runtime, "consumer payments", lambda: setattr(broken, "on", False))
+
+        for order_id in placed:
+            assert (await finished(system, order_id)).status is SagaStatus.COMPLETED
+        charges = [
+            stored for order_id in placed
+            for stored in system.payments.recorder.select_events(Payment.create_id(order_id))
+            if stored.topic.endswith("Payment.Charged")
+        ]
+        assert len(charges) == len(placed)
+        assert restarts(runtime, "consumer payments") == broken.tripped >= 2
 
 
 async def test_the_deadline_loop_whose_index_cannot_be_built_is_restarted(

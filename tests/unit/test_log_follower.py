@@ -37,7 +37,8 @@ class Log:
 
     def append(self, topic: str) -> None:
         self.notifications.append(Notification(
-            id=len(self.notifications) + 1, originator_id=uuid4(), originator_version=1, topic=topic, state=b"{}",
+            id=len(self.notifications) + 1, originator_id=uuid4(), originator_version=1, topic=topic,
+            state=b"{}",
         ))
 
 
@@ -75,17 +76,18 @@ def test_catching_up_an_empty_log_reads_nothing() -> None:
 async def test_following_steps_again_at_once_while_windows_are_full_and_waits_for_news_otherwise() -> None:
     follower = LogFollower(Log([]), window=2, poll_interval=30)
     stopping, covered, steps = asyncio.Event(), [2, 2, 1, 0], list[float]()
-    loop = asyncio.get_running_loop()
+    loop, third = asyncio.get_running_loop(), asyncio.Event()
 
     async def step() -> int:
         steps.append(loop.time())
+        if len(steps) == 3:
+            third.set()
         if len(steps) == len(covered):
             stopping.set()
         return covered[len(steps) - 1]
 
     following = asyncio.create_task(follower.follow(step, stopping))
-    while len(steps) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(third.wait(), 5)
     await asyncio.sleep(0.1)
     assert len(steps) == 3  # the third window was not full: it waits for news (the poll is 30 s away)
 
