@@ -61,14 +61,10 @@ class ContextApplication(Application[UUID]):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        self._listeners: list[Callable[[int], None]] = []
+        self._followers: list[LogFollower] = []  # woken by saves
         # Each context logs under its own module's name (commands.payments, ...).
         self.logger = logging.getLogger(type(self).__module__)
         self._unit_of_work: ContextVar[UnitOfWork] = ContextVar(f"unit_of_work_{id(self)}")
-
-    def add_listener(self, listener: Callable[[int], None]) -> None:
-        """Call `listener(last_notification_id)` after every save in this process."""
-        self._listeners.append(listener)
 
     def follower(
         self, *, window: int = 500, topics: Sequence[str] = (), poll_interval: float = 1.0,
@@ -76,20 +72,25 @@ class ContextApplication(Application[UUID]):
     ) -> LogFollower:
         """A follower of this application's notification log (`commands.following`).
 
-        It is woken by every save in this process unless `woken_by_saves` is False:
-        for a reader that keeps time rather than up with the log (the deadlines).
+        It is woken by every save in this process, and by `heard_of_save`, unless
+        `woken_by_saves` is False: for a reader that keeps time rather than up with
+        the log (the deadlines).
         """
         follower = LogFollower(self.process_recorder, window=window, topics=topics,
                                poll_interval=poll_interval)
         if woken_by_saves:
-            self.add_listener(lambda _: follower.wake())
+            self._followers.append(follower)
         return follower
 
+    def heard_of_save(self) -> None:
+        """Wake this process's followers of the log: a save (infra hears others' by PostgreSQL's NOTIFY)."""
+        for follower in self._followers:
+            follower.wake()
+
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        # The library calls this after every save in this process.
         if recordings:
-            last = recordings[-1].notification.id
-            for listener in self._listeners:
-                listener(last)
+            self.heard_of_save()
 
     def handle(self, command: Command) -> Any:
         """Dispatch a command to the method marked `@handles(type(command))`."""

@@ -39,8 +39,9 @@ from infra.messaging.consumers import CONSUMERS, CONTEXTS, command_subscription,
 from infra.messaging.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
 from infra.messaging.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
 from infra.observability.metrics import SagaMetrics
-from infra.readstore.opening import read_store_opener, save_listener
+from infra.readstore.opening import read_store_opener
 from infra.settings import Settings
+from infra.supervision import Loop
 from process_managers.application import Sagas, utc_now
 from projections.runner import Projector
 
@@ -185,6 +186,15 @@ class Assembly:
             relays.append(relay)
         return relays
 
+    def saves_elsewhere(self) -> Loop | None:
+        """With the relay or projector role on PostgreSQL: the loop that wakes their followers when
+        another process saves (the event store's NOTIFY). None otherwise: followers poll."""
+        if not self.roles & {"relay", "projector"} or self.system.settings.postgres is None:
+            return None
+        from infra.eventstore.save_listener import saves_elsewhere  # asyncpg: only where it is needed
+
+        return saves_elsewhere(self.system.settings, self.system.applications)
+
     def _leadership(self, app_name: str) -> Leadership:
         dsn = self.system.settings.postgres
         if dsn is None:
@@ -233,13 +243,9 @@ def make_bus(settings: Settings) -> Bus:
 def projector(system: System, *, bus: Bus | None = None) -> Projector:
     """A projector over the read store the settings choose.
 
-    Given the bus, it follows the stores live: it hears of saves by other processes (the event
-    store's NOTIFY) and lists the bus's parked messages. Without, it only replays (`saga projections`).
+    Given the bus, it lists the bus's parked messages too. Without, it only replays (`saga projections`).
     """
-    store = read_store_opener(system.settings)
-    if bus is None:
-        return Projector(system, store=store)
-    return Projector(system, store=store, listen=save_listener(system.settings), bus=bus)
+    return Projector(system, store=read_store_opener(system.settings), bus=bus)
 
 
 APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications", "OrderFulfillment")

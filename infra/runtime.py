@@ -131,6 +131,8 @@ class Runtime:
         self.relays = self.parts.relays()
         for relay in self.relays:
             self.supervisor.start(f"relay {relay.app.name}", partial(relay.run, self.stopping))
+        if (listen := self.parts.saves_elsewhere()) is not None:
+            self.supervisor.start("save listener", listen)
 
     async def stop(self) -> None:
         self.stopping.set()

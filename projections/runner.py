@@ -7,18 +7,17 @@ every batch, never trusted from memory, so a rebuild swapped in underneath, or
 another projector process, simply moves the starting point.
 
 Each application's log is read by its own follower (`EventSource.follower`),
-which wakes when the application saves in this process, when `listen` hears of
-a save by another process (infra passes PostgreSQL's NOTIFY), and every
-`poll_interval` in any case, because a NOTIFY can be lost. An error of the read
+which wakes when the application saves in this process, when infra hears of a
+save by another process (PostgreSQL's NOTIFY), and every `poll_interval` in
+any case, because a NOTIFY can be lost. An error of the read
 store itself (the database is down) is not an event's fault: nothing is parked,
 the follower's loop ends with the error, and whoever runs the loops (`loops`, for
 a supervisor) starts it again with backoff.
 
 The projector opens no database itself: infra hands it a read store, or a
-function that opens one (the projector then closes it too), and the news of
-saves elsewhere (`infra.readstore.opening`):
+function that opens one (the projector then closes it too; `infra.readstore.opening`):
 
-    projector = Projector(system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus)
+    projector = Projector(system, store=read_store_opener(settings), bus=bus)
     await projector.start()                  # opens the read store, creates its tables
     read_model = projector.read_model()      # for the API
     task = asyncio.create_task(projector.run(stopping))   # or supervise each of projector.loops(stopping)
@@ -35,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from projections import tracking
@@ -52,8 +51,6 @@ log = logging.getLogger(__name__)
 OpenStore = Callable[[], Awaitable[ReadStore]]
 """Opens a read store for the projector, which closes it when it closes."""
 
-ListenForSaves = Callable[[Collection[str], Callable[[str], None]], Awaitable[None]]
-"""Runs until cancelled, calling back with the channel of each save another process announces."""
 
 
 class Applications(Protocol):
@@ -71,7 +68,6 @@ class Projector:
         system: Applications,
         *,
         store: ReadStore | OpenStore,
-        listen: ListenForSaves | None = None,
         bus: DeadLetterSource | None = None,
         projections: Sequence[AnyProjection] | None = None,
         batch_size: int = 500,
@@ -79,7 +75,6 @@ class Projector:
         dead_letter_interval: float = 15.0,
     ) -> None:
         self.system = system
-        self.listen = listen
         self.bus = bus
         self.projections = tuple(projections or all_projections())
         self.batch_size = batch_size
@@ -122,15 +117,13 @@ class Projector:
         """The projector's loops by name, each to be run and started again when it fails.
 
         One follower per application ("projector Orders"), so that a log that cannot
-        be read holds up no other; the save listener and the copier of parked
-        messages when there are any. Start the projector first.
+        be read holds up no other, and the copier of parked messages when there is a
+        bus. Start the projector first.
         """
         loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             f"projector {name}": functools.partial(self._follow, app, stopping)
             for name, app in self.applications.items()
         }
-        if self.listen is not None:
-            loops["projector save listener"] = functools.partial(self._wake_on_saves_elsewhere, self.listen)
         if self.bus is not None:
             loops["projector dead letters"] = self._refresh_dead_letters_now_and_then
         return loops
@@ -210,21 +203,6 @@ class Projector:
 
     async def _follow(self, app: EventSource, stopping: asyncio.Event) -> None:
         await self._follower(app).follow(functools.partial(self.pump, app), stopping)
-
-    async def _wake_on_saves_elsewhere(self, listen: ListenForSaves) -> None:
-        """Wake followers when another process saves; polling covers any news that is lost."""
-        channels: dict[str, str] = {}
-        for name, app in self.applications.items():
-            channel = getattr(app.recorder, "channel_name", None)
-            if isinstance(channel, str):
-                channels[channel] = name
-
-        def notified(channel: str) -> None:
-            name = channels.get(channel)
-            if name is not None:
-                self._follower(self.applications[name]).wake()
-
-        await listen(channels, notified)
 
     async def _refresh_dead_letters_now_and_then(self) -> None:
         while True:

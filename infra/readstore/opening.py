@@ -1,22 +1,19 @@
-"""The read store the settings choose, and the news of saves that wakes the projector.
+"""The read store the settings choose.
 
 PostgreSQL keeps the read tables in the event store's own database and schema
-(asyncpg), and the projector hears other processes' saves through the event
-store's NOTIFY. The embedded default keeps them in `DATA_DIR/read.sqlite`
-(aiosqlite), or in memory with `DATABASE_URL=memory://`, and polls.
+(asyncpg). The embedded default keeps them in `DATA_DIR/read.sqlite`
+(aiosqlite), or in memory with `DATABASE_URL=memory://`.
 
-The composition root hands them to the projectors it builds (`infra.bootstrap.projector`):
+The composition root hands it to the projectors it builds (`infra.bootstrap.projector`):
 
-    Projector(system, store=read_store_opener(settings), listen=save_listener(settings), bus=bus)
+    Projector(system, store=read_store_opener(settings), bus=bus)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-
 from infra.settings import Settings
 from projections.catalog import all_projections, migrate
-from projections.runner import ListenForSaves, OpenStore
+from projections.runner import OpenStore
 from projections.store import ReadStore
 
 
@@ -40,20 +37,6 @@ def read_store_opener(settings: Settings) -> OpenStore:
         return await open_read_store(settings)
 
     return open_it
-
-
-def save_listener(settings: Settings) -> ListenForSaves | None:
-    """How a projector hears of saves by other processes: the event store's NOTIFY; None on SQLite."""
-    where = settings.postgres
-    if where is None:
-        return None
-
-    async def listen(channels: Collection[str], notified: Callable[[str], None]) -> None:
-        from infra.readstore.save_listener import listen_for_saves
-
-        await listen_for_saves(where, channels, notified)
-
-    return listen
 
 
 async def migrate_read_store(settings: Settings) -> list[str]:

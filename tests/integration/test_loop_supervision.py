@@ -19,6 +19,7 @@ import process_managers.deadlines
 import projections.tracking
 from domain.payment import Payment
 from infra.bootstrap import System, assemble, bootstrap
+from infra.eventstore import save_listener
 from infra.messaging.bus import Bus
 from infra.messaging.in_process import InProcessBus
 from infra.messaging.rabbitmq_consumer import Consumer
@@ -187,6 +188,8 @@ async def test_a_consumer_whose_bus_fails_is_restarted_and_every_order_is_charge
     stack: tuple[Settings, Bus], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, bus = stack
+    settings = settings.model_copy(update={"payment_failure_rate": 0, "shipping_failure_rate": 0,
+                                           "notification_failure_rate": 0})
     broken = Switch(ConnectionError("the queue went away"))
     if isinstance(bus, InProcessBus):
         # The SQLite queue the consumer takes its batches from.
@@ -264,30 +267,26 @@ async def test_a_relay_whose_recorded_position_answer_is_lost_moves_on_and_publi
         assert lost and restarts(runtime, "relay Orders") == 1
 
 
-async def test_a_projector_whose_save_listener_fails_is_restarted_and_keeps_projecting(
-    memory_settings: Settings,
+async def test_a_save_listener_that_fails_is_restarted_and_the_followers_keep_following(
+    postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listener = Switch(ConnectionError("the LISTEN connection closed"))
+    listen = save_listener.listen_for_saves
 
-    async def listen(channels: Any, notified: Any) -> None:
+    async def listen_unless_broken(*args: Any) -> None:
         listener.wrap(lambda: None)()
-        await asyncio.Event().wait()
+        await listen(*args)
 
-    with bootstrap(memory_settings) as system:
-        system.inventory.seed()
-        assembly = assemble(system.settings, ["projector"], system=system, bus=InProcessBus(), seed=False)
-        runtime = Runtime(assembly, loops=QUICK)
-        assert runtime.projector is not None
-        runtime.projector.listen = listen
-        await runtime.start()
-        try:
-            # Each application's follower is a loop of its own: they project while the listener is down.
-            order_id = await asyncio.to_thread(place, system)
-            row = await runtime.projector.read_model().wait_for_order(order_id, 1, timeout=5)
-            await down_then_up(runtime, "projector save listener", lambda: setattr(listener, "on", False))
-        finally:
-            await runtime.stop()
+    monkeypatch.setattr(save_listener, "listen_for_saves", listen_unless_broken)
+    async with runtime_of(postgres_settings, InProcessBus(), ["projector"]) as runtime:
+        system, projector = runtime.system, runtime.projector
+        assert projector is not None
+        # Each application's follower is a loop of its own: they project while the listener is down.
+        order_id = await asyncio.to_thread(place, system)
+        row = await projector.read_model().wait_for_order(order_id, 1, timeout=5)
+
+        await down_then_up(runtime, "save listener", lambda: setattr(listener, "on", False))
 
     assert row is not None
-    assert restarts(runtime, "projector save listener") == listener.tripped >= 2
+    assert restarts(runtime, "save listener") == listener.tripped >= 2
     assert restarts(runtime, "projector Orders") == 0

@@ -16,9 +16,10 @@ from commands.inventory import ReserveLine, ReserveStock
 from commands.orders import CancelOrder, PlaceOrder, RequestCancellation
 from domain.order import Order
 from infra.bootstrap import System, bootstrap
+from infra.eventstore.save_listener import saves_elsewhere
 from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome, Subscription
 from infra.messaging.in_process import InProcessBus
-from infra.readstore.opening import read_store_opener, save_listener
+from infra.readstore.opening import read_store_opener
 from infra.settings import Settings
 from projections.applier import Applier, decode_window
 from projections.changes import ChangeHub
@@ -40,8 +41,7 @@ async def system(store_settings: Settings) -> AsyncIterator[System]:
 
 def projector_of(system: System, **options: Any) -> Projector:
     settings = system.settings
-    return Projector(system, store=read_store_opener(settings), listen=save_listener(settings),
-                     poll_interval=0.05, **options)
+    return Projector(system, store=read_store_opener(settings), poll_interval=0.05, **options)
 
 
 def place(system: System, customer_id: UUID | None = None, quantity: int = 1) -> UUID:
@@ -285,10 +285,13 @@ async def test_orders_placed_by_another_process_are_projected_promptly(system: S
     system.applications  # noqa: B018 - creates every table before the other process starts
     # Other application objects, so no in-process listener; like a replica, they create no tables.
     elsewhere = bootstrap(system.settings.model_copy(update={"create_table": False}))
+    # The process's one listener for saves elsewhere, as the runtime runs it beside the projector.
+    listen = saves_elsewhere(system.settings, system.applications)
     async with projector_of(system) as projector:
         projector.poll_interval = poll
         stopping = asyncio.Event()
         running = asyncio.create_task(projector.run(stopping))
+        listening = asyncio.create_task(listen()) if listen is not None else None
         try:
             for _ in range(10):  # the first may be placed before the projector listens
                 order_id = await asyncio.to_thread(place, elsewhere)
@@ -299,6 +302,9 @@ async def test_orders_placed_by_another_process_are_projected_promptly(system: S
         finally:
             stopping.set()
             await running
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
             elsewhere.close()
 
 

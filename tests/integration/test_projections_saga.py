@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from commands.orders import PlaceOrder
 from infra.bootstrap import System
-from infra.readstore.opening import read_store_opener, save_listener
+from infra.readstore.opening import read_store_opener
 from infra.settings import Settings
 from projections.queries import StoreReadModel
 from projections.read_model import ReadModel
@@ -26,8 +26,7 @@ ORDER_STATUSES = ("PENDING", "PROCESSING", "COMPLETED")
 @asynccontextmanager
 async def projecting(system: System) -> AsyncIterator[Projector]:
     settings = system.settings
-    following = Projector(system, store=read_store_opener(settings), listen=save_listener(settings),
-                          poll_interval=0.05)
+    following = Projector(system, store=read_store_opener(settings), poll_interval=0.05)
     async with following as projector:
         stopping = asyncio.Event()
         task = asyncio.create_task(projector.run(stopping))

@@ -15,7 +15,7 @@ from commands.payments import ChargePayment, RefundPayment
 from commands.shipping import CreateShipment
 from domain.values import Address
 from infra.bootstrap import System, bootstrap
-from infra.readstore.opening import read_store_opener, save_listener
+from infra.readstore.opening import read_store_opener
 from infra.settings import Settings
 from projections import tracking
 from projections.runner import Projector
@@ -48,7 +48,7 @@ async def system(store_settings: Settings) -> AsyncIterator[System]:
 
 def projector_of(system: System) -> Projector:
     settings = system.settings
-    return Projector(system, store=read_store_opener(settings), listen=save_listener(settings))
+    return Projector(system, store=read_store_opener(settings))
 
 
 async def test_tables_of_the_previous_version_are_rebuilt_with_the_new_columns_and_the_rest_are_kept(

@@ -1,0 +1,73 @@
+"""Saves by other processes, heard through the event store's NOTIFY on PostgreSQL (asyncpg).
+
+The library sends a NOTIFY on a channel named after an application's events
+table with every save. One connection per process listens on the channels of
+the applications it follows and wakes their followers (`commands.following`),
+so a relay or a projector in another process than the writer reads a save at
+once rather than at its next poll. A NOTIFY sent while nobody listens is gone,
+which is why followers poll as well.
+
+Losing the connection, or failing to open it, ends `listen_for_saves` with an
+error: the supervisor that runs it starts it again with backoff, and names it
+in readiness while it stays down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Coroutine, Iterable
+from typing import Any
+
+import asyncpg
+
+from commands.base import ContextApplication
+from infra.settings import PostgresDsn, Settings
+
+Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ListenerLostError(ConnectionError):
+    """The connection that listened for saves closed."""
+
+
+def saves_elsewhere(settings: Settings, applications: Iterable[ContextApplication]) -> Loop | None:
+    """The loop that wakes these applications' followers when another process saves; None on SQLite."""
+    where = settings.postgres
+    channels = {
+        channel: app for app in applications
+        if isinstance(channel := getattr(app.recorder, "channel_name", None), str)
+    }
+    if where is None or not channels:
+        return None
+
+    def heard(channel: str) -> None:
+        channels[channel].heard_of_save()
+
+    async def listen() -> None:
+        await listen_for_saves(where, channels, heard)
+
+    return listen
+
+
+async def listen_for_saves(
+    where: PostgresDsn, channels: Collection[str], notified: Callable[[str], None]
+) -> None:
+    """Call `notified(channel)` on each NOTIFY on `channels`, until cancelled or the connection ends."""
+
+    def heard(_: Any, __: int, channel: str, ___: object) -> None:
+        notified(channel)
+
+    connection = await asyncpg.connect(
+        host=where.host, port=where.port, user=where.user, password=where.password or None,
+        database=where.dbname, timeout=10,
+    )
+    try:
+        for channel in channels:
+            await connection.add_listener(channel, heard)
+        closed = asyncio.Event()
+        connection.add_termination_listener(lambda _: closed.set())
+        await closed.wait()
+        raise ListenerLostError("the connection listening for saves closed")
+    finally:
+        if not connection.is_closed():
+            await connection.close()
