@@ -15,7 +15,8 @@ when PostgreSQL's NOTIFY tells of a save by another process), or every
     await follower.follow(step, stopping)   # step(): read and handle the next window; how many it read
 
 A follower retries nothing: a step that raises ends `follow`, for the
-supervisor that runs the loop to start it again.
+supervisor that runs the loop to start it again. Readers that need a field or
+two of many events read each one's stored JSON (`stored_state`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
+from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Mapper, Notification, StoredEvent
 
 
 class NotificationLog(Protocol):
@@ -118,3 +120,18 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
+
+
+def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
+    """A stored event's state as plain JSON types (after decryption and decompression).
+
+    For readers that need a field or two of many events (a relay, a scheduler):
+    validating each into its pydantic event class costs far more than reading it.
+    """
+    data = stored_event.state
+    if mapper.cipher:
+        data = mapper.cipher.decrypt(data)
+    if mapper.compressor:
+        data = mapper.compressor.decompress(data)
+    state: dict[str, Any] = mapper.transcoder.decode(data)
+    return state

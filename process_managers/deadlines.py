@@ -23,7 +23,8 @@ from uuid import UUID
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
-from commands.base import ContextApplication, stored_state
+from commands.base import ContextApplication
+from commands.following import stored_state
 from process_managers.saga import OrderFulfillment
 from process_managers.steps import StepName
 

@@ -13,7 +13,7 @@ from typing import Any
 from bench.throughput.figures import pct, rounded
 from bench.throughput.load import PAGE
 from bench.throughput.verify import Before
-from commands.base import stored_state as decode_state
+from commands.following import stored_state as decode_state
 from infra.bootstrap import System
 
 

@@ -11,7 +11,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
-from commands.base import stored_state as decode_state
+from commands.following import stored_state as decode_state
 from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
 from infra.settings import PostgresDsn, Settings
 

@@ -37,9 +37,10 @@ import stamina
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.utils import get_topic
 
-from commands.base import ContextApplication, stored_state
+from commands.base import ContextApplication
 from commands.contract.messages import Envelope
 from commands.contract.translation import TRANSLATIONS, to_integration_event
+from commands.following import stored_state
 from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, UnroutableError
 from infra.messaging.consumers import roles_for
 from infra.messaging.leadership import Leadership, SoleLeader
