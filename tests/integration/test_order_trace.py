@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind
 
+from infra.messaging.bus import Bus
 from infra.settings import Settings
 from tests.api_harness import data_of, serving
 from tests.integration.test_graphql_orders import PLACE, placement, settled
@@ -19,8 +20,6 @@ from tests.traces import exported_spans
 pytestmark = pytest.mark.integration
 
 CONSUMERS = ("orders", "payments", "inventory", "shipping", "notifications", "saga")
-
-
 
 
 @pytest.fixture
@@ -50,9 +49,10 @@ def orphans(spans: Sequence[ReadableSpan]) -> list[str]:
 
 
 async def test_an_order_placed_over_graphql_is_one_trace_from_its_request_to_its_saga(
-    sqlite_settings: Settings, exported: InMemorySpanExporter
+    stack: tuple[Settings, Bus], exported: InMemorySpanExporter
 ) -> None:
-    async with serving(sqlite_settings) as served:
+    settings, bus = stack
+    async with serving(settings, bus) as served:
         payload = (await data_of(served.client, PLACE, placement((MOUSE, 1))))["placeOrder"]
         order_id = UUID(payload["order"]["id"])
         assert (await settled(served, str(order_id)))["status"] == "COMPLETED"
