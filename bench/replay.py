@@ -62,8 +62,8 @@ from bench.throughput.config import FAILURE_RATES, WORKER_ROLES
 from bench.throughput.load import drive
 from bench.throughput.workload import make_orders, stock_up
 from infra.bootstrap import System, assemble, bootstrap, projector
+from infra.parallel_rebuild import default_jobs, rebuild_projections
 from infra.readstore.opening import open_read_store
-from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections
 from infra.runtime import Runtime, run_event_loop
 from infra.settings import PostgresDsn, Settings
 from projections.read_model import ProjectionStatusRow

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Column, Table
 
 from infra.bootstrap import System, projector
-from infra.readstore.parallel_rebuild import default_jobs, rebuild_projections
+from infra.parallel_rebuild import default_jobs, rebuild_projections
 from infra.settings import Settings
 from projections.catalog import all_projections
 from projections.read_model import ProjectionStatusRow

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from infra.bootstrap import bootstrap
+from infra.parallel_rebuild import rebuild_projections
 from infra.readstore.opening import open_read_store, read_store_opener
-from infra.readstore.parallel_rebuild import rebuild_projections
 from infra.settings import Settings
 from projections.catalog import all_projections
 from projections.runner import Projector

@@ -56,6 +56,8 @@ PLANTED = [
      "read_api/_planted.py", "from process_managers import policy\n"),
     ("only infra.cli imports infra.cli",
      "infra/readstore/_planted.py", "from infra.cli import base\n"),
+    ("only what runs the system imports the composition root",
+     "infra/messaging/_planted.py", "from infra.bootstrap import assemble\n"),
     ("infra.observability imports no other infra sub-package, but the bus's port",
      "infra/observability/_planted.py", "from infra.readstore import opening\n"),
     ("infra.messaging imports no infra.readstore or infra.cli",
