@@ -1,7 +1,8 @@
 """Fixtures for the system run as separate processes.
 
 `cluster` gives a test its own schema, vhost and bus namespace, runs `saga migrate`
-there, and stops every process it started when the test ends, however it ends.
+there, and stops every process it started when the test ends, however it ends;
+`system` is the test process's own view of those stores, the catalogue seeded and topped up.
 When a test fails, the last lines of each process's output are added to its report.
 """
 
@@ -13,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from commands.inventory import SEED_CATALOGUE, Restock
+from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from tests.e2e.processes import Broker, Cluster
+from tests.integration.test_saga_at_volume import TOP_UP
 
 FAILURE_SEED = 20_240_611
 CLUSTER = pytest.StashKey[Cluster]()
@@ -40,6 +44,16 @@ def cluster(cluster_settings: Settings, tmp_path: Path, request: pytest.FixtureR
         yield processes
     finally:
         processes.close()
+
+
+@pytest.fixture
+def system(cluster: Cluster) -> Iterator[System]:
+    """The test process's own view of the stores, for placing orders and reading what happened."""
+    with bootstrap(cluster.settings) as system:
+        system.inventory.seed()
+        for product in SEED_CATALOGUE:
+            system.inventory.restock(Restock(product_id=product.product_id, quantity=TOP_UP))
+        yield system
 
 
 @pytest.fixture

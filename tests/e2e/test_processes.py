@@ -25,17 +25,16 @@ import pytest
 from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
-from commands.inventory import SEED_CATALOGUE, Restock
 from domain.order import OrderStatus
 from domain.payment import Payment
 from domain.stock import Stock
-from infra.bootstrap import System, bootstrap
+from infra.bootstrap import System
 from infra.settings import Settings
 from process_managers.saga import OrderFulfillment
 from process_managers.state import SagaStatus
 from tests.conftest import unavailable
 from tests.e2e.processes import Broker, Cluster
-from tests.integration.test_saga_at_volume import TOP_UP, assert_money_and_stock_conserved, place_many
+from tests.integration.test_saga_at_volume import assert_money_and_stock_conserved, place_many
 from tests.saga_harness import FINISHED
 
 ORDERS = 200
@@ -49,16 +48,6 @@ ALL_FINISHED_WITHIN = 90.0
 # A command is about a kilobyte on the wire; a copy that takes no share receives only heartbeats.
 SHARE = 20 * 1024
 ENDINGS = [get_topic(OrderFulfillment.Completed), get_topic(OrderFulfillment.Compensated)]
-
-
-@pytest.fixture
-def system(cluster: Cluster) -> Iterator[System]:
-    """The test process's own view of the stores, for placing orders and reading what happened."""
-    with bootstrap(cluster.settings) as system:
-        system.inventory.seed()
-        for product in SEED_CATALOGUE:
-            system.inventory.restock(Restock(product_id=product.product_id, quantity=TOP_UP))
-        yield system
 
 
 def start_system(cluster: Cluster, **copies: int) -> None:
@@ -102,10 +91,12 @@ def place_steadily(system: System, count: int, per_second: float) -> list[UUID]:
 
 
 @contextmanager
-def orders_being_placed(system: System) -> Iterator[tuple[SagaEnds, Future[list[UUID]]]]:
+def orders_being_placed(
+    system: System, per_second: float = PLACED_PER_SECOND
+) -> Iterator[tuple[SagaEnds, Future[list[UUID]]]]:
     """Places the orders in a thread of the test process while the caller disturbs the run."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        yield SagaEnds(system.sagas), pool.submit(place_steadily, system, ORDERS, PLACED_PER_SECOND)
+        yield SagaEnds(system.sagas), pool.submit(place_steadily, system, ORDERS, per_second)
 
 
 def run_with(system: System, disturb: Callable[[], None]) -> list[UUID]:
