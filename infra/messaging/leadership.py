@@ -20,7 +20,11 @@ from infra.settings import PostgresDsn
 
 log = logging.getLogger(__name__)
 
-LOST_SESSION = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+LOST_SESSION = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    # The server ended the session while a query was on its way (pg_terminate_backend).
+    asyncpg.InternalClientError,
+)
 """What a lost or unreachable server raises: the lead is let go and tried for again."""
 
 
