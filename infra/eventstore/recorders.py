@@ -1,15 +1,19 @@
-"""Process recorders with exact, multi-row tracking on every store.
+"""Process recorders with exact, multi-row tracking and hash-chained events, on every store.
 
 Every handled message or command leaves its own tracking row, written in the
 same transaction as the events it caused. Messages may arrive out of order, so
 "was this one handled?" must ask for that row, not compare with the highest
 position seen, as the library's `has_tracking_id` does. A batch of messages
 handled together passes `trackings=[...]`: all its rows commit with its events.
+
+Every event's hash (`chain`) is written in the same transaction as the event, in a
+table beside the events (`chain_tables`); snapshots are not chained.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -23,12 +27,14 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from eventsourcing.popo import POPOFactory, POPOProcessRecorder
-from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
-from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresFactory, PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
+from infra.eventstore.chain import Link, as_uuid, chain, needed
+from infra.eventstore.chain_tables import ChainedStore, ChainSnapshot, PostgresHashes, SQLiteHashes
 from infra.eventstore.ddl import (
     SerialisedAggregateRecorder,
     SerialisedApplicationRecorder,
@@ -37,7 +43,27 @@ from infra.eventstore.ddl import (
 )
 
 
-class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL):
+class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, ChainedStore):
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events",
+        tracking_table_name: str = "notification_tracking",
+    ) -> None:
+        super().__init__(
+            datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name
+        )
+        self.hashes = PostgresHashes(datastore, events_table_name)
+        self.sql_create_statements.append(self.hashes.create_statement)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        chained = self.hashes.chained(curs, stored_events)  # before the table's lock: see chain_tables
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        self.hashes.insert(curs, chained)
+
+    def chain_snapshot(self, stream_id: UUID | None = None) -> Any:
+        return self.hashes.snapshot(stream_id)
+
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -113,14 +139,26 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL):
             return curs.fetchone() is not None
 
 
-class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder):
+class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
+    def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.hashes = SQLiteHashes(datastore)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), SQLiteHashes.create_statement]
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(c, tracking)
+        if stored_events:
+            self.hashes.write(c, stored_events)
         return returning
+
+    def chain_snapshot(self, stream_id: UUID | None = None) -> Any:
+        return self.hashes.snapshot(stream_id)
 
     def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
         if notification_id is None:
@@ -137,10 +175,11 @@ def _sqlite_has_row(cursor: SQLiteCursor, application_name: str, notification_id
     return cursor.fetchone() is not None
 
 
-class MemoryExactlyOnceRecorder(POPOProcessRecorder):
+class MemoryExactlyOnceRecorder(POPOProcessRecorder, ChainedStore):
     def __init__(self) -> None:
         super().__init__()
         self._tracked: set[tuple[str, int]] = set()
+        self.hashes: dict[tuple[UUID, int], bytes] = {}
 
     def _assert_tracking_uniqueness(self, tracking: Tracking) -> None:
         if (tracking.application_name, tracking.notification_id) in self._tracked:
@@ -156,7 +195,39 @@ class MemoryExactlyOnceRecorder(POPOProcessRecorder):
         notification_ids = super()._update_table(stored_events, **kwargs)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(tracking)
+        stored = {key: self.hashes[key] for key in needed(stored_events) if key in self.hashes}
+        for stream_id, version, digest in chain(stored_events, stored):
+            self.hashes.setdefault((stream_id, version), digest)
         return notification_ids
+
+    @contextmanager
+    def chain_snapshot(self, stream_id: UUID | None = None) -> Iterator[ChainSnapshot]:
+        with self._database_lock:
+            yield ChainSnapshot(self._chain_start(), iter(self._links(stream_id)))
+
+    def _links(self, stream_id: UUID | None) -> list[Link]:
+        events = {
+            (as_uuid(stream), version): position
+            for stream, versions in self._stored_events_index.items()
+            if stream_id is None or stream == str(stream_id)
+            for version, position in versions.items()
+        }
+        hashes = {key: digest for key, digest in self.hashes.items() if stream_id in (None, key[0])}
+        links = []
+        for key in sorted(events.keys() | hashes.keys()):
+            position = events.get(key)
+            event = None if position is None else self._stored_events[position]
+            links.append(Link(key[0], key[1], None if event is None else event.topic,
+                              None if event is None else event.state,
+                              None if position is None else position + 1, hashes.get(key)))
+        return links
+
+    def _chain_start(self) -> int | None:
+        positions = [
+            position for stream, versions in self._stored_events_index.items()
+            for version, position in versions.items() if (as_uuid(stream), version) in self.hashes
+        ]
+        return min(positions) + 1 if positions else None
 
     def _insert_tracking(self, tracking: Tracking) -> None:
         self._tracked.add((tracking.application_name, tracking.notification_id))

@@ -1,0 +1,197 @@
+"""Where each event's hash is kept: a table beside each application's events, on every store.
+
+`<events table>_hashes (originator_id, originator_version, hash)`, its primary key the first
+two, is created with the application's other tables and written in the transaction that
+writes the events: one SELECT of the hashes the batch chains from (none when every stream
+of the batch is new) and one multi-row INSERT per save. On PostgreSQL the SELECT comes
+before the events table's lock, so the lock is not held over its round trip: the version a
+save builds on was committed (with its hash) before the save loaded it, and the primary key
+refuses a rival writer of the same version. On SQLite it comes after the events' insert,
+which has taken the database's write lock.
+
+A hash row that is already there (left by hand where its event was deleted) is kept as it
+is: the write goes on, and verification reports the stream's link at that version as broken.
+
+Verification reads every version of a stream, event or hash or both (`Link`), in one
+snapshot of the store, streams in id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, NamedTuple
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow, tuple_row
+
+from infra.eventstore.chain import Link, StreamReport, chain, check_stream, needed
+
+SQLITE_PAIRS = 400  # (id, version) pairs per SELECT: within SQLite's oldest limit of 999 parameters
+READ_BATCH = 5_000
+
+
+class ChainSnapshot(NamedTuple):
+    chain_start: int | None
+    """The lowest notification id of an event with a hash: where chaining began."""
+    links: Iterator[Link]
+
+
+class PostgresHashes:
+    """The hash table of one PostgreSQL events table."""
+
+    def __init__(self, datastore: PostgresDatastore, events_table: str) -> None:
+        self.datastore = datastore
+        schema = sql.Identifier(datastore.schema)
+        table = f"{events_table}_hashes"
+        if len(table) > 63:
+            raise ValueError(f"identifier too long: {table}")
+        names = {"schema": schema, "events": sql.Identifier(events_table), "hashes": sql.Identifier(table),
+                 "id_type": sql.SQL(datastore.originator_id_type)}
+        self.create_statement = sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{hashes} (originator_id {id_type} NOT NULL, "
+            "originator_version bigint NOT NULL, hash bytea NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))").format(**names)
+        self._previous = sql.SQL(
+            "SELECT h.originator_id, h.originator_version, h.hash FROM {schema}.{hashes} h "
+            "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, v) "
+            "ON h.originator_id = k.id AND h.originator_version = k.v").format(**names)
+        self._insert = sql.SQL(
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
+            "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::bytea[]) "
+            "ON CONFLICT DO NOTHING").format(**names)
+        self._start = sql.SQL(
+            "SELECT e.notification_id FROM {schema}.{events} e JOIN {schema}.{hashes} h "
+            "ON h.originator_id = e.originator_id AND h.originator_version = e.originator_version "
+            "ORDER BY e.notification_id LIMIT 1").format(**names)
+        self._events = sql.SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id FROM {schema}.{events} "
+            "{where} ORDER BY originator_id, originator_version")
+        self._hashes = sql.SQL(
+            "SELECT originator_id, originator_version, hash FROM {schema}.{hashes} "
+            "{where} ORDER BY originator_id, originator_version")
+        self._names = names
+
+    def chained(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[Any]:
+        """The batch's hashes, as the parameters of `insert`; reads the hashes it chains from."""
+        keys = needed(stored_events)
+        stored: dict[tuple[UUID, int], bytes] = {}
+        if keys:
+            with curs.connection.cursor(row_factory=tuple_row) as reading:
+                reading.execute(self._previous, ([k[0] for k in keys], [k[1] for k in keys]), prepare=True)
+                stored = {(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()}
+        rows = chain(stored_events, stored)
+        return [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]]
+
+    def insert(self, curs: Cursor[DictRow], params: list[Any]) -> None:
+        with curs.connection.cursor() as writing:
+            writing.execute(self._insert, params, prepare=True)
+
+    @contextmanager
+    def snapshot(self, stream_id: UUID | None = None) -> Iterator[ChainSnapshot]:
+        """Every link (or one stream's), and where chaining began, as of one moment."""
+        where = sql.SQL("WHERE originator_id = %s" if stream_id is not None else "")
+        params = [stream_id] if stream_id is not None else []
+        with self.datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            start = conn.cursor(row_factory=tuple_row).execute(self._start).fetchone()
+            # Two scans in key order (each its primary key's), merged here: a join sorted by the
+            # server would sort every state.
+            with conn.cursor(name="chain_events", row_factory=tuple_row) as events, \
+                    conn.cursor(name="chain_hashes", row_factory=tuple_row) as hashes:
+                events.itersize = hashes.itersize = READ_BATCH
+                events.execute(self._events.format(**self._names, where=where), params)
+                hashes.execute(self._hashes.format(**self._names, where=where), params)
+                yield ChainSnapshot(None if start is None else start[0], merged(
+                    ((*row[:3], bytes(row[3]), row[4]) for row in events),
+                    ((row[0], row[1], bytes(row[2])) for row in hashes), _same))
+
+
+class SQLiteHashes:
+    """The hash table beside SQLite's `stored_events` (one database file per application)."""
+
+    events_table = "stored_events"
+    table = "stored_events_hashes"
+    create_statement = (
+        f"CREATE TABLE IF NOT EXISTS {table} (originator_id TEXT NOT NULL, originator_version INTEGER NOT "
+        "NULL, hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID"
+    )
+    _insert = f"INSERT OR IGNORE INTO {table} VALUES (?, ?, ?)"
+
+    def __init__(self, datastore: SQLiteDatastore) -> None:
+        self.datastore = datastore
+
+    def write(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
+        """Chain the batch, whose events `c`'s transaction has just inserted, and store its hashes."""
+        keys = needed(stored_events)
+        stored: dict[tuple[UUID, int], bytes] = {}
+        for start in range(0, len(keys), SQLITE_PAIRS):
+            part = keys[start:start + SQLITE_PAIRS]
+            pairs = ", ".join("(?, ?)" for _ in part)
+            c.execute(f"SELECT originator_id, originator_version, hash FROM {self.table} "
+                      f"WHERE (originator_id, originator_version) IN (VALUES {pairs})",
+                      [value for k in part for value in (k[0].hex, k[1])])
+            stored.update({(UUID(row[0]), row[1]): row[2] for row in c.fetchall()})
+        c.executemany(self._insert, [(i.hex, v, h) for i, v, h in chain(stored_events, stored)])
+
+    @contextmanager
+    def snapshot(self, stream_id: UUID | None = None) -> Iterator[ChainSnapshot]:
+        where, params = ("WHERE originator_id = ?", [stream_id.hex]) if stream_id is not None else ("", [])
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT e.rowid FROM {self.events_table} e JOIN {self.table} h "
+                      "ON h.originator_id = e.originator_id AND h.originator_version = e.originator_version "
+                      "ORDER BY e.rowid LIMIT 1")
+            start = c.fetchone()
+            # Two scans in key order, merged: one snapshot, as both run in the same read transaction.
+            connection = c.sqlite_cursor.connection
+            events = connection.execute(
+                f"SELECT originator_id, originator_version, topic, state, rowid FROM {self.events_table} "
+                f"{where} ORDER BY originator_id, originator_version", params)
+            hashes = connection.execute(
+                f"SELECT originator_id, originator_version, hash FROM {self.table} {where} "
+                "ORDER BY originator_id, originator_version", params)
+            yield ChainSnapshot(None if start is None else start[0], merged(iter(events), iter(hashes), UUID))
+
+
+def _same(stream_id: UUID) -> UUID:
+    return stream_id
+
+
+def merged(events: Iterator[Any], hashes: Iterator[Any], stream: Callable[[Any], UUID]) -> Iterator[Link]:
+    """Events and hash rows, both in (id, version) order, as one link per version.
+
+    `stream` makes a UUID of a stored id; ids are compared as stored, in the store's order.
+    """
+    event, digest = next(events, None), next(hashes, None)
+    while event is not None or digest is not None:
+        event_key = None if event is None else (event[0], event[1])
+        hash_key = None if digest is None else (digest[0], digest[1])
+        if hash_key is None or (event_key is not None and event_key < hash_key):
+            assert event is not None
+            yield Link(stream(event[0]), event[1], event[2], event[3], event[4], None)
+            event = next(events, None)
+        elif event_key is None or hash_key < event_key:
+            assert digest is not None
+            yield Link(stream(digest[0]), digest[1], None, None, None, digest[2])
+            digest = next(hashes, None)
+        else:
+            assert event is not None and digest is not None
+            yield Link(stream(event[0]), event[1], event[2], event[3], event[4], digest[2])
+            event, digest = next(events, None), next(hashes, None)
+
+
+class ChainedStore:
+    """What a recorder that chains its events offers its readers: its links, and one stream checked."""
+
+    def chain_snapshot(self, stream_id: UUID | None = None) -> AbstractContextManager[ChainSnapshot]:
+        raise NotImplementedError
+
+    def verify_stream(self, stream_id: UUID) -> StreamReport | None:
+        """The stream's chain checked; None when the store holds neither an event nor a hash of it."""
+        with self.chain_snapshot(stream_id) as snapshot:
+            links, chain_start = list(snapshot.links), snapshot.chain_start
+        return check_stream(stream_id, links, chain_start) if links else None
