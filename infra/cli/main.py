@@ -18,6 +18,7 @@ from infra.bootstrap import migrate
 from infra.cli import dlq as dlq_commands
 from infra.cli import serve as serve_command
 from infra.cli import token as token_command
+from infra.cli import verify as verify_command
 from infra.cli.base import (
     BAD_ENV,
     DATABASE,
@@ -214,6 +215,8 @@ def audit(
 
 
 app.command(help=token_command.HELP, epilog=token_command.EPILOG)(token_command.token)
+app.command(name="verify", help=verify_command.HELP, epilog=verify_command.EPILOG)(
+    verify_command.verify_command)
 app.add_typer(dlq_commands.dlq, name="dlq")
 app.command(name="reset", help=RESET_HELP, epilog=RESET_EPILOG)(reset)
 
