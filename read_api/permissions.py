@@ -41,6 +41,7 @@ GRAPHQL_FIELDS: Mapping[str, Rule] = {
     "Query.orderAt": Rule.OPERATOR,
     "Query.deadLetters": Rule.OPERATOR,
     "Query.projections": Rule.OPERATOR,
+    "Query.streamIntegrity": Rule.OPERATOR,
     "Mutation.placeOrder": Rule.ORDERS,
     "Mutation.cancelOrder": Rule.ORDERS,
     "Mutation.restock": Rule.ADMIN,
@@ -48,6 +49,11 @@ GRAPHQL_FIELDS: Mapping[str, Rule] = {
     "Subscription.orderUpdated": Rule.ORDERS,
 }
 """Each root field of the schema, `Type.field` as clients spell it, and who may ask for it."""
+
+GRAPHQL_NESTED_FIELDS: Mapping[str, Rule] = {
+    "Order.integrity": Rule.OPERATOR,
+}
+"""Fields below the root that not everyone who may reach them may see: null for the others."""
 
 ROUTES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule.PUBLIC,
@@ -124,6 +130,15 @@ class Access:
             self.require(Rule.OPERATOR, name)  # a bad token is still told so before anything else
             raise ForbiddenError(f"{name} is not open to anyone")
         self.require(rule, name)
+
+    def may_see(self, type_name: str, field: str) -> bool:
+        """A field below the root: whether its rule in GRAPHQL_NESTED_FIELDS lets the caller see it."""
+        try:
+            name = f"{type_name}.{field}"
+            self.require(GRAPHQL_NESTED_FIELDS.get(name, Rule.ADMIN), name)
+        except AccessDeniedError:
+            return False
+        return True
 
     def require_route(self, method: str, path: str, *, documentation: bool) -> None:
         if path in DOCUMENTATION_ROUTES and method in ("GET", "HEAD"):

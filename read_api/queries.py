@@ -12,6 +12,7 @@ from domain.base import DomainError
 from projections.read_model import OrderCursor
 from read_api.cursor import InvalidCursorError, decode_cursor, decode_event_cursor, encode_cursor
 from read_api.errors import VALIDATION_ERROR, problem_from
+from read_api.integrity import StreamIntegrity
 from read_api.operations import DeadLetter, ProjectionStatus, RecordedEvent
 from read_api.services import parse_uuid
 from read_api.types import Info, Order, OrderConnection, OrderEdge, OrderStatus, PageInfo, Product, Saga
@@ -130,3 +131,10 @@ class Query:
     async def projections(self, info: Info) -> list[ProjectionStatus]:
         rows = await info.context.services.read_model.projection_status()
         return [ProjectionStatus.from_row(row) for row in rows]
+
+    @strawberry.field(description="Audit: whether a stream's hash chain holds, recomputed from the event "
+                                  "store (as `saga verify STREAM_ID`); a stream the store does not hold has "
+                                  "length 0")
+    async def stream_integrity(self, info: Info, stream_id: strawberry.ID) -> StreamIntegrity:
+        stream = argument_id(stream_id, "streamId")
+        return StreamIntegrity.of(stream, await info.context.services.write.stream_integrity(stream))

@@ -23,6 +23,7 @@ from projections.read_model import (
 )
 from read_api.context import Context
 from read_api.errors import Problem
+from read_api.integrity import StreamIntegrity
 
 Info = strawberry.Info[Context, None]
 
@@ -213,6 +214,15 @@ class Order:
     async def saga(self, info: Info) -> Saga | None:
         row = None if self.historical else await info.context.loaders.sagas.load(UUID(self.id))
         return None if row is None else Saga.from_row(row)
+
+    @strawberry.field(description="Operators: whether the hash chain of each of the order's streams holds "
+                                  "(its order, payment, reservation, shipment, notification and saga); null "
+                                  "for others")
+    async def integrity(self, info: Info) -> list[StreamIntegrity] | None:
+        if not info.context.access.may_see("Order", "integrity"):
+            return None
+        streams = await info.context.services.write.order_integrity(UUID(self.id))
+        return [StreamIntegrity.of(stream_id, report, kind) for kind, stream_id, report in streams]
 
 
 @strawberry.type

@@ -27,6 +27,7 @@ from domain.base import NotFoundError
 from domain.order import Order, OrderStatus
 from domain.stock import Stock
 from projections.read_model import AddressRow, OrderItemRow, OrderRow, ParkedMessage, ProductRow
+from read_api.integrity import StreamIntegrityReport, order_integrity, stream_integrity
 from read_api.ports import DeadLetterDesk, WriteSystem
 
 P = ParamSpec("P")
@@ -109,6 +110,14 @@ class WriteSide:
                            limit=limit)
 
         return await asyncio.to_thread(read)
+
+    async def stream_integrity(self, stream_id: UUID) -> StreamIntegrityReport | None:
+        """Whether the stream's hash chain holds (`read_api.integrity`); None if no application holds it."""
+        return await asyncio.to_thread(stream_integrity, self._system.applications, stream_id)
+
+    async def order_integrity(self, order_id: UUID) -> list[tuple[str, UUID, StreamIntegrityReport | None]]:
+        """Each stream of the order: its kind, its id and whether its chain holds."""
+        return await asyncio.to_thread(order_integrity, self._system.applications, order_id)
 
     @property
     def has_bus(self) -> bool:
