@@ -7,6 +7,7 @@ shared by every command, in infra/cli/base.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from commands.audit.timeline import timeline
 from domain.base import NotFoundError
 from infra.bootstrap import migrate
 from infra.cli import dlq as dlq_commands
+from infra.cli import forget as forget_command
 from infra.cli import serve as serve_command
 from infra.cli import token as token_command
 from infra.cli import verify as verify_command
@@ -187,7 +189,9 @@ def _order_id(value: str) -> UUID:
         "with its time (UTC), stream, version, type, correlation and causation and a summary; failures in "
         "red, compensations in yellow, the completion in green. Narrower than 140 columns (a pipe counts as "
         "80 unless COLUMNS says otherwise) the table is compact: time and stream, type and summary, cause. "
-        "With --json, one JSON object per event on stdout instead, with whole ids. " + DATABASE,
+        "Under the table, one line per stream says whether its hash chain holds (as `saga verify`). "
+        "With --json, one JSON object per event on stdout instead, with whole ids, and stream_verified: "
+        "whether its stream's chain holds. " + DATABASE,
         "Examples:\n  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a\n"
         "  saga audit 0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a --json | jq -r .type",
     ),
@@ -206,17 +210,24 @@ def audit(
             entries = timeline(system, order_id)
         except NotFoundError as error:
             fail(ExitCode.NOT_FOUND, f"{error.message} (ORDER_ID)")
+        chains = verify_command.order_chains(system, order_id)
     if as_json:
         for entry in entries:
-            typer.echo(entry.model_dump_json())
+            report = chains.get(entry.stream_id, ("", None))[1]
+            verified = None if report is None else report.verified
+            typer.echo(json.dumps({**entry.model_dump(mode="json"), "stream_verified": verified}))
         return
     out.print(timeline_table(order_id, entries, out.width))
+    for stream_id, (kind, report) in chains.items():
+        if report is not None:
+            out.print(verify_command.chain_line(kind, stream_id, report), highlight=False)
     console.print(f"{len(entries)} event(s) from {len({e.stream_id for e in entries})} stream(s)")
 
 
 app.command(help=token_command.HELP, epilog=token_command.EPILOG)(token_command.token)
 app.command(name="verify", help=verify_command.HELP, epilog=verify_command.EPILOG)(
     verify_command.verify_command)
+app.command(name="forget", help=forget_command.HELP, epilog=forget_command.EPILOG)(forget_command.forget)
 app.add_typer(dlq_commands.dlq, name="dlq")
 app.command(name="reset", help=RESET_HELP, epilog=RESET_EPILOG)(reset)
 

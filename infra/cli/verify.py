@@ -2,7 +2,8 @@
 
 One line on stdout per broken stream (`broken`), per stream holding events stored before
 chaining (`unchained`, at most UNCHAINED_LINES of them; --json lists every one), the summary
-on stderr with the events verified per second.
+on stderr with the events verified per second. `saga audit` shows each of its order's
+streams' chains in a line (`order_chains`, `chain_line`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from uuid import UUID
 
 import typer
 
+from infra.bootstrap import System
 from infra.cli.base import (
     DATABASE,
     NO_STORE,
@@ -29,6 +31,7 @@ from infra.eventstore.chain import StreamReport
 from infra.eventstore.verification import (
     HeadsFileError,
     Verification,
+    chained_store,
     export_heads,
     load_heads,
     verify,
@@ -152,3 +155,20 @@ def _stream(report: StreamReport) -> dict[str, Any]:
         "broken_at": report.broken_at, "problem": None if report.problem is None else str(report.problem),
         "detail": report.detail or None, "unchained": report.unchained,
     }
+
+
+def order_chains(system: System, order_id: UUID) -> dict[UUID, tuple[str, StreamReport | None]]:
+    """For `saga audit`: each stream of the order, by id: its kind and its chain checked."""
+    return {
+        stream_id: (kind, chained_store(app).verify_stream(stream_id))
+        for app in system.applications for kind, stream_id in app.order_streams(order_id).items()
+    }
+
+
+def chain_line(kind: str, stream_id: UUID, report: StreamReport) -> str:
+    """One stream's chain in a line of the audit, within 80 columns."""
+    where = f"{kind:<12} {stream_id.hex[:8]}  "
+    if not report.verified:
+        return where + f"hash chain BROKEN at version {report.broken_at}: {report.problem}"
+    loose = f", {report.unchained} unchained" if report.unchained else ""
+    return where + f"hash chain holds: {report.length} event(s){loose}"

@@ -230,3 +230,18 @@ def test_saga_verify_usage_and_not_found(shop: System, tmp_path: Path) -> None:
 def test_saga_verify_where_no_store_is_exits_3(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["verify"], env={"DATA_DIR": str(tmp_path / "none"), "DATABASE_URL": ""})
     assert result.exit_code == 3 and "no store" in result.stderr
+
+
+def test_saga_audit_says_whether_each_stream_of_the_order_holds_its_chain(shop: System) -> None:
+    order_id = place(shop)
+    line = f"order        {order_id.hex[:8]}  hash chain"
+    intact = saga(shop.settings, "audit", str(order_id))
+    store = Store(shop.settings, "Orders")
+    _, state = store.state(order_id, 1)
+    store.set_state(order_id, 1, state + b" ")
+    tampered = saga(shop.settings, "audit", str(order_id))
+    as_json = saga(shop.settings, "audit", str(order_id), "--json")
+
+    assert intact.exit_code == 0 and f"{line} holds: 1 event(s)" in intact.stdout
+    assert f"{line} BROKEN at version 1: hash mismatch" in tampered.stdout
+    assert [json.loads(line)["stream_verified"] for line in as_json.stdout.splitlines()] == [False]
