@@ -95,10 +95,14 @@ class LogFollower:
     def wake(self) -> None:
         """Run the next step now: there is news of a save. Safe to call from any thread."""
         loop, news = self._loop, self._news
-        if loop is not None and news is not None:
-            # After the loop has closed there is nobody left to wake.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(news.set)
+        if loop is None or news is None or news.is_set():
+            return  # not following yet, or already woken: a burst of saves wakes it once
+        if _running_loop() is loop:
+            news.set()
+            return
+        # After the loop has closed there is nobody left to wake.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(news.set)
 
     async def follow(self, step: Step, stopping: asyncio.Event | None = None) -> None:
         """Run `step` until `stopping` is set: at once again while it reads a full window, else on news.
@@ -114,6 +118,13 @@ class LogFollower:
                 await _wait(news, self.poll_interval)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a saving thread
+        return None
+
+
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow the task's own
     # cancellation when the event is set at the same moment, and the loop would never stop.
@@ -127,6 +138,8 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
 
     For readers that need a field or two of many events (a relay, a scheduler):
     validating each into its pydantic event class costs far more than reading it.
+    Personal fields are opened with their person's key, or read as erased once the
+    person is forgotten, when the mapper keeps personal data (`personal`).
     """
     data = stored_event.state
     if mapper.cipher:
@@ -134,4 +147,13 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
     if mapper.compressor:
         data = mapper.compressor.decompress(data)
     state: dict[str, Any] = mapper.transcoder.decode(data)
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    if personal is not None:
+        state = personal.reveal(stored_event.topic, stored_event.originator_id, state)
     return state
+
+
+class RevealsPersonalData(Protocol):
+    """What opens the personal fields of stored events (`infra.eventstore.privacy.PersonalDataKeys`)."""
+
+    def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]: ...

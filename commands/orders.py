@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands.base import ContextApplication
 from commands.command import Command, handles
-from domain.base import NotFoundError, ValidationError
+from domain.base import Aggregate, NotFoundError, ValidationError
 from domain.order import MAX_LINES, MAX_QUANTITY, Order, OrderLine
+from domain.privacy import Forgetting
 from domain.stock import UnknownProductError
 from domain.values import Address, Money
+
+PLACED_TOPIC = get_topic(Order.Placed)
 
 
 class CatalogueEntry(BaseModel):
@@ -60,6 +65,13 @@ class CompleteOrder(Command):
 class CancelOrder(Command):
     order_id: UUID
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ForgetCustomer(Command):
+    """Erase a customer's personal data in every order of theirs, and record who asked."""
+
+    customer_id: UUID
+    requested_by: Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class PriceMismatchError(ValidationError):
@@ -109,6 +121,45 @@ class Orders(ContextApplication):
     @handles(CancelOrder)
     def cancel_order(self, command: CancelOrder) -> bool:
         return self._on_order(command, lambda order: order.cancel(command.reason))
+
+    @handles(ForgetCustomer)
+    def forget_customer(self, command: ForgetCustomer) -> bool:
+        """Mark every order of the customer erased, and record the forgetting, in one transaction.
+
+        Asked again, it erases only orders placed since, and records nothing when there are none.
+        Deleting the customer's key, which makes the erasure true of the stored events, is the
+        caller's part (`infra.forgetting`).
+        """
+
+        def decide() -> list[Aggregate]:
+            orders = [self.get_order(order_id) for order_id in self.orders_of(command.customer_id)]
+            for order in orders:
+                order.erase_personal_data(command.requested_by)
+            changed: list[Aggregate] = [order for order in orders if order.pending_events]
+            forgetting = self.find(Forgetting.create_id(command.customer_id), Forgetting)
+            if forgetting is None:
+                changed.append(Forgetting.record(command.customer_id, command.requested_by))
+            elif changed:
+                forgetting.repeat(command.requested_by)
+                changed.append(forgetting)
+            return changed
+
+        return self.execute(command, decide)
+
+    def was_forgotten(self, customer_id: UUID) -> bool:
+        return self.find(Forgetting.create_id(customer_id), Forgetting) is not None
+
+    def orders_of(self, customer_id: UUID) -> list[UUID]:
+        """Every order the customer placed, oldest first: read from the log, for the rare question."""
+        found: list[UUID] = []
+        decode = self.mapper.transcoder.decode  # the customer's id is never sealed: no key is asked for
+
+        def take(window: Sequence[Notification]) -> None:
+            found.extend(UUID(str(n.originator_id)) for n in window
+                         if decode(n.state).get("customer_id") == str(customer_id))
+
+        self.follower(window=1000, topics=[PLACED_TOPIC], woken_by_saves=False).catch_up(0, take)
+        return found
 
     def order_streams(self, order_id: UUID) -> dict[str, UUID]:
         return {"order": order_id}

@@ -24,6 +24,7 @@ from domain.values import Address
 class CreateShipment(Command):
     order_id: UUID
     address: Address
+    customer_id: UUID | None = None  # whose address: its key encrypts it in the shipment's events
 
 
 class CancelShipment(Command):
@@ -59,7 +60,7 @@ class Shipping(ContextApplication):
         def decide() -> list[Shipment]:
             shipment = self.find(Shipment.create_id(command.order_id), Shipment)
             if shipment is None:
-                return [self._book(command.order_id, command.address)]
+                return [self._book(command.order_id, command.address, command.customer_id)]
             shipment.refuse_creation()
             return [shipment]
 
@@ -95,11 +96,11 @@ class Shipping(ContextApplication):
             raise ShipmentNotFoundError(f"no shipment for order {order_id}", field="order_id")
         return shipment
 
-    def _book(self, order_id: UUID, address: Address | None) -> Shipment:
+    def _book(self, order_id: UUID, address: Address | None, customer_id: UUID | None) -> Shipment:
         # Checked before the carrier hears of it, however the command was built.
         result = self.carrier.book(order_id=order_id, address=require_address(address))
         if isinstance(result, Booked):
-            return Shipment.create(order_id, address, result.tracking_number)
+            return Shipment.create(order_id, address, result.tracking_number, customer_id)
         return Shipment.refused(order_id, result.reason)
 
     def _on_shipment(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.base import Aggregate, InvalidStateError, ValidationError
+from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address, Money
 
 MAX_LINES = 100
@@ -46,6 +48,10 @@ class Order(Aggregate):
     """A customer's order. Prices are fixed when it is placed; its saga moves it to an end."""
 
     class Placed(Aggregate.Created):
+        personal_data: ClassVar[PersonalData] = PersonalData(
+            subject="customer_id", fields={"shipping_address": ERASED_ADDRESS},
+        )
+
         placement_id: UUID
         customer_id: UUID
         lines: tuple[OrderLine, ...]
@@ -60,6 +66,11 @@ class Order(Aggregate):
 
     class Cancelled(Aggregate.Event):
         reason: str
+
+    class PersonalDataErased(Aggregate.Event):
+        """The customer was forgotten: the order's personal fields read as erased from now on."""
+
+        requested_by: str
 
     @staticmethod
     def create_id(placement_id: UUID) -> UUID:
@@ -101,6 +112,7 @@ class Order(Aggregate):
         self.status = OrderStatus.PENDING
         self.cancellation_reason: str | None = None
         self.cancellation_requested = False
+        self.personal_data_erased = False
 
     @property
     def is_finished(self) -> bool:
@@ -125,6 +137,16 @@ class Order(Aggregate):
         if self.status is OrderStatus.CANCELLED:
             return
         self._cancelled(reason=reason)
+
+    def erase_personal_data(self, requested_by: str) -> None:
+        """Forget the customer's personal data in this order (the key that sealed it goes too)."""
+        if not self.personal_data_erased:
+            self._personal_data_erased(requested_by=requested_by)
+
+    @event(PersonalDataErased)
+    def _personal_data_erased(self, requested_by: str) -> None:
+        self.personal_data_erased = True
+        self.shipping_address = Address(**ERASED_ADDRESS)
 
     def _refuse_if_completed(self, action: str) -> None:
         if self.status is OrderStatus.COMPLETED:

@@ -9,12 +9,13 @@ A cancel that overtakes the create is remembered, and the late create fails.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
 from domain.base import Aggregate, InvalidStateError, OpensOrFollows, ValidationError
+from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address
 
 CANCELLED_BEFORE_SHIPPING = "order was cancelled before shipping"
@@ -53,9 +54,14 @@ class Shipment(Aggregate):
     """The parcel for one order, from booking to the customer's door."""
 
     class Created(Aggregate.Created):
+        personal_data: ClassVar[PersonalData] = PersonalData(
+            subject="customer_id", fields={"address": ERASED_ADDRESS},
+        )
+
         order_id: UUID
         address: Address
         tracking_number: str
+        customer_id: UUID | None = None  # whose address; shipments booked before it was kept have none
 
         def apply(self, shipment: Shipment) -> None:
             shipment.status = ShipmentStatus.PREPARING
@@ -89,11 +95,13 @@ class Shipment(Aggregate):
         return uuid5(NAMESPACE_URL, f"/shipments/{order_id}")
 
     @classmethod
-    def create(cls, order_id: UUID, address: Address | None, tracking_number: str) -> Shipment:
-        """Record a parcel the carrier booked for the order's address."""
+    def create(
+        cls, order_id: UUID, address: Address | None, tracking_number: str, customer_id: UUID | None = None
+    ) -> Shipment:
+        """Record a parcel the carrier booked for the order's address (the customer's, when known)."""
         return cls._open(
             cls.Created, order_id, address=require_address(address),
-            tracking_number=tracking_number,
+            tracking_number=tracking_number, customer_id=customer_id,
         )
 
     @classmethod

@@ -32,7 +32,8 @@ from commands.simulation import (
     SimulatedNotifier,
 )
 from infra.eventstore.ddl import create_schema
-from infra.eventstore.persistence import application_env
+from infra.eventstore.persistence import PydanticMapper, application_env
+from infra.eventstore.privacy import PersonalDataKeys, personal_data_keys
 from infra.eventstore.probes import StoreProbe
 from infra.messaging.bus import Bus, Subscription
 from infra.messaging.consumers import CONSUMERS, CONTEXTS, command_subscription, event_subscription
@@ -61,6 +62,15 @@ class System:
         self._built: dict[str, ContextApplication] = {}
         self._lock = threading.RLock()
         self._probe = StoreProbe()
+        self._personal_data: PersonalDataKeys | None = None
+
+    @property
+    def personal_data(self) -> PersonalDataKeys | None:
+        """The customers' data keys that seal personal fields; None with PERSONAL_DATA_ENCRYPTION=false."""
+        with self._lock:
+            if self._personal_data is None and self.settings.personal_data_encryption:
+                self._personal_data = personal_data_keys(self.settings)
+            return self._personal_data
 
     @property
     def orders(self) -> Orders:
@@ -127,7 +137,10 @@ class System:
     def _app(self, name: str, build: Callable[[dict[str, str]], A]) -> A:
         with self._lock:
             if name not in self._built:
-                self._built[name] = build(application_env(self.settings, name))
+                built = build(application_env(self.settings, name))
+                if isinstance(built.mapper, PydanticMapper):
+                    built.mapper.personal = self.personal_data
+                self._built[name] = built
             app = self._built[name]
         return app  # type: ignore[return-value]
 

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    personal_data_encryption: bool = Field(
+        True, description="false: store personal fields in clear text (they cannot then be forgotten)")
+    data_key_secret: str | None = Field(
+        None, description="master secret that wraps each customer's data key (unset: kept unwrapped)")
+    data_key_file: Path | None = Field(None, description="a file holding the master secret")
+
     create_table: bool = True
     aggregate_cache_size: int = Field(10_000, ge=1)
     # Connections each application keeps open (and may grow by the overflow under load):
@@ -106,7 +112,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url", "amqp_url", "admin_token", "auth_mode", "auth_jwt_secret", "auth_jwt_public_key",
-        "auth_jwt_algorithm", "auth_jwt_issuer", "auth_jwt_audience", "graphql_introspection", mode="before",
+        "auth_jwt_algorithm", "auth_jwt_issuer", "auth_jwt_audience", "graphql_introspection",
+        "data_key_secret", "data_key_file", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

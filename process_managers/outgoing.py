@@ -133,8 +133,9 @@ def _reserve(state: SagaState) -> dict[str, Any]:
 
 
 def _ship(state: SagaState) -> dict[str, Any]:
-    # The old system booked parcels without the address; the order's address goes with every one.
-    return {"address": state.order.shipping_address}
+    # The old system booked parcels without the address; the order's address goes with every one,
+    # and whose it is, so that the customer's key keeps it in the shipment's events too.
+    return {"address": state.order.shipping_address, "customer_id": state.order.customer_id}
 
 
 def _notify(state: SagaState) -> dict[str, Any]:

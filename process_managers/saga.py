@@ -9,13 +9,14 @@ decisions come from `policy`; the aggregate only turns them into events.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
 from commands.contract import messages as m
 from domain.base import Aggregate
+from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address, Money
 from process_managers import decisions as d
 from process_managers import outgoing as out
@@ -31,6 +32,10 @@ class OrderFulfillment(Aggregate):
     """The process that takes one order from placed to completed, or undoes it and cancels it."""
 
     class Started(Aggregate.Created):
+        personal_data: ClassVar[PersonalData] = PersonalData(
+            subject="customer_id", fields={"shipping_address": ERASED_ADDRESS},
+        )
+
         order_id: UUID
         customer_id: UUID
         lines: tuple[SagaLine, ...]
@@ -38,6 +43,11 @@ class OrderFulfillment(Aggregate):
         shipping_address: Address
 
     class StepRequested(Aggregate.Event):
+        # The shipping step's command carries the customer's address to the carrier.
+        personal_data: ClassVar[PersonalData] = PersonalData(
+            subject="command.payload.customer_id", fields={"command.payload.address": ERASED_ADDRESS},
+        )
+
         step: StepName
         attempt: int
         deadline: datetime

@@ -23,6 +23,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from domain.order import Order
+from domain.privacy import ERASED_ADDRESS
 from projections.facts import Fact
 from projections.projection import CannotApplyError, Projection, require
 from projections.read_model import AddressRow, OrderItemRow, OrderRow
@@ -31,6 +32,7 @@ from projections.store import Index, Row, TableSpec, as_decimal, as_json, as_tim
 
 PLACED, COMPLETED = get_topic(Order.Placed), get_topic(Order.Completed)
 CANCELLATION_REQUESTED, CANCELLED = get_topic(Order.CancellationRequested), get_topic(Order.Cancelled)
+ERASED = get_topic(Order.PersonalDataErased)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def evolve(row: OrderRecord | None, fact: Fact) -> OrderRecord:
         return replace(order, order_status="COMPLETED")
     if fact.topic == CANCELLED:
         return replace(order, order_status="CANCELLED", failure_reason=fact.data["reason"])
+    if fact.topic == ERASED:  # the customer was forgotten: rebuilt later, the Placed reads erased too
+        return replace(order, shipping_address=AddressRow(**ERASED_ADDRESS))
     raise CannotApplyError(f"the order summary does not read {fact.topic}")
 
 
@@ -133,7 +137,7 @@ def order_key(fact: Fact) -> UUID:
 class OrderSummary(Projection[OrderRecord]):
     name = "order_summary"
     applications = ("Orders", "OrderFulfillment")
-    topics = frozenset({PLACED, COMPLETED, CANCELLATION_REQUESTED, CANCELLED, SAGA_STARTED})
+    topics = frozenset({PLACED, COMPLETED, CANCELLATION_REQUESTED, CANCELLED, ERASED, SAGA_STARTED})
     base_table = TableSpec(
         "read_orders",
         (("id", "uuid"), ("customer_id", "uuid"), ("status", "text"), ("order_status", "text"),

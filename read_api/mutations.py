@@ -80,6 +80,15 @@ class RestockPayload:
 
 
 @strawberry.type
+class ForgetCustomerPayload:
+    customer_id: strawberry.ID | None
+    orders: list[strawberry.ID]
+    cancelled: list[strawberry.ID] = strawberry.field(description="the orders in flight, cancelled first")
+    forgotten_before: bool
+    errors: list[UserError]
+
+
+@strawberry.type
 class RedrivePayload:
     ok: bool
     errors: list[UserError]
@@ -117,6 +126,24 @@ class Mutation:
         except DomainError as error:
             return RestockPayload(product=None, errors=refused(error))
         return RestockPayload(product=Product.from_row(row), errors=[])
+
+    @strawberry.mutation(description=(
+        "Admin: forget a customer. Their orders in flight are cancelled and compensated first; then "
+        "their personal data (the shipping address) reads [erased] everywhere; amounts, items and "
+        "statuses stay"
+    ))
+    async def forget_customer(self, info: Info, customer_id: strawberry.ID) -> ForgetCustomerPayload:
+        try:
+            done = await info.context.services.forget_customer(info.context.access, customer_id)
+        except DomainError as error:
+            return ForgetCustomerPayload(customer_id=None, orders=[], cancelled=[], forgotten_before=False,
+                                         errors=refused(error))
+        return ForgetCustomerPayload(
+            customer_id=strawberry.ID(str(done.customer_id)),
+            orders=[strawberry.ID(str(o)) for o in done.orders],
+            cancelled=[strawberry.ID(str(o)) for o in done.cancelled],
+            forgotten_before=done.forgotten_before, errors=[],
+        )
 
     @strawberry.mutation(description="Admin: send a parked message back to its queue as a first attempt")
     async def redrive_dead_letter(self, info: Info, id: strawberry.ID) -> RedrivePayload:

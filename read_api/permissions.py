@@ -46,6 +46,7 @@ GRAPHQL_FIELDS: Mapping[str, Rule] = {
     "Mutation.cancelOrder": Rule.ORDERS,
     "Mutation.restock": Rule.ADMIN,
     "Mutation.redriveDeadLetter": Rule.ADMIN,
+    "Mutation.forgetCustomer": Rule.ADMIN,
     "Subscription.orderUpdated": Rule.ORDERS,
 }
 """Each root field of the schema, `Type.field` as clients spell it, and who may ask for it."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from commands.base import ContextApplication
 from commands.inventory import Inventory
 from commands.orders import Orders
+from commands.privacy import ForgetsKeys
 from projections.read_model import ParkedMessage
 from read_api.identity import AuthSettings
 
@@ -32,6 +33,11 @@ class WriteSystem(Protocol):
     @property
     def applications(self) -> tuple[ContextApplication, ...]: ...
 
+    @property
+    def personal_data(self) -> ForgetsKeys | None:
+        """The customers' data keys, which forgetting deletes; None when personal data is kept in clear."""
+        ...
+
 
 class DeadLetterDesk(Protocol):
     """The part of the message bus that lists and re-drives parked messages."""
@@ -46,3 +52,4 @@ class ApiSettings(AuthSettings, Protocol):
 
     @property
     def graphql_introspection(self) -> bool | None: ...
+

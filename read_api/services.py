@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from commands.command import parse_command
 from commands.inventory import Restock
 from commands.orders import OrderNotFoundError, PlaceOrder, RequestCancellation
+from commands.privacy import Forgotten
 from domain.base import ValidationError
 from projections.read_model import OrderRow, ParkedMessage, ProductRow, ReadModel
 from read_api.identity import Authenticator
@@ -70,6 +71,14 @@ class Services:
     async def restock(self, product_id: str, quantity: int) -> ProductRow:
         command = parse_command(Restock, {"product_id": product_id, "quantity": quantity})
         return await self.write.restock(command)
+
+    async def forget_customer(self, access: Access, customer_id: str) -> Forgotten:
+        """Forget a customer: their orders in flight end first, then every view shows their data erased."""
+        try:
+            subject = UUID(str(customer_id))
+        except ValueError:
+            raise ValidationError(f"{customer_id!r} is not a customer id", field="customer_id") from None
+        return await self.write.forget_customer(subject, access.principal.subject or "an admin")
 
     async def order_after_write(self, order_id: UUID, *, version: int) -> OrderRow:
         """The order once the projection shows `version`, or as the event store has it if the wait ends."""

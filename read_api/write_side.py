@@ -23,6 +23,7 @@ from commands.audit.timeline import RecordedEvent, as_of, find_stream, history
 from commands.command import ConcurrencyError
 from commands.inventory import Restock
 from commands.orders import PlaceOrder, RequestCancellation
+from commands.privacy import Forgotten, forget_customer
 from domain.base import NotFoundError
 from domain.order import Order, OrderStatus
 from domain.stock import Stock
@@ -64,6 +65,11 @@ class WriteSide:
             return self._system.orders.get_order(command.order_id).version
 
         return await asyncio.to_thread(request)
+
+    async def forget_customer(self, customer_id: UUID, requested_by: str) -> Forgotten:
+        """Forget the customer (`commands.privacy`): in-flight orders end first, then the key goes."""
+        keys = self._system.personal_data
+        return await forget_customer(self._system.orders, keys, customer_id, requested_by)
 
     @retried_on_conflict
     async def restock(self, command: Restock) -> ProductRow:

@@ -98,6 +98,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Order.CancellationRequested": lambda d: f"customer asks to cancel: {_text(d['reason'])}",
     "Order.Cancelled": lambda d: f"cancelled: {_text(d['reason'])}",
     "Order.Completed": lambda d: "completed",
+    "Order.PersonalDataErased": lambda d: f"personal data erased, by {_text(d['requested_by'])}",
     "Payment.Charged": lambda d: f"charged {_money(d['amount'])}, transaction {d['transaction_id']}",
     "Payment.Declined": lambda d: f"declined {_money(d['amount'])}: {_text(d['reason'])}",
     "Payment.Voided": lambda d: f"voided before any charge: {_text(d['reason'])}",

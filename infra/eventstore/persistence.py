@@ -12,6 +12,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
 from commands.following import stored_state as decode_state
+from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
 from infra.settings import PostgresDsn, Settings
 
@@ -31,7 +32,12 @@ class PydanticMapper(Mapper[UUID]):
 
     `class_version` and `upcast_vN_vN+1` static methods on an event class upcast
     older stored states, as the library's own mapper does for dataclass events.
+    With `personal` (set by the composition root), the fields an event declares
+    personal are sealed with their person's key on the way in, and opened, or
+    read as erased, by every reader on the way out (`commands.following.stored_state`).
     """
+
+    personal: PersonalDataKeys | None = None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         assert isinstance(domain_event, BaseModel)
@@ -41,6 +47,8 @@ class PydanticMapper(Mapper[UUID]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        if self.personal is not None:
+            state = self.personal.conceal(type(domain_event), domain_event.originator_id, state)  # type: ignore[attr-defined]
         data = self.transcoder.encode(state)
         if self.compressor:
             data = self.compressor.compress(data)

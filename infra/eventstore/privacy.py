@@ -1,0 +1,365 @@
+"""Personal data at rest: each customer's fields sealed with a key of their own, and forgotten by deleting it.
+
+The fields an event class declares personal (`domain.privacy.PersonalData`) are
+stored sealed: AES-GCM with a 256-bit data key of the person the event names,
+a fresh 96-bit nonce each time, and the stream id and field path as associated
+data, so a sealed value cannot be moved to another event unnoticed. In the
+stored JSON a sealed field reads `{"sealed": "<base64 of nonce and ciphertext>"}`.
+
+The data keys live in a table of their own, apart from the event tables
+(`personal_data_keys`, in the event store's database, or `keys.sqlite` beside
+the embedded stores), created on a person's first sealed field. When a master
+key is configured (`DATA_KEY_SECRET`, or a key file, `DATA_KEY_FILE`) each data
+key is stored wrapped by it (AES-GCM again), so a copy of the key table alone
+gives nothing away either.
+
+Forgetting a person deletes their key: from then on their sealed fields read as
+the erased form the event class declares (`[erased]`), in every process. Keys
+are cached for `KEY_CACHE_SECONDS`, so another process lets go of a forgotten
+key within that time; the process that forgets lets go at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+import psycopg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.utils import resolve_topic
+from psycopg import sql
+
+from domain.privacy import PersonalData, personal_data_of
+from infra.eventstore.ddl import SERIALISE_DDL
+from infra.settings import PostgresDsn, Settings
+
+SEALED = "sealed"
+KEY_CACHE_SECONDS = 5.0
+NONCE_BYTES = 12
+
+
+class KeyTable(Protocol):
+    """Where the data keys are kept, as stored (wrapped when there is a master key)."""
+
+    def get(self, subject: UUID) -> bytes | None: ...
+
+    def add(self, subject: UUID, stored: bytes) -> bytes:
+        """Keep `stored` for the subject unless a key is kept already; the one kept."""
+        ...
+
+    def delete(self, subject: UUID) -> bool:
+        """Delete the subject's key; whether there was one."""
+        ...
+
+
+class MemoryKeyTable:
+    """The keys of an in-memory store (`DATABASE_URL=memory://`)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[UUID, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, subject: UUID) -> bytes | None:
+        return self._keys.get(subject)
+
+    def add(self, subject: UUID, stored: bytes) -> bytes:
+        with self._lock:
+            return self._keys.setdefault(subject, stored)
+
+    def delete(self, subject: UUID) -> bool:
+        with self._lock:
+            return self._keys.pop(subject, None) is not None
+
+
+class SQLiteKeyTable:
+    """The keys of the embedded default, in `keys.sqlite` beside the event stores."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        with self._connection() as connection:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS personal_data_keys ("
+                " subject TEXT PRIMARY KEY, stored BLOB NOT NULL,"
+                " created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def get(self, subject: UUID) -> bytes | None:
+        with self._connection() as connection:
+            row = connection.execute(
+                "SELECT stored FROM personal_data_keys WHERE subject = ?", (str(subject),)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def add(self, subject: UUID, stored: bytes) -> bytes:
+        with self._connection() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO personal_data_keys (subject, stored) VALUES (?, ?)",
+                (str(subject), stored),
+            )
+        kept = self.get(subject)
+        assert kept is not None
+        return kept
+
+    def delete(self, subject: UUID) -> bool:
+        with self._connection() as connection:
+            deleted = connection.execute(
+                "DELETE FROM personal_data_keys WHERE subject = ?", (str(subject),)
+            ).rowcount
+        return bool(deleted)
+
+
+class PostgresKeyTable:
+    """The keys on PostgreSQL: a table of the event store's database and schema, apart from its events."""
+
+    def __init__(self, where: PostgresDsn, *, create: bool = True) -> None:
+        self._where = where
+        name = sql.Identifier("personal_data_keys")
+        schema = where.schema_name
+        self._table = sql.SQL(".").join([sql.Identifier(schema), name]) if schema else name
+        self._local = threading.local()
+        if create:
+            connection = self._connected()
+            with connection.transaction():
+                connection.execute(SERIALISE_DDL)  # processes starting together create it one at a time
+                connection.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (subject uuid PRIMARY KEY, stored bytea NOT NULL,"
+                    " created_at timestamptz NOT NULL DEFAULT now())"
+                ).format(self._table))
+
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        statement = sql.SQL(query).format(table=self._table)
+        for attempt in (1, 2):
+            connection = self._connected()
+            try:
+                cursor = connection.execute(statement, params)
+                return cursor.fetchall() if cursor.description else [(cursor.rowcount,)]
+            except psycopg.OperationalError:
+                # A session the server ended (a restart, a failover): one more try on a new one.
+                self._local.connection = None
+                connection.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connected(self) -> psycopg.Connection[tuple[Any, ...]]:
+        connection: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = psycopg.connect(self._where.url, autocommit=True, connect_timeout=10,
+                                         application_name="saga personal data keys")
+            self._local.connection = connection
+        return connection
+
+    def get(self, subject: UUID) -> bytes | None:
+        rows = self._execute("SELECT stored FROM {table} WHERE subject = %s", (subject,))
+        return bytes(rows[0][0]) if rows else None
+
+    def add(self, subject: UUID, stored: bytes) -> bytes:
+        self._execute(
+            "INSERT INTO {table} (subject, stored) VALUES (%s, %s) ON CONFLICT (subject) DO NOTHING",
+            (subject, stored),
+        )
+        kept = self.get(subject)
+        assert kept is not None
+        return kept
+
+    def delete(self, subject: UUID) -> bool:
+        [(deleted,)] = self._execute("DELETE FROM {table} WHERE subject = %s", (subject,))
+        return bool(deleted)
+
+
+class MasterKey:
+    """Wraps and unwraps data keys; without a configured secret, keys are kept as they are."""
+
+    def __init__(self, secret: bytes | None) -> None:
+        self._aead = None if secret is None else AESGCM(_derive(secret, b"saga data-key wrapping"))
+
+    def wrap(self, subject: UUID, key: bytes) -> bytes:
+        if self._aead is None:
+            return key
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, key, subject.bytes)
+
+    def unwrap(self, subject: UUID, stored: bytes) -> bytes:
+        if self._aead is None:
+            return stored
+        return self._aead.decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], subject.bytes)
+
+
+class PersonalDataKeys:
+    """Seals and opens the personal fields of events with each person's own key; forgets a person."""
+
+    def __init__(
+        self, table: KeyTable, master: MasterKey, *, cache_seconds: float = KEY_CACHE_SECONDS
+    ) -> None:
+        self.table = table
+        self.master = master
+        self.cache_seconds = cache_seconds
+        self._cache: dict[UUID, tuple[float, AESGCM | None]] = {}
+        self._lock = threading.Lock()
+
+    # Sealing, for the mapper on the way in.
+
+    def conceal(self, event_class: type[Any], stream_id: UUID, state: dict[str, Any]) -> dict[str, Any]:
+        """The stored JSON with the event's personal fields sealed (the dict is changed in place)."""
+        declared = personal_data_of(event_class)
+        if declared is None:
+            return state
+        subject = _subject(declared, state)
+        if subject is None:
+            return state
+        for path in declared.fields:
+            value = _get(state, path)
+            if value is not None and not _is_sealed(value):
+                aead = self._key(subject, create=True)
+                assert aead is not None
+                nonce = os.urandom(NONCE_BYTES)
+                sealed = aead.encrypt(nonce, _json_bytes(value), _associated(stream_id, path))
+                _set(state, path, {SEALED: base64.b64encode(nonce + sealed).decode()})
+        return state
+
+    # Opening, for every reader of stored events.
+
+    def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]:
+        """The stored JSON with the personal fields opened, or erased if their person was forgotten."""
+        declared = _declared(topic)
+        if declared is None:
+            return state
+        stream_id = stream_id if isinstance(stream_id, UUID) else UUID(stream_id)
+        subject = _subject(declared, state)
+        for path, erased in declared.fields.items():
+            value = _get(state, path)
+            if not _is_sealed(value):
+                continue
+            aead = None if subject is None else self._key(subject, create=False)
+            _set(state, path, _opened(aead, value, stream_id, path, erased))
+        return state
+
+    def forget(self, subject: UUID) -> bool:
+        """Delete the person's key, here and in the table; whether there was one."""
+        deleted = self.table.delete(subject)
+        with self._lock:
+            self._cache[subject] = (time.monotonic(), None)
+        return deleted
+
+    def knows(self, subject: UUID) -> bool:
+        """Whether the person has a key (has had personal data sealed and not been forgotten)."""
+        return self._key(subject, create=False) is not None
+
+    def _key(self, subject: UUID, *, create: bool) -> AESGCM | None:
+        now = time.monotonic()
+        cached = self._cache.get(subject)
+        fresh = cached is not None and now - cached[0] < self.cache_seconds
+        if cached is not None and fresh and (cached[1] is not None or not create):
+            return cached[1]
+        stored = self.table.get(subject)
+        if stored is None and create:
+            stored = self.table.add(subject, self.master.wrap(subject, AESGCM.generate_key(bit_length=256)))
+        aead = None if stored is None else AESGCM(self.master.unwrap(subject, stored))
+        with self._lock:
+            self._cache[subject] = (now, aead)
+        return aead
+
+
+def personal_data_keys(settings: Settings) -> PersonalDataKeys:
+    """The key table the settings choose, with the master key they configure."""
+    table: KeyTable
+    where = settings.postgres
+    if where is not None:
+        table = PostgresKeyTable(where, create=settings.create_table)
+    elif settings.is_in_memory:
+        table = MemoryKeyTable()
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        table = SQLiteKeyTable(settings.data_dir / "keys.sqlite")
+    return PersonalDataKeys(table, MasterKey(master_secret(settings)))
+
+
+def master_secret(settings: Settings) -> bytes | None:
+    """The configured master secret: `DATA_KEY_SECRET`, or what `DATA_KEY_FILE` holds; None if neither."""
+    if settings.data_key_secret:
+        return settings.data_key_secret.encode()
+    if settings.data_key_file is not None:
+        return settings.data_key_file.read_bytes().strip()
+    return None
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+@functools.lru_cache(maxsize=512)
+def _declared(topic: str) -> PersonalData | None:
+    try:
+        return personal_data_of(resolve_topic(topic))
+    except Exception:  # a topic of no class here (a snapshot of a foreign store): nothing to open
+        return None
+
+
+def _subject(declared: PersonalData, state: Mapping[str, Any]) -> UUID | None:
+    value = _get(state, declared.subject)
+    return None if value is None else UUID(str(value))
+
+
+def _opened(aead: AESGCM | None, value: Mapping[str, Any], stream_id: UUID, path: str, erased: Any) -> Any:
+    if aead is None:
+        return erased
+    blob = base64.b64decode(value[SEALED])
+    try:
+        opened = aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _associated(stream_id, path))
+    except InvalidTag:
+        raise ValueError(f"the sealed {path} of stream {stream_id} does not open with its key") from None
+    return _from_json_bytes(opened)
+
+
+def _associated(stream_id: UUID, path: str) -> bytes:
+    return stream_id.bytes + path.encode()
+
+
+def _is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and SEALED in value and len(value) == 1
+
+
+def _get(state: Mapping[str, Any], path: str) -> Any:
+    value: Any = state
+    for name in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
+
+
+def _set(state: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    target = state
+    for name in parents:
+        target = target[name]
+    target[last] = value
+
+
+def _json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def _from_json_bytes(data: bytes) -> Any:
+    return orjson.loads(data)
