@@ -127,6 +127,10 @@ class System:
     def close(self) -> None:
         for app in self._built_now():
             app.close()
+        with self._lock:
+            keys, self._personal_data = self._personal_data, None
+        if keys is not None:
+            keys.close()
 
     def __enter__(self) -> System:
         return self

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eventsourcing.utils import resolve_topic
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from domain.privacy import PersonalData, personal_data_of
 from infra.eventstore.ddl import SERIALISE_DDL
@@ -64,6 +65,8 @@ class KeyTable(Protocol):
         """Delete the subject's key; whether there was one."""
         ...
 
+    def close(self) -> None: ...
+
 
 class MemoryKeyTable:
     """The keys of an in-memory store (`DATABASE_URL=memory://`)."""
@@ -82,6 +85,9 @@ class MemoryKeyTable:
     def delete(self, subject: UUID) -> bool:
         with self._lock:
             return self._keys.pop(subject, None) is not None
+
+    def close(self) -> None:
+        pass
 
 
 class SQLiteKeyTable:
@@ -128,47 +134,39 @@ class SQLiteKeyTable:
             ).rowcount
         return bool(deleted)
 
+    def close(self) -> None:
+        pass
+
 
 class PostgresKeyTable:
     """The keys on PostgreSQL: a table of the event store's database and schema, apart from its events."""
 
-    def __init__(self, where: PostgresDsn, *, create: bool = True) -> None:
-        self._where = where
+    def __init__(self, where: PostgresDsn, *, create: bool = True, max_connections: int = 2) -> None:
         name = sql.Identifier("personal_data_keys")
         schema = where.schema_name
         self._table = sql.SQL(".").join([sql.Identifier(schema), name]) if schema else name
-        self._local = threading.local()
+        # Keys are cached, so a process asks for one now and then: a connection or two serve all its threads.
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            where.url, min_size=1, max_size=max_connections, open=True, name="personal data keys",
+            kwargs={"autocommit": True, "connect_timeout": 10, "application_name": "saga personal data keys"},
+            check=ConnectionPool.check_connection,
+        )
         if create:
-            connection = self._connected()
-            with connection.transaction():
+            with self._pool.connection() as connection, connection.transaction():
                 connection.execute(SERIALISE_DDL)  # processes starting together create it one at a time
                 connection.execute(sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (subject uuid PRIMARY KEY, stored bytea NOT NULL,"
                     " created_at timestamptz NOT NULL DEFAULT now())"
                 ).format(self._table))
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        statement = sql.SQL(query).format(table=self._table)
-        for attempt in (1, 2):
-            connection = self._connected()
-            try:
-                cursor = connection.execute(statement, params)
-                return cursor.fetchall() if cursor.description else [(cursor.rowcount,)]
-            except psycopg.OperationalError:
-                # A session the server ended (a restart, a failover): one more try on a new one.
-                self._local.connection = None
-                connection.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+    def close(self) -> None:
+        self._pool.close()
 
-    def _connected(self) -> psycopg.Connection[tuple[Any, ...]]:
-        connection: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "connection", None)
-        if connection is None or connection.closed:
-            connection = psycopg.connect(self._where.url, autocommit=True, connect_timeout=10,
-                                         application_name="saga personal data keys")
-            self._local.connection = connection
-        return connection
+    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        # The pool checks each connection as it lends it, so a session the server ended is replaced.
+        with self._pool.connection() as connection:
+            cursor = connection.execute(sql.SQL(query).format(table=self._table), params)
+            return cursor.fetchall() if cursor.description else [(cursor.rowcount,)]
 
     def get(self, subject: UUID) -> bytes | None:
         rows = self._execute("SELECT stored FROM {table} WHERE subject = %s", (subject,))
@@ -261,6 +259,9 @@ class PersonalDataKeys:
         with self._lock:
             self._cache[subject] = (time.monotonic(), None)
         return deleted
+
+    def close(self) -> None:
+        self.table.close()
 
     def knows(self, subject: UUID) -> bool:
         """Whether the person has a key (has had personal data sealed and not been forgotten)."""
