@@ -13,6 +13,7 @@ from commands.payments import PaymentNotFoundError
 from domain.order import OrderStatus
 from domain.payment import Payment, PaymentStatus
 from infra.bootstrap import System
+from infra.eventstore.verification import verify
 from infra.settings import Settings
 from process_managers.state import SagaStatus
 from tests.saga_harness import FINISHED, place, running
@@ -89,3 +90,6 @@ async def test_five_hundred_orders_with_default_failure_rates_all_end_and_conser
         outcomes = {system.sagas.get_saga(o).status for o in order_ids}
         assert outcomes == {SagaStatus.COMPLETED, SagaStatus.COMPENSATED}
         assert_money_and_stock_conserved(system, order_ids)
+        chains = verify(system.applications)
+        assert chains.verified and chains.events > 0
+        assert sum(app.unchained_events for app in chains.applications) == 0
