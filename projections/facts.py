@@ -112,10 +112,21 @@ def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str,
         data = mapper.cipher.decrypt(data)
     if mapper.compressor:
         data = mapper.compressor.decompress(data)
-    state = mapper.transcoder.decode(data)
-    if not isinstance(state, dict):
+    decoded = mapper.transcoder.decode(data)
+    if not isinstance(decoded, dict):
         raise ValueError(f"stored state of {notification.topic} is not an object")
+    state: dict[str, Any] = decoded
+    # Personal fields sealed with their person's key: opened, or erased once the person is forgotten.
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    if personal is not None:
+        state = personal.reveal(notification.topic, notification.originator_id, state)
     return state
+
+
+class RevealsPersonalData(Protocol):
+    """What opens the personal fields of stored events (the event store's mapper keeps one)."""
+
+    def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def fact_of(event: Any, application: str, notification_id: int) -> Fact:
