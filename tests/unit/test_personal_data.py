@@ -1,0 +1,134 @@
+"""Sealing personal fields: stored encrypted as the event class declares, opened with the key, else erased."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+import pytest
+from cryptography.exceptions import InvalidTag
+from eventsourcing.utils import get_topic
+from pydantic import BaseModel
+
+import commands
+import domain
+import process_managers
+from commands.base import ContextApplication
+from domain.base import Aggregate
+from domain.order import Order
+from domain.privacy import ERASED, ERASED_ADDRESS, personal_data_of
+from infra.eventstore.privacy import MasterKey, MemoryKeyTable, PersonalDataKeys
+from process_managers.saga import OrderFulfillment
+
+ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}
+PLACED = get_topic(Order.Placed)
+
+
+def events_of(aggregate: type[Any]) -> list[type[BaseModel]]:
+    return [m for m in vars(aggregate).values() if inspect.isclass(m) and issubclass(m, BaseModel)]
+
+
+def event_classes() -> list[type[BaseModel]]:
+    found = []
+    for package in (domain, process_managers):
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            for aggregate in vars(module).values():
+                if inspect.isclass(aggregate) and issubclass(aggregate, Aggregate) and aggregate is not Aggregate:
+                    found += events_of(aggregate)
+    return found
+
+
+def placed_state(customer_id: UUID) -> dict[str, Any]:
+    return {"customer_id": str(customer_id), "total": {"amount": "9.99"}, "shipping_address": dict(ADDRESS)}
+
+
+def keys(secret: bytes | None = None) -> PersonalDataKeys:
+    return PersonalDataKeys(MemoryKeyTable(), MasterKey(secret))
+
+
+def test_every_declared_personal_field_and_subject_is_a_field_of_its_event() -> None:
+    declaring = [cls for cls in event_classes() if personal_data_of(cls) is not None]
+    assert {cls.__qualname__ for cls in declaring} >= {"Order.Placed", "OrderFulfillment.Started",
+                                                        "OrderFulfillment.StepRequested", "Shipment.Created"}
+    for cls in declaring:
+        declared = personal_data_of(cls)
+        assert declared is not None
+        for path in (declared.subject, *declared.fields):
+            assert path.split(".")[0] in cls.model_fields, f"{cls.__qualname__} has no field {path}"
+
+
+def test_no_application_snapshots_an_aggregate_whose_events_carry_personal_data() -> None:
+    # A snapshot stores the aggregate's state whole, unsealed: such an aggregate must not be snapshotted.
+    applications = []
+    for package in (commands, process_managers):
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            applications += [a for a in vars(module).values()
+                             if inspect.isclass(a) and issubclass(a, ContextApplication)]
+    for application in applications:
+        for aggregate in getattr(application, "snapshotting_intervals", None) or {}:
+            carrying = [e for e in events_of(aggregate) if personal_data_of(e)]
+            assert not carrying, f"{application.__name__} snapshots {aggregate.__name__}"
+
+
+def test_a_sealed_address_holds_nothing_in_clear_and_opens_with_its_customer_s_key() -> None:
+    personal, customer, stream = keys(), uuid4(), uuid4()
+
+    stored = personal.conceal(Order.Placed, stream, placed_state(customer))
+
+    raw = orjson.dumps(stored)
+    assert b"Springfield" not in raw and b"1 Main St" not in raw
+    assert stored["total"] == {"amount": "9.99"} and stored["customer_id"] == str(customer)  # the rest stays
+    assert personal.reveal(PLACED, stream, orjson.loads(raw))["shipping_address"] == ADDRESS
+
+
+def test_a_forgotten_customer_s_address_reads_erased_and_another_s_still_opens() -> None:
+    personal, forgotten, kept = keys(), uuid4(), uuid4()
+    sealed = {c: orjson.dumps(personal.conceal(Order.Placed, c, placed_state(c))) for c in (forgotten, kept)}
+
+    assert personal.forget(forgotten) is True
+
+    erased = personal.reveal(PLACED, forgotten, orjson.loads(sealed[forgotten]))
+    assert erased["shipping_address"] == ERASED_ADDRESS
+    assert personal.reveal(PLACED, kept, orjson.loads(sealed[kept]))["shipping_address"] == ADDRESS
+    assert ERASED_ADDRESS["city"] == ERASED
+
+
+def test_a_sealed_value_moved_to_another_stream_does_not_open() -> None:
+    personal, customer = keys(), uuid4()
+    stored = personal.conceal(Order.Placed, uuid4(), placed_state(customer))
+
+    with pytest.raises(ValueError, match="does not open"):
+        personal.reveal(PLACED, uuid4(), stored)
+
+
+def test_with_a_master_secret_the_key_table_holds_only_wrapped_keys() -> None:
+    table, customer = MemoryKeyTable(), uuid4()
+    personal = PersonalDataKeys(table, MasterKey(b"a master secret of the operator's"))
+    stored = personal.conceal(Order.Placed, customer, placed_state(customer))
+
+    wrapped = table.get(customer)
+    assert wrapped is not None and len(wrapped) > 32  # nonce, key and tag: not a bare 256-bit key
+    with pytest.raises(InvalidTag):
+        MasterKey(b"another secret").unwrap(customer, wrapped)
+    assert personal.reveal(PLACED, customer, stored)["shipping_address"] == ADDRESS
+
+
+def test_a_nested_field_is_sealed_only_where_the_event_carries_it() -> None:
+    personal, customer, saga = keys(), uuid4(), uuid4()
+    payload = {"customer_id": str(customer), "address": ADDRESS}
+    ship = {"command": {"type": "CreateShipment", "payload": payload}}
+    charge = {"command": {"type": "ChargePayment", "payload": {"customer_id": str(customer), "amount": "1"}}}
+    topic = get_topic(OrderFulfillment.StepRequested)
+
+    sealed = personal.conceal(OrderFulfillment.StepRequested, saga, ship)
+    untouched = personal.conceal(OrderFulfillment.StepRequested, saga, dict(charge))
+
+    assert b"Springfield" not in orjson.dumps(sealed)
+    assert untouched == charge
+    assert personal.reveal(topic, saga, sealed)["command"]["payload"]["address"] == ADDRESS
