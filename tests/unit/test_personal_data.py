@@ -37,9 +37,9 @@ def event_classes() -> list[type[BaseModel]]:
     for package in (domain, process_managers):
         for info in pkgutil.iter_modules(package.__path__):
             module = importlib.import_module(f"{package.__name__}.{info.name}")
-            for aggregate in vars(module).values():
-                if inspect.isclass(aggregate) and issubclass(aggregate, Aggregate) and aggregate is not Aggregate:
-                    found += events_of(aggregate)
+            for member in vars(module).values():
+                if inspect.isclass(member) and issubclass(member, Aggregate) and member is not Aggregate:
+                    found += events_of(member)
     return found
 
 
