@@ -161,11 +161,20 @@ def _same(stream_id: UUID) -> UUID:
     return stream_id
 
 
-def merged(events: Iterator[Any], hashes: Iterator[Any], stream: Callable[[Any], UUID]) -> Iterator[Link]:
+def merged(events: Iterator[Any], hashes: Iterator[Any], to_uuid: Callable[[Any], UUID]) -> Iterator[Link]:
     """Events and hash rows, both in (id, version) order, as one link per version.
 
-    `stream` makes a UUID of a stored id; ids are compared as stored, in the store's order.
+    `to_uuid` makes a UUID of a stored id; ids are compared as stored, in the store's order.
     """
+    last: dict[Any, UUID] = {}
+
+    def stream(stored: Any) -> UUID:  # a stream's rows come one after another: convert each id once
+        found = last.get(stored)
+        if found is None:
+            last.clear()
+            found = last[stored] = to_uuid(stored)
+        return found
+
     event, digest = next(events, None), next(hashes, None)
     while event is not None or digest is not None:
         event_key = None if event is None else (event[0], event[1])
