@@ -20,6 +20,7 @@ and on PostgreSQL (the read store beside the event store, as `saga serve` puts i
   events_per_s_one_process  the same, rebuilt by one process
   log_read_per_s            reading every log once, in the rebuild's batch size,
                             without decoding: the ceiling of a replay here
+  verify_events_per_s       recomputing every stream's hash chain (`saga verify --all`)
   projections               per projection: notifications replayed, and seconds
 
 and checks its own result: nothing parked, and as many orders, payments,
@@ -62,6 +63,7 @@ from bench.throughput.config import FAILURE_RATES, WORKER_ROLES
 from bench.throughput.load import drive
 from bench.throughput.workload import make_orders, stock_up
 from infra.bootstrap import System, assemble, bootstrap, projector
+from infra.eventstore.verification import verify
 from infra.parallel_rebuild import default_jobs, rebuild_projections
 from infra.readstore.opening import open_read_store
 from infra.runtime import Runtime, run_event_loop
@@ -301,6 +303,7 @@ def run_store(
                 with psycopg.connect(server_url, autocommit=True) as conn:
                     conn.execute("CHECKPOINT")
             read, read_s = read_every_log(system, LOG_READ_BATCH)
+            chains = verify(system.applications)
         jobs = jobs or default_jobs()
         one = timed_rebuild(settings, 1) if jobs > 1 else None
         result = timed_rebuild(settings, jobs)
@@ -309,6 +312,9 @@ def run_store(
     problems = []
     if result["parked"] or result["lag"]:
         problems.append(f"{result['parked']} events parked, lag {result['lag']} after the rebuild")
+    if not chains.verified or chains.events != events:
+        problems.append(f"hash chains: {chains.events} of {events} events checked, "
+                        f"{'all hold' if chains.verified else 'some broken'}")
     if rows != expected:
         problems.append(f"rows {rows}, expected {expected}")
     if one is not None and (one["parked"] or one["lag"]):
@@ -321,6 +327,7 @@ def run_store(
         "events_per_s": round(events / result["seconds"]),
         "events_per_s_one_process": round(events / (one or result)["seconds"]),
         "log_read_per_s": round(read / read_s),
+        "verify_events_per_s": round(chains.events_per_s),
         "projections": result["projections"],
         "rows": rows,
         "problems": problems,
@@ -357,13 +364,15 @@ def main(argv: list[str] | None = None) -> int:
             r = runs[-1]
             print(f"{kind}: {r['events']:,} events rebuilt in {r['rebuild_s']} s by {r['jobs']} process(es) "
                   f"= {r['events_per_s']:,}/s (one process {r['events_per_s_one_process']:,}/s, "
-                  f"log read alone {r['log_read_per_s']:,}/s) {r['problems'] or ''}", file=sys.stderr)
+                  f"log read alone {r['log_read_per_s']:,}/s, "
+                  f"chains verified {r['verify_events_per_s']:,}/s) {r['problems'] or ''}", file=sys.stderr)
             failed |= bool(r["problems"])
         report[kind] = {
             "events_per_s": statistics.median(r["events_per_s"] for r in runs),
             "events_per_s_one_process": statistics.median(r["events_per_s_one_process"] for r in runs),
             "rebuild_s": statistics.median(r["rebuild_s"] for r in runs),
             "log_read_per_s": statistics.median(r["log_read_per_s"] for r in runs),
+            "verify_events_per_s": statistics.median(r["verify_events_per_s"] for r in runs),
             "runs": runs,
         }
     print(json.dumps(report, indent=2))

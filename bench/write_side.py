@@ -3,7 +3,9 @@
 Runs on the embedded SQLite store and on PostgreSQL, each in a fresh store, and
 beside them the bare eventsourcing library (dataclass events, its default JSON
 mapper) doing the same saves, so the figures can be read as ratios on a noisy
-machine. Prints one JSON document; medians of --runs runs.
+machine; and our saves once more with the hash chain left out, so that
+`chaining_cost_*` says what chaining each event to the one before costs (the
+share of throughput it takes). Prints one JSON document; medians of --runs runs.
 
     python bench/write_side.py [--commands 2000] [--batched 50000] [--batch 500] [--runs 3]
 """
@@ -11,6 +13,7 @@ machine. Prints one JSON document; medians of --runs runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -18,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from commands.orders import CatalogueEntry, Orders, PlaceOrder
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
+from infra.eventstore.chain_tables import PostgresHashes, SQLiteHashes
 from infra.eventstore.persistence import application_env
 from infra.settings import PostgresDsn, Settings
 
@@ -92,6 +96,19 @@ def library_batched(app: Application[uuid.UUID], n: int, batch: int) -> float:
     return timed(n, save)
 
 
+@contextlib.contextmanager
+def unchained() -> Iterator[None]:
+    """Saves without the hash chain: no hashes read, computed or written."""
+    saved = PostgresHashes.chained, PostgresHashes.insert, SQLiteHashes.write
+    PostgresHashes.chained = lambda self, curs, stored_events: []  # type: ignore[method-assign]
+    PostgresHashes.insert = lambda self, curs, params: None  # type: ignore[method-assign]
+    SQLiteHashes.write = lambda self, c, stored_events: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PostgresHashes.chained, PostgresHashes.insert, SQLiteHashes.write = saved  # type: ignore[method-assign]
+
+
 class Store:
     """A fresh, throw-away store per run."""
 
@@ -132,12 +149,16 @@ def run_once(
             {**library_env, "CREATE_TABLE": "y"}
         )
         try:
-            return {
+            figures = {
                 "one_per_transaction": one_per_transaction(ours, commands),
                 "batched": batched(ours, n_batched, batch),
                 "library_one_per_transaction": library_one(library, commands),
                 "library_batched": library_batched(library, n_batched, batch),
             }
+            with unchained():
+                figures["one_per_transaction_unchained"] = one_per_transaction(ours, commands)
+                figures["batched_unchained"] = batched(ours, n_batched, batch)
+            return figures
         finally:
             ours.close()
             library.close()
@@ -162,6 +183,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             medians["one_per_transaction"] / medians["library_one_per_transaction"], 2)
         medians["ratio_batched_vs_library"] = round(
             medians["batched"] / medians["library_batched"], 2)
+        for kind_of_save in ("one_per_transaction", "batched"):
+            medians[f"chaining_cost_{kind_of_save}"] = round(
+                1 - medians[kind_of_save] / medians[f"{kind_of_save}_unchained"], 3)
         figures[kind] = medians
         print(f"{kind}: {medians}", file=sys.stderr)
     print(json.dumps(figures))
