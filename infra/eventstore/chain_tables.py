@@ -3,7 +3,8 @@
 `<events table>_hashes (originator_id, originator_version, hash)`, its primary key the first
 two, is created with the application's other tables and written in the transaction that
 writes the events: one SELECT of the hashes the batch chains from (none when every stream
-of the batch is new) and one multi-row INSERT per save. On PostgreSQL the SELECT comes
+of the batch is new, or when this process committed them: `CommittedHeads`) and one
+multi-row INSERT per save. On PostgreSQL the SELECT comes
 before the events table's lock, so the lock is not held over its round trip: the version a
 save builds on was committed (with its hash) before the save loaded it, and the primary key
 refuses a rival writer of the same version. On SQLite it comes after the events' insert,
@@ -18,6 +19,7 @@ snapshot of the store, streams in id order.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple
@@ -41,11 +43,60 @@ class ChainSnapshot(NamedTuple):
     links: Iterator[Link]
 
 
+class CommittedHeads:
+    """The last hash this process committed of each stream it wrote, so that its next save of the
+    stream needs no read: a round trip of the store's, on PostgreSQL, that cost a quarter of the
+    throughput of saves one at a time.
+
+    A save's hashes are held for its thread and kept only once its transaction has committed
+    (`committed`); a save that failed leaves nothing (`failed`). A stored hash never changes, so
+    a kept one stays true; a stream another process wrote since is simply not found at the
+    version asked for, and is read.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._heads: dict[UUID, tuple[int, bytes]] = {}
+        self._pending = threading.local()
+        self._lock = threading.Lock()
+
+    def known(self, keys: Sequence[tuple[UUID, int]]) -> tuple[dict[tuple[UUID, int], bytes], list[Any]]:
+        """The hashes of `keys` kept here, and the keys that must be read."""
+        found, missing = {}, []
+        for key in keys:
+            head = self._heads.get(key[0])
+            if head is not None and head[0] == key[1]:
+                found[key] = head[1]
+            else:
+                missing.append(key)
+        return found, missing
+
+    def hold(self, rows: Sequence[tuple[UUID, int, bytes]]) -> None:
+        self._pending.rows = rows
+
+    def committed(self) -> None:
+        rows = getattr(self._pending, "rows", None)
+        self._pending.rows = None
+        if not rows:
+            return
+        with self._lock:
+            if len(self._heads) > self._size:
+                self._heads.clear()
+            for stream_id, version, digest in rows:
+                head = self._heads.get(stream_id)
+                if head is None or head[0] < version:
+                    self._heads[stream_id] = (version, digest)
+
+    def failed(self) -> None:
+        self._pending.rows = None
+
+
 class PostgresHashes:
     """The hash table of one PostgreSQL events table."""
 
     def __init__(self, datastore: PostgresDatastore, events_table: str) -> None:
         self.datastore = datastore
+        self.heads = CommittedHeads()
         schema = sql.Identifier(datastore.schema)
         table = f"{events_table}_hashes"
         if len(table) > 63:
@@ -78,13 +129,13 @@ class PostgresHashes:
 
     def chained(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[Any]:
         """The batch's hashes, as the parameters of `insert`; reads the hashes it chains from."""
-        keys = needed(stored_events)
-        stored: dict[tuple[UUID, int], bytes] = {}
+        stored, keys = self.heads.known(needed(stored_events))
         if keys:
             with curs.connection.cursor(row_factory=tuple_row) as reading:
                 reading.execute(self._previous, ([k[0] for k in keys], [k[1] for k in keys]), prepare=True)
-                stored = {(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()}
+                stored.update({(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()})
         rows = chain(stored_events, stored)
+        self.heads.hold(rows)
         return [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]]
 
     def insert(self, curs: Cursor[DictRow], params: list[Any]) -> None:

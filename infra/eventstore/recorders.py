@@ -54,6 +54,15 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         self.hashes = PostgresHashes(datastore, events_table_name)
         self.sql_create_statements.append(self.hashes.create_statement)
 
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        try:
+            notification_ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except BaseException:
+            self.hashes.heads.failed()
+            raise
+        self.hashes.heads.committed()
+        return notification_ids
+
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from typer.testing import CliRunner, Result
 
 from commands.inventory import Restock
@@ -141,8 +142,9 @@ def test_a_history_rewritten_and_chained_again_is_found_against_heads_exported_b
 
 def test_events_stored_before_chaining_existed_are_reported_unchained_not_broken(shop: System) -> None:
     store = Store(shop.settings, INVENTORY)
-    store.run("DELETE FROM {hashes}")  # a store written before chaining existed
-    shop.inventory.restock(Restock(product_id=MOUSE, quantity=1))  # then used with chaining
+    store.run("DELETE FROM {hashes}")  # a store written before chaining existed,
+    with bootstrap(shop.settings) as upgraded:  # then used by processes that chain
+        upgraded.inventory.restock(Restock(product_id=MOUSE, quantity=1))
 
     result = checked(shop)
     assert result.verified
@@ -158,6 +160,23 @@ def test_events_stored_before_chaining_existed_are_reported_unchained_not_broken
 def test_a_stream_stripped_of_its_hashes_after_chaining_began_is_broken(shop: System) -> None:
     Store(shop.settings, INVENTORY).run("DELETE FROM {hashes} WHERE originator_id = ?", MOUSE)
     assert broken(checked(shop)) == [(INVENTORY, MOUSE, 1, Problem.UNHASHED)]
+
+
+def test_two_writers_of_one_stream_and_a_save_that_lost_a_conflict_leave_one_chain(
+    shop: System, store_settings: Settings,
+) -> None:
+    with bootstrap(store_settings) as other:
+        for writer in (shop, other, shop, shop, other):
+            writer.inventory.restock(Restock(product_id=MOUSE, quantity=1))
+        version = len(shop.inventory.recorder.select_events(MOUSE))
+        stale = StoredEvent(MOUSE, version, "domain.stock:Stock.Restocked", b"{}")
+        with pytest.raises(IntegrityError):
+            shop.inventory.recorder.insert_events([stale])  # a writer that lost the race to this version
+        shop.inventory.restock(Restock(product_id=MOUSE, quantity=1))
+        other.inventory.restock(Restock(product_id=MOUSE, quantity=1))
+
+    mouse = chained_store(shop.inventory).verify_stream(MOUSE)
+    assert mouse is not None and mouse.verified and mouse.length == version + 2
 
 
 # The command line ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from infra.eventstore.chain import (
     missing_stream,
     needed,
 )
+from infra.eventstore.chain_tables import CommittedHeads
 from infra.eventstore.recorders import MemoryExactlyOnceRecorder
 
 TOPIC = "domain.order:Order.Placed"
@@ -168,3 +169,17 @@ def test_the_in_memory_store_chains_what_it_records_and_verifies_it() -> None:
     recorder.hashes[(stream_id, 4)] = bytes(32)
     report = recorder.verify_stream(stream_id)
     assert report is not None and (report.broken_at, report.problem) == (4, Problem.HASH_MISMATCH)
+
+
+def test_a_process_keeps_only_the_heads_it_committed_and_reads_the_others() -> None:
+    heads = CommittedHeads()
+    stream_id = uuid4()
+    heads.hold([(stream_id, 1, b"a" * 32), (stream_id, 2, b"b" * 32)])
+    heads.committed()
+    heads.hold([(stream_id, 3, b"c" * 32)])
+    heads.failed()  # its transaction rolled back: another writer may own version 3
+
+    found, missing = heads.known([(stream_id, 2), (uuid4(), 4)])
+    assert found == {(stream_id, 2): b"b" * 32} and len(missing) == 1
+    assert heads.known([(stream_id, 3)]) == ({}, [(stream_id, 3)])
+    assert heads.known([(stream_id, 1)]) == ({}, [(stream_id, 1)]), "only the head is kept"
