@@ -73,7 +73,7 @@ def _stream_id(value: str | None) -> UUID | None:
 
 def verify_command(
     stream_id: Annotated[UUID | None, typer.Argument(
-        metavar="[STREAM_ID]", parser=_stream_id, show_default=False,
+        metavar="STREAM_ID", parser=_stream_id, show_default=False,
         help="One stream (an order, payment, stock, reservation, shipment, notification or saga id)."),
     ] = None,
     every: Annotated[bool, typer.Option(
