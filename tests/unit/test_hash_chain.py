@@ -183,3 +183,12 @@ def test_a_process_keeps_only_the_heads_it_committed_and_reads_the_others() -> N
     assert found == {(stream_id, 2): b"b" * 32} and len(missing) == 1
     assert heads.known([(stream_id, 3)]) == ({}, [(stream_id, 3)])
     assert heads.known([(stream_id, 1)]) == ({}, [(stream_id, 1)]), "only the head is kept"
+
+
+def test_a_stored_hash_of_the_wrong_length_is_a_mismatch_not_a_crash() -> None:
+    stream_id = uuid4()
+    links = links_of(events(stream_id, 3))
+    links[0] = dataclasses.replace(links[0], hash=b"x")
+    report = check_stream(stream_id, links, chain_start=1)
+    assert (report.broken_at, report.problem) == (1, Problem.HASH_MISMATCH)
+    assert chain(events(stream_id, 1, first=2), {(stream_id, 1): b"x"})  # a save still goes on
