@@ -13,7 +13,7 @@ table beside the events (`chain_tables`); snapshots are not chained.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -70,7 +70,7 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         super()._insert_stored_events(curs, stored_events, **kwargs)
         self.hashes.insert(curs, chained)
 
-    def chain_snapshot(self, stream_id: UUID | None = None) -> Any:
+    def chain_snapshot(self, stream_id: UUID | None = None) -> AbstractContextManager[ChainSnapshot]:
         return self.hashes.snapshot(stream_id)
 
     def _insert_events(
@@ -166,7 +166,7 @@ class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
             self.hashes.write(c, stored_events)
         return returning
 
-    def chain_snapshot(self, stream_id: UUID | None = None) -> Any:
+    def chain_snapshot(self, stream_id: UUID | None = None) -> AbstractContextManager[ChainSnapshot]:
         return self.hashes.snapshot(stream_id)
 
     def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
