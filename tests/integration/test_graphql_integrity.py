@@ -1,13 +1,18 @@
-"""The hash chains through GraphQL: `streamIntegrity` and an order's `integrity`, for operators only."""
+"""The hash chains through GraphQL: `streamIntegrity` and an order's `integrity`, for operators only;
+forgetting a customer, which deletes a key and changes no stored byte, breaks none."""
 
 from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+from infra.eventstore.verification import verify
 from infra.settings import Settings
 from process_managers.saga import OrderFulfillment
-from tests.api_harness import graphql
+from tests.api_harness import data_of, graphql, serving
 from tests.integration.test_access import place, shop, until_settled
+from tests.integration.test_forgetting import FORGET
+from tests.integration.test_forgetting import place as placed
+from tests.integration.test_graphql_orders import settled
 from tests.integration.test_hash_chain_store import Store
 from tests.tokens import customer, operator
 
@@ -58,3 +63,16 @@ async def test_stream_integrity_is_refused_to_a_customer_and_to_anonymous_caller
     assert by_customer["data"] is None and by_customer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert anonymous["data"] is None and anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert by_operator["data"]["streamIntegrity"]["verified"] is True
+
+
+async def test_forgetting_a_customer_breaks_no_chain(sqlite_settings: Settings) -> None:
+    async with serving(sqlite_settings) as served:
+        order_id, customer_id = await placed(served)
+        await settled(served, order_id)
+        forgotten = await data_of(served.client, FORGET, {"customer": customer_id})
+        chain = await data_of(served.client, INTEGRITY, {"id": order_id})
+        every = verify(served.system.applications)
+
+    assert forgotten["forgetCustomer"]["errors"] == []
+    assert chain["streamIntegrity"]["verified"] and chain["streamIntegrity"]["length"] >= 3
+    assert every.verified and sum(app.unchained_events for app in every.applications) == 0
