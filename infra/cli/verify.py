@@ -28,6 +28,7 @@ from infra.cli.base import (
     paragraphs,
 )
 from infra.eventstore.chain import StreamReport
+from infra.eventstore.chain_tables import NoChainTableError
 from infra.eventstore.verification import (
     HeadsFileError,
     Verification,
@@ -57,7 +58,7 @@ EPILOG = exit_codes(
     "0  every chain checked holds (unchained events are not a break)",
     "1  a chain is broken, or an exported head is no longer in its chain",
     "2  a bad option or argument, a heads file that cannot be read, or a bad environment variable",
-    NO_STORE,
+    NO_STORE + "; or a store made before chaining, not migrated since",
     "4  no application holds STREAM_ID",
 )
 
@@ -94,7 +95,12 @@ def verify_command(
     except HeadsFileError as error:
         fail(ExitCode.USAGE, str(error))
     with open_stored_system() as system:
-        result = verify(system.applications, stream_id=stream_id, against=expected)
+        try:
+            result = verify(system.applications, stream_id=stream_id, against=expected)
+        except NoChainTableError as error:
+            fail(ExitCode.UNREACHABLE, f"the event store of {error.application} has no hash table "
+                                       f"({error.table}): it was made before events were chained; run "
+                                       "`saga migrate` to add it")
     if stream_id is not None and not result.applications:
         fail(ExitCode.NOT_FOUND, f"no application holds a stream {stream_id} (STREAM_ID)")
     exported = None if export is None else export_heads(result.heads(), export)

@@ -37,6 +37,14 @@ SQLITE_PAIRS = 400  # (id, version) pairs per SELECT: within SQLite's oldest lim
 READ_BATCH = 5_000
 
 
+class NoChainTableError(Exception):
+    """The store has no hash table: it was made before chaining, and `saga migrate` has not run since."""
+
+    def __init__(self, table: str, application: str = "") -> None:
+        super().__init__(f"no table {table}")
+        self.table, self.application = table, application
+
+
 class ChainSnapshot(NamedTuple):
     chain_start: int | None
     """The lowest notification id of an event with a hash: where chaining began."""
@@ -126,6 +134,7 @@ class PostgresHashes:
             "SELECT originator_id, originator_version, hash FROM {schema}.{hashes} "
             "{where} ORDER BY originator_id, originator_version")
         self._names = names
+        self._qualified = sql.SQL("{schema}.{hashes}").format(**names).as_string(None)
 
     def chained(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[Any]:
         """The batch's hashes, as the parameters of `insert`; reads the hashes it chains from."""
@@ -149,6 +158,8 @@ class PostgresHashes:
         params = [stream_id] if stream_id is not None else []
         with self.datastore.get_connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if conn.execute("SELECT to_regclass(%s)", (self._qualified,)).fetchone() == {"to_regclass": None}:
+                raise NoChainTableError(self._qualified)
             start = conn.cursor(row_factory=tuple_row).execute(self._start).fetchone()
             # Two scans in key order (each its primary key's), merged here: a join sorted by the
             # server would sort every state.
@@ -193,6 +204,9 @@ class SQLiteHashes:
     def snapshot(self, stream_id: UUID | None = None) -> Iterator[ChainSnapshot]:
         where, params = ("WHERE originator_id = ?", [stream_id.hex]) if stream_id is not None else ("", [])
         with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self.table,))
+            if c.fetchone() is None:
+                raise NoChainTableError(self.table)
             c.execute(f"SELECT e.rowid FROM {self.events_table} e JOIN {self.table} h "
                       "ON h.originator_id = e.originator_id AND h.originator_version = e.originator_version "
                       "ORDER BY e.rowid LIMIT 1")

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from infra.eventstore.chain import Head, StreamReport, check_stream, missing_stream, streams
-from infra.eventstore.chain_tables import ChainedStore
+from infra.eventstore.chain_tables import ChainedStore, NoChainTableError
 
 HEADS_FORMAT = "saga-chain-heads/1"
 Heads = dict[str, dict[UUID, Head]]
@@ -125,10 +125,13 @@ def _verify_application(
 ) -> ApplicationReport:
     report = ApplicationReport(app.name)
     seen: set[UUID] = set()
-    with chained_store(app).chain_snapshot(stream_id) as snapshot:
-        for stream, links in streams(snapshot.links):
-            seen.add(stream)
-            report.add(check_stream(stream, links, snapshot.chain_start, expected.get(stream)))
+    try:
+        with chained_store(app).chain_snapshot(stream_id) as snapshot:
+            for stream, links in streams(snapshot.links):
+                seen.add(stream)
+                report.add(check_stream(stream, links, snapshot.chain_start, expected.get(stream)))
+    except NoChainTableError as error:
+        raise NoChainTableError(error.table, app.name) from None
     for stream in expected.keys() - seen:
         report.add(missing_stream(stream, expected[stream]))
     return report

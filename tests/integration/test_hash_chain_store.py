@@ -264,3 +264,13 @@ def test_saga_audit_says_whether_each_stream_of_the_order_holds_its_chain(shop: 
     assert intact.exit_code == 0 and f"{line} holds: 1 event(s)" in intact.stdout
     assert f"{line} BROKEN at version 1: hash mismatch" in tampered.stdout
     assert [json.loads(line)["stream_verified"] for line in as_json.stdout.splitlines()] == [False]
+
+
+def test_saga_verify_on_a_store_made_before_chaining_and_not_migrated_says_to_migrate(shop: System) -> None:
+    Store(shop.settings, INVENTORY).run("DROP TABLE {hashes}")
+    result = runner.invoke(cli, ["verify"], env={"COLUMNS": "200", "DATA_DIR": str(shop.settings.data_dir),
+                                                 "DATABASE_URL": shop.settings.database_url or "",
+                                                 "CREATE_TABLE": "n"})
+    assert result.exit_code == 3
+    assert f"the event store of {INVENTORY} has no hash table" in result.stderr
+    assert "saga migrate" in result.stderr
