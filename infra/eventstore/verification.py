@@ -110,14 +110,25 @@ def verify(
     """
     started = time.perf_counter()
     reports = []
+    heads = against or {}
     for app in applications:
-        expected = (against or {}).get(app.name, {})
-        if stream_id is not None:
-            expected = {stream_id: expected[stream_id]} if stream_id in expected else {}
+        expected = _wanted(heads.get(app.name, {}), stream_id)
         report = _verify_application(app, stream_id, expected)
         if report.streams or stream_id is None:
             reports.append(report)
+    for name in heads.keys() - {report.name for report in reports}:
+        gone = ApplicationReport(name)  # an application of the export that the store no longer has
+        for stream, head in _wanted(heads[name], stream_id).items():
+            gone.add(missing_stream(stream, head))
+        if gone.streams:
+            reports.append(gone)
     return Verification(reports, time.perf_counter() - started)
+
+
+def _wanted(heads: Mapping[UUID, Head], stream_id: UUID | None) -> Mapping[UUID, Head]:
+    if stream_id is None:
+        return heads
+    return {stream_id: heads[stream_id]} if stream_id in heads else {}
 
 
 def _verify_application(

@@ -274,3 +274,19 @@ def test_saga_verify_on_a_store_made_before_chaining_and_not_migrated_says_to_mi
     assert result.exit_code == 3
     assert f"the event store of {INVENTORY} has no hash table" in result.stderr
     assert "saga migrate" in result.stderr
+
+
+def test_a_head_of_a_stream_or_application_the_store_no_longer_has_is_found_against_the_export(
+    shop: System, tmp_path: Path,
+) -> None:
+    heads = tmp_path / "heads.json"
+    export_heads(checked(shop).heads(), heads)
+    document = json.loads(heads.read_text())
+    document["applications"]["Returns"] = {str(MOUSE): {"version": 2, "hash": "00" * 32}}
+    heads.write_text(json.dumps(document))
+    Store(shop.settings, INVENTORY).run("DELETE FROM {events} WHERE originator_id = ?", MOUSE)
+    Store(shop.settings, INVENTORY).run("DELETE FROM {hashes} WHERE originator_id = ?", MOUSE)
+
+    assert checked(shop).verified, "a stream deleted whole leaves no link to break"
+    assert sorted(broken(checked(shop, against=load_heads(heads)))) == [
+        (INVENTORY, MOUSE, 1, Problem.REWRITTEN), ("Returns", MOUSE, 1, Problem.REWRITTEN)]
