@@ -57,7 +57,7 @@ HELP = paragraphs(
 EPILOG = exit_codes(
     "0  every chain checked holds (unchained events are not a break)",
     "1  a chain is broken, or an exported head is no longer in its chain",
-    "2  a bad option or argument, a heads file that cannot be read, or a bad environment variable",
+    "2  a bad option or argument, a heads file that cannot be read or written, or a bad environment variable",
     NO_STORE + "; or a store made before chaining, not migrated since",
     "4  no application holds STREAM_ID",
 )
@@ -103,7 +103,10 @@ def verify_command(
                                        "`saga migrate` to add it")
     if stream_id is not None and not result.applications:
         fail(ExitCode.NOT_FOUND, f"no application holds a stream {stream_id} (STREAM_ID)")
-    exported = None if export is None else export_heads(result.heads(), export)
+    try:
+        exported = None if export is None else export_heads(result.heads(), export)
+    except OSError as error:
+        fail(ExitCode.USAGE, f"cannot write {export} (--export-heads): {error.strerror or error}")
     if as_json:
         typer.echo(json.dumps(as_document(result, exported), indent=1))
     else:

@@ -240,10 +240,12 @@ def test_saga_verify_usage_and_not_found(shop: System, tmp_path: Path) -> None:
     unknown = saga(shop.settings, "verify", "0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a")
     both = saga(shop.settings, "verify", str(MOUSE), "--all")
     bad_file = saga(shop.settings, "verify", "--against", str(not_json))
+    nowhere = saga(shop.settings, "verify", "--export-heads", str(tmp_path / "no" / "such" / "heads.json"))
 
     assert unknown.exit_code == 4 and "STREAM_ID" in unknown.stderr
     assert both.exit_code == 2
     assert bad_file.exit_code == 2 and "is not JSON" in bad_file.stderr
+    assert nowhere.exit_code == 2 and "cannot write" in nowhere.stderr
 
 
 def test_saga_verify_where_no_store_is_exits_3(tmp_path: Path) -> None:
