@@ -169,7 +169,7 @@ class PostgresHashes:
                 events.execute(self._events.format(**self._names, where=where), params)
                 hashes.execute(self._hashes.format(**self._names, where=where), params)
                 yield ChainSnapshot(None if start is None else start[0], merged(
-                    ((*row[:3], bytes(row[3]), row[4]) for row in events),
+                    ((*row[:3], None if row[3] is None else bytes(row[3]), row[4]) for row in events),
                     ((row[0], row[1], bytes(row[2])) for row in hashes), _same))
 
 

@@ -102,6 +102,13 @@ def test_a_deleted_event_is_found_as_a_missing_version(shop: System) -> None:
     assert broken(checked(shop)) == [(INVENTORY, MOUSE, 2, Problem.MISSING)]
 
 
+def test_an_event_whose_state_was_emptied_is_found_at_its_version(shop: System) -> None:
+    Store(shop.settings, INVENTORY).run(
+        "UPDATE {events} SET state = NULL WHERE originator_id = ? AND originator_version = 3", MOUSE)
+    assert [(app, stream, version) for app, stream, version, _ in broken(checked(shop))] == [
+        (INVENTORY, MOUSE, 3)]
+
+
 def test_two_events_whose_states_are_swapped_are_found_as_swapped(shop: System) -> None:
     store = Store(shop.settings, INVENTORY)
     (_, second), (_, third) = store.state(MOUSE, 2), store.state(MOUSE, 3)
