@@ -93,7 +93,7 @@ class Link:
 
     @property
     def has_event(self) -> bool:
-        return self.state is not None
+        return self.notification_id is not None
 
 
 class Problem(StrEnum):
@@ -160,12 +160,15 @@ class _Checker:
         for index, link in enumerate(self.links):
             if link.version != index + 1:
                 return self.broken(index + 1, Problem.MISSING, f"no event at version {index + 1}", unchained)
-            if link.topic is None or link.state is None:
+            if not link.has_event:
                 later = any(other.has_event for other in self.links[index + 1:])
                 if later:
                     return self.broken(link.version, Problem.MISSING, "the event is gone, its hash is left",
                                        unchained)
                 return self.broken(link.version, Problem.EXTRA_HASH, "a hash with no event", unchained)
+            if link.topic is None or link.state is None:
+                return self.broken(link.version, Problem.HASH_MISMATCH,
+                                   "the stored event has no topic or state", unchained)
             if link.hash is None:
                 if previous is not None or self._after_start(link):
                     return self.broken(link.version, Problem.UNHASHED,
