@@ -240,7 +240,9 @@ def test_saga_verify_prints_one_line_per_broken_stream_and_reports_unchained_eve
     assert "12 unchained event(s)" in unchained.stderr
 
 
-def test_saga_verify_usage_and_not_found(shop: System, tmp_path: Path) -> None:
+def test_saga_verify_refuses_a_bad_argument_or_heads_file_and_names_a_stream_nobody_holds(
+    shop: System, tmp_path: Path,
+) -> None:
     not_json = tmp_path / "heads.json"
     not_json.write_text("nope")
     unknown = saga(shop.settings, "verify", "0b7e6a52-5d3c-4f0e-9a61-3c1f2e4d5b6a")
