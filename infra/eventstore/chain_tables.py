@@ -3,12 +3,12 @@
 `<events table>_hashes (originator_id, originator_version, hash)`, its primary key the first
 two, is created with the application's other tables and written in the transaction that
 writes the events: one SELECT of the hashes the batch chains from (none when every stream
-of the batch is new, or when this process committed them: `CommittedHeads`) and one
-multi-row INSERT per save. On PostgreSQL the SELECT comes
-before the events table's lock, so the lock is not held over its round trip: the version a
-save builds on was committed (with its hash) before the save loaded it, and the primary key
-refuses a rival writer of the same version. On SQLite it comes after the events' insert,
-which has taken the database's write lock.
+of the batch is new, or, on PostgreSQL, when this process committed them: `committed_heads`)
+and one multi-row INSERT per save. On PostgreSQL the SELECT comes before the events table's
+lock, so the lock is not held over its round trip: the version a save builds on was committed
+(with its hash) before the save loaded it, and the primary key refuses a rival writer of the
+same version. On SQLite it comes after the events' insert, which has taken the database's
+write lock.
 
 A hash row that is already there (left by hand where its event was deleted) is kept as it
 is: the write goes on, and verification reports the stream's link at that version as broken.
@@ -19,7 +19,6 @@ snapshot of the store, streams in id order.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple
@@ -32,6 +31,7 @@ from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
 from infra.eventstore.chain import Link, StreamReport, chain, check_stream, needed
+from infra.eventstore.committed_heads import CommittedHeads
 
 SQLITE_PAIRS = 400  # (id, version) pairs per SELECT: within SQLite's oldest limit of 999 parameters
 READ_BATCH = 5_000
@@ -49,54 +49,6 @@ class ChainSnapshot(NamedTuple):
     chain_start: int | None
     """The lowest notification id of an event with a hash: where chaining began."""
     links: Iterator[Link]
-
-
-class CommittedHeads:
-    """The last hash this process committed of each stream it wrote, so that its next save of the
-    stream needs no read: a round trip of the store's, on PostgreSQL, that cost a quarter of the
-    throughput of saves one at a time.
-
-    A save's hashes are held for its thread and kept only once its transaction has committed
-    (`committed`); a save that failed leaves nothing (`failed`). A stored hash never changes, so
-    a kept one stays true; a stream another process wrote since is simply not found at the
-    version asked for, and is read.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self._size = size
-        self._heads: dict[UUID, tuple[int, bytes]] = {}
-        self._pending = threading.local()
-        self._lock = threading.Lock()
-
-    def known(self, keys: Sequence[tuple[UUID, int]]) -> tuple[dict[tuple[UUID, int], bytes], list[Any]]:
-        """The hashes of `keys` kept here, and the keys that must be read."""
-        found, missing = {}, []
-        for key in keys:
-            head = self._heads.get(key[0])
-            if head is not None and head[0] == key[1]:
-                found[key] = head[1]
-            else:
-                missing.append(key)
-        return found, missing
-
-    def hold(self, rows: Sequence[tuple[UUID, int, bytes]]) -> None:
-        self._pending.rows = rows
-
-    def committed(self) -> None:
-        rows = getattr(self._pending, "rows", None)
-        self._pending.rows = None
-        if not rows:
-            return
-        with self._lock:
-            if len(self._heads) > self._size:
-                self._heads.clear()
-            for stream_id, version, digest in rows:
-                head = self._heads.get(stream_id)
-                if head is None or head[0] < version:
-                    self._heads[stream_id] = (version, digest)
-
-    def failed(self) -> None:
-        self._pending.rows = None
 
 
 class PostgresHashes:

@@ -19,7 +19,7 @@ from infra.eventstore.chain import (
     missing_stream,
     needed,
 )
-from infra.eventstore.chain_tables import CommittedHeads
+from infra.eventstore.committed_heads import CommittedHeads
 from infra.eventstore.recorders import MemoryExactlyOnceRecorder
 
 TOPIC = "domain.order:Order.Placed"
