@@ -173,13 +173,14 @@ class PostgresKeyTable:
         return bytes(rows[0][0]) if rows else None
 
     def add(self, subject: UUID, stored: bytes) -> bytes:
-        self._execute(
-            "INSERT INTO {table} (subject, stored) VALUES (%s, %s) ON CONFLICT (subject) DO NOTHING",
-            (subject, stored),
+        # One round trip: the row this inserts, or the one a rival inserted first.
+        rows = self._execute(
+            "WITH added AS (INSERT INTO {table} (subject, stored) VALUES (%s, %s)"
+            " ON CONFLICT (subject) DO NOTHING RETURNING stored)"
+            " SELECT stored FROM added UNION ALL SELECT stored FROM {table} WHERE subject = %s",
+            (subject, stored, subject),
         )
-        kept = self.get(subject)
-        assert kept is not None
-        return kept
+        return bytes(rows[0][0])
 
     def delete(self, subject: UUID) -> bool:
         [(deleted,)] = self._execute("DELETE FROM {table} WHERE subject = %s", (subject,))
@@ -273,9 +274,11 @@ class PersonalDataKeys:
         fresh = cached is not None and now - cached[0] < self.cache_seconds
         if cached is not None and fresh and (cached[1] is not None or not create):
             return cached[1]
-        stored = self.table.get(subject)
-        if stored is None and create:
-            stored = self.table.add(subject, self.master.wrap(subject, AESGCM.generate_key(bit_length=256)))
+        if create:  # sealing: the key kept, or a new one (one round trip either way)
+            stored: bytes | None = self.table.add(
+                subject, self.master.wrap(subject, AESGCM.generate_key(bit_length=256)))
+        else:
+            stored = self.table.get(subject)
         aead = None if stored is None else AESGCM(self.master.unwrap(subject, stored))
         with self._lock:
             self._cache[subject] = (now, aead)
