@@ -3,9 +3,11 @@
 Runs on the embedded SQLite store and on PostgreSQL, each in a fresh store, and
 beside them the bare eventsourcing library (dataclass events, its default JSON
 mapper) doing the same saves, so the figures can be read as ratios on a noisy
-machine; and our saves once more with the hash chain left out, so that
-`chaining_cost_*` says what chaining each event to the one before costs (the
-share of throughput it takes). Prints one JSON document; medians of --runs runs.
+machine; and our saves once more with the hash chain left out, then with the
+addresses in clear as well, so that `chaining_cost_*`, `sealing_cost_*` and
+`privacy_and_proof_cost_*` say what chaining each event to the one before,
+sealing each customer's address with their own key, and both cost (the share
+of throughput each takes). Prints one JSON document; medians of --runs runs.
 
     python bench/write_side.py [--commands 2000] [--batched 50000] [--batch 500] [--runs 3]
 """
@@ -13,7 +15,6 @@ share of throughput it takes). Prints one JSON document; medians of --runs runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,12 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.throughput.plain import unchained
 from commands.orders import CatalogueEntry, Orders, PlaceOrder
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
-from infra.eventstore.chain_tables import PostgresHashes, SQLiteHashes
 from infra.eventstore.persistence import application_env
+from infra.eventstore.privacy import personal_data_keys
 from infra.settings import PostgresDsn, Settings
 
 PRODUCT = uuid.UUID("550e8400-e29b-41d4-a716-446655440002")
@@ -96,19 +98,6 @@ def library_batched(app: Application[uuid.UUID], n: int, batch: int) -> float:
     return timed(n, save)
 
 
-@contextlib.contextmanager
-def unchained() -> Iterator[None]:
-    """Saves without the hash chain: no hashes read, computed or written."""
-    saved = PostgresHashes.chained, PostgresHashes.insert, SQLiteHashes.write
-    PostgresHashes.chained = lambda self, curs, stored_events: []  # type: ignore[method-assign]
-    PostgresHashes.insert = lambda self, curs, params: None  # type: ignore[method-assign]
-    SQLiteHashes.write = lambda self, c, stored_events: None  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        PostgresHashes.chained, PostgresHashes.insert, SQLiteHashes.write = saved  # type: ignore[method-assign]
-
-
 class Store:
     """A fresh, throw-away store per run."""
 
@@ -142,6 +131,8 @@ def run_once(
     with Store(kind, server) as settings:
         env = application_env(settings, "Orders")
         ours = Orders(env, catalogue=catalogue)
+        keys = personal_data_keys(settings)  # as the composition root attaches them: addresses sealed
+        ours.mapper.personal = keys  # type: ignore[attr-defined]
         library_env = {k: v for k, v in env.items() if k not in ("MAPPER_TOPIC", "TRANSCODER_TOPIC")}
         if kind == "sqlite":
             library_env["SQLITE_DBNAME"] = str(settings.data_dir / "library.sqlite")
@@ -158,10 +149,14 @@ def run_once(
             with unchained():
                 figures["one_per_transaction_unchained"] = one_per_transaction(ours, commands)
                 figures["batched_unchained"] = batched(ours, n_batched, batch)
+                ours.mapper.personal = None  # type: ignore[attr-defined]
+                figures["one_per_transaction_plain"] = one_per_transaction(ours, commands)
+                figures["batched_plain"] = batched(ours, n_batched, batch)
             return figures
         finally:
             ours.close()
             library.close()
+            keys.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -186,6 +181,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for kind_of_save in ("one_per_transaction", "batched"):
             medians[f"chaining_cost_{kind_of_save}"] = round(
                 1 - medians[kind_of_save] / medians[f"{kind_of_save}_unchained"], 3)
+            medians[f"sealing_cost_{kind_of_save}"] = round(
+                1 - medians[f"{kind_of_save}_unchained"] / medians[f"{kind_of_save}_plain"], 3)
+            medians[f"privacy_and_proof_cost_{kind_of_save}"] = round(
+                1 - medians[kind_of_save] / medians[f"{kind_of_save}_plain"], 3)
         figures[kind] = medians
         print(f"{kind}: {medians}", file=sys.stderr)
     print(json.dumps(figures))

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -41,6 +41,7 @@ from commands.command import Command, ConcurrencyError
 from commands.following import LogFollower
 from commands.unit_of_work import UnitOfWork, load_ahead
 from domain.base import Aggregate, DomainError, caused_by
+from domain.privacy import subject_of
 
 H = TypeVar("H", bound=Callable[..., Any])
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -258,6 +259,13 @@ class ContextApplication(Application[UUID]):
         whose `trackings` are written with the events (infra/eventstore/recorders.py).
         """
         rows = [*trackings, tracking] if tracking is not None else list(trackings)
+        personal: PreparesKeys | None = getattr(self.mapper, "personal", None)
+        if personal is not None:
+            # Every customer's key at hand in one round trip, not one per customer as each event is sealed.
+            subjects = {subject_of(e) for aggregate in aggregates for e in aggregate.pending_events}
+            subjects.discard(None)
+            if subjects:
+                personal.prepare(subjects)  # type: ignore[arg-type]
         self.save(*aggregates, trackings=rows)
 
     def may_have_snapshots(self, aggregate_id: UUID) -> bool:
@@ -300,3 +308,8 @@ class ContextApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
+
+class PreparesKeys(Protocol):
+    """What seals personal fields (`infra.eventstore.privacy.PersonalDataKeys`), as a save warms it."""
+
+    def prepare(self, subjects: Iterable[UUID]) -> None: ...

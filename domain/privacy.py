@@ -49,6 +49,19 @@ def personal_data_of(event_class: type[Any]) -> PersonalData | None:
     return declared if isinstance(declared, PersonalData) else None
 
 
+def subject_of(event: Any) -> UUID | None:
+    """Whose personal data the event carries, if it carries any (its declared subject's value)."""
+    declared = personal_data_of(type(event))
+    if declared is None:
+        return None
+    value: Any = event
+    for name in declared.subject.split("."):
+        value = value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+        if value is None:
+            return None
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
 class Forgetting(Aggregate):
     """That a customer's personal data was forgotten: who asked, when, and which orders were cut short."""
 

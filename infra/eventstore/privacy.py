@@ -27,8 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
@@ -57,8 +56,8 @@ class KeyTable(Protocol):
 
     def get(self, subject: UUID) -> bytes | None: ...
 
-    def add(self, subject: UUID, stored: bytes) -> bytes:
-        """Keep `stored` for the subject unless a key is kept already; the one kept."""
+    def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
+        """Keep each subject's new key unless one is kept already, all at once; the keys kept, by subject."""
         ...
 
     def delete(self, subject: UUID) -> bool:
@@ -78,9 +77,9 @@ class MemoryKeyTable:
     def get(self, subject: UUID) -> bytes | None:
         return self._keys.get(subject)
 
-    def add(self, subject: UUID, stored: bytes) -> bytes:
+    def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
         with self._lock:
-            return self._keys.setdefault(subject, stored)
+            return {subject: self._keys.setdefault(subject, stored) for subject, stored in new.items()}
 
     def delete(self, subject: UUID) -> bool:
         with self._lock:
@@ -91,51 +90,59 @@ class MemoryKeyTable:
 
 
 class SQLiteKeyTable:
-    """The keys of the embedded default, in `keys.sqlite` beside the event stores."""
+    """The keys of the embedded default, in `keys.sqlite` beside the event stores (one connection, locked)."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        with self._connection() as connection:
-            connection.execute(
+        self._connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute(
                 "CREATE TABLE IF NOT EXISTS personal_data_keys ("
                 " subject TEXT PRIMARY KEY, stored BLOB NOT NULL,"
                 " created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
             )
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        try:
-            yield connection
-        finally:
-            connection.close()
-
     def get(self, subject: UUID) -> bytes | None:
-        with self._connection() as connection:
-            row = connection.execute(
+        with self._lock:
+            row = self._connection.execute(
                 "SELECT stored FROM personal_data_keys WHERE subject = ?", (str(subject),)
             ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def add(self, subject: UUID, stored: bytes) -> bytes:
-        with self._connection() as connection:
-            connection.execute(
-                "INSERT OR IGNORE INTO personal_data_keys (subject, stored) VALUES (?, ?)",
-                (str(subject), stored),
-            )
-        kept = self.get(subject)
-        assert kept is not None
+    def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
+        subjects = [str(subject) for subject in new]
+        kept: dict[UUID, bytes] = {}
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._connection.executemany(
+                    "INSERT OR IGNORE INTO personal_data_keys (subject, stored) VALUES (?, ?)",
+                    [(str(subject), stored) for subject, stored in new.items()],
+                )
+                for start in range(0, len(subjects), 500):
+                    chunk = subjects[start : start + 500]
+                    rows = self._connection.execute(
+                        "SELECT subject, stored FROM personal_data_keys WHERE subject IN "
+                        f"({', '.join('?' * len(chunk))})", chunk,
+                    ).fetchall()
+                    kept.update((UUID(subject), bytes(stored)) for subject, stored in rows)
+                self._connection.execute("COMMIT")
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
         return kept
 
     def delete(self, subject: UUID) -> bool:
-        with self._connection() as connection:
-            deleted = connection.execute(
+        with self._lock:
+            deleted = self._connection.execute(
                 "DELETE FROM personal_data_keys WHERE subject = ?", (str(subject),)
             ).rowcount
         return bool(deleted)
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._connection.close()
 
 
 class PostgresKeyTable:
@@ -172,15 +179,18 @@ class PostgresKeyTable:
         rows = self._execute("SELECT stored FROM {table} WHERE subject = %s", (subject,))
         return bytes(rows[0][0]) if rows else None
 
-    def add(self, subject: UUID, stored: bytes) -> bytes:
-        # One round trip: the row this inserts, or the one a rival inserted first.
+    def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
+        # One round trip: the rows this inserts, and those rivals inserted first.
+        subjects, keys = list(new), list(new.values())
         rows = self._execute(
-            "WITH added AS (INSERT INTO {table} (subject, stored) VALUES (%s, %s)"
-            " ON CONFLICT (subject) DO NOTHING RETURNING stored)"
-            " SELECT stored FROM added UNION ALL SELECT stored FROM {table} WHERE subject = %s",
-            (subject, stored, subject),
+            "WITH added AS (INSERT INTO {table} (subject, stored)"
+            " SELECT * FROM unnest(%s::uuid[], %s::bytea[]) ON CONFLICT (subject) DO NOTHING"
+            " RETURNING subject, stored)"
+            " SELECT subject, stored FROM added UNION ALL"
+            " SELECT subject, stored FROM {table} WHERE subject = ANY(%s::uuid[])",
+            (subjects, keys, subjects),
         )
-        return bytes(rows[0][0])
+        return {subject: bytes(stored) for subject, stored in rows}
 
     def delete(self, subject: UUID) -> bool:
         [(deleted,)] = self._execute("DELETE FROM {table} WHERE subject = %s", (subject,))
@@ -261,6 +271,28 @@ class PersonalDataKeys:
             self._cache[subject] = (time.monotonic(), None)
         return deleted
 
+    def prepare(self, subjects: Iterable[UUID]) -> None:
+        """Have the keys of these persons at hand, creating the missing ones, in one round trip.
+
+        A batch of events about many customers (a consumer's unit of work) then seals
+        without asking the key table once per customer.
+        """
+        now = time.monotonic()
+        wanted = {
+            subject for subject in subjects
+            if (cached := self._cache.get(subject)) is None or cached[1] is None
+            or now - cached[0] >= self.cache_seconds
+        }
+        if not wanted:
+            return
+        kept = self.table.add_many({subject: self._new_key(subject) for subject in wanted})
+        opened = {subject: AESGCM(self.master.unwrap(subject, stored)) for subject, stored in kept.items()}
+        with self._lock:
+            self._cache.update((subject, (now, aead)) for subject, aead in opened.items())
+
+    def _new_key(self, subject: UUID) -> bytes:
+        return self.master.wrap(subject, AESGCM.generate_key(bit_length=256))
+
     def close(self) -> None:
         self.table.close()
 
@@ -275,8 +307,7 @@ class PersonalDataKeys:
         if cached is not None and fresh and (cached[1] is not None or not create):
             return cached[1]
         if create:  # sealing: the key kept, or a new one (one round trip either way)
-            stored: bytes | None = self.table.add(
-                subject, self.master.wrap(subject, AESGCM.generate_key(bit_length=256)))
+            stored: bytes | None = self.table.add_many({subject: self._new_key(subject)})[subject]
         else:
             stored = self.table.get(subject)
         aead = None if stored is None else AESGCM(self.master.unwrap(subject, stored))
