@@ -20,6 +20,7 @@ MODES = {
     "a": "embedded: SQLite + in-process bus, one process",
     "b": "PostgreSQL + RabbitMQ, every role in one process",
     "c": "PostgreSQL + RabbitMQ, one process per role",
+    "b0": "mode b with personal data in clear and no hash chain: the baseline that prices them",
 }
 
 FAILURE_RATES = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from bench.throughput.figures import figures
 from bench.throughput.hops import hop_latencies
 from bench.throughput.load import drive
 from bench.throughput.meters import BrokerTrouble, ConnectionSampler, CpuMeter
+from bench.throughput.plain import unchained
 from bench.throughput.profiler import Profiler
 from bench.throughput.stores import fresh_store
 from bench.throughput.verify import before_run, verify
@@ -39,7 +41,8 @@ def run_in_process(mode: str, config: Config, commands: Sequence[PlaceOrder], ra
 def _run_in_this_process(
     mode: str, config: Config, commands: Sequence[PlaceOrder], rate: float
 ) -> dict[str, Any]:
-    with fresh_store(mode, config) as settings:
+    plain = unchained() if mode == "b0" else contextlib.nullcontext()
+    with fresh_store(mode, config) as settings, plain:
         # The loop `saga serve` runs in (uvloop where installed).
         return run_event_loop(_in_process(mode, config, settings, commands, rate))
 

@@ -30,6 +30,9 @@ Modes:
   b  every role in one process on PostgreSQL + RabbitMQ
   c  each role its own process (`python -m infra.cli serve --role R`) on PostgreSQL +
      RabbitMQ; orders are placed from this process through the Orders application
+  b0 mode b with the customers' addresses in clear and no hash chain: beside b
+     (`--modes b,b0`) it prices sealing personal data and chaining events, as
+     `privacy_and_proof_cost` (the share of b0's completed sagas/s that b lacks)
 After the maximum-rate runs the peer (the same saga on the eventsourcing library's own
 System runner, ../shared/bench/peer_es_saga.py) runs with the same N, and the ratios of
 b and c to its completed sagas/s are reported. Then mode b (--paced-modes) runs again

@@ -54,6 +54,12 @@ def run_all(
             mode: round(rate / peer_rate, 2) for mode, rate in ours.items() if rate and peer_rate
         }
 
+    rates = {mode: report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")
+             for mode in ("b", "b0")}
+    if rates["b"] and rates["b0"]:
+        # What sealing personal data and chaining events cost the saga: the share of b0's rate that b lacks.
+        report["privacy_and_proof_cost"] = round(1 - rates["b"] / rates["b0"], 3)
+
     paced_modes = [] if args.no_paced else [m.strip() for m in args.paced_modes.split(",") if m.strip()]
     for mode in modes if args.paced_only else [m for m in modes if m in paced_modes]:
         max_completed = report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")

@@ -43,7 +43,8 @@ def fresh_store(mode: str, config: Config) -> Iterator[Settings]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = PostgresDsn(server.host, server.port, name, server.user, server.password)
     try:
-        yield Settings(**common, database_url=dsn.url, amqp_url=config.amqp_url, bus_namespace=namespace)
+        yield Settings(**common, database_url=dsn.url, amqp_url=config.amqp_url, bus_namespace=namespace,
+                       personal_data_encryption=mode != "b0")
     finally:
         try:
             asyncio.run(delete_namespace(config.amqp_url, namespace))
