@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -141,15 +141,30 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
     Personal fields are opened with their person's key, or read as erased once the
     person is forgotten, when the mapper keeps personal data (`personal`).
     """
+    state = _decoded(mapper, stored_event)
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    if personal is not None:
+        state = personal.reveal(stored_event.topic, stored_event.originator_id, state)
+    return state
+
+
+def have_keys_for(mapper: Mapper[UUID], window: Sequence[StoredEvent]) -> None:
+    """Before reading a window: the keys of every person whose sealed fields it holds, in one round trip."""
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    if personal is None:
+        return
+    sealed = [event for event in window if personal.declares(event.topic)]
+    if sealed:
+        personal.load_for((event.topic, _decoded(mapper, event)) for event in sealed)
+
+
+def _decoded(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
     data = stored_event.state
     if mapper.cipher:
         data = mapper.cipher.decrypt(data)
     if mapper.compressor:
         data = mapper.compressor.decompress(data)
     state: dict[str, Any] = mapper.transcoder.decode(data)
-    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
-    if personal is not None:
-        state = personal.reveal(stored_event.topic, stored_event.originator_id, state)
     return state
 
 
@@ -157,3 +172,7 @@ class RevealsPersonalData(Protocol):
     """What opens the personal fields of stored events (`infra.eventstore.privacy.PersonalDataKeys`)."""
 
     def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]: ...
+
+    def declares(self, topic: str) -> bool: ...
+
+    def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None: ...

@@ -21,7 +21,7 @@ from eventsourcing.persistence import Notification
 from projections import tracking
 from projections.catalog import AnyProjection
 from projections.changes import ChangeHub
-from projections.facts import EventSource, Fact, decode
+from projections.facts import EventSource, Fact, decode, have_keys_for
 from projections.store import ReadStore, Tx
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ def decode_window(
     app: EventSource, notifications: Sequence[Notification], topics: frozenset[str]
 ) -> list[Item]:
     """The notifications of `topics` among a window its follower read, decoded."""
-    return [_decoded(app, n) for n in notifications if n.topic in topics]
+    chosen = [n for n in notifications if n.topic in topics]
+    have_keys_for(app.mapper, chosen)
+    return [_decoded(app, n) for n in chosen]
 
 
 def read_window(
@@ -74,6 +76,7 @@ def read_window(
     notifications = app.recorder.select_notifications(
         start, max(stop - start, 1), stop=stop, topics=sorted(topics), inclusive_of_start=False
     )
+    have_keys_for(app.mapper, notifications)
     return [_decoded(app, n) for n in notifications]
 
 

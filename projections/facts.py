@@ -10,8 +10,9 @@ application's own mapper first, so a projection only ever sees current shapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -105,7 +106,20 @@ def _class_version(topic: str) -> int:
     return version
 
 
-def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
+def have_keys_for(mapper: Mapper[UUID], window: Sequence[Notification]) -> None:
+    """Before decoding a window: the keys of every person whose sealed fields it holds, in one round trip.
+
+    (The write side's `commands.following.have_keys_for`, which the read side may not import.)
+    """
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    if personal is None:
+        return
+    sealed = [n for n in window if personal.declares(n.topic)]
+    with contextlib.suppress(ValueError):  # an undecodable event is parked when it is decoded
+        personal.load_for((n.topic, _sealed_state(mapper, n)) for n in sealed)
+
+
+def _sealed_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
     # The read side does not import the persistence wiring, so it undoes the mapper's layers itself.
     data = notification.state
     if mapper.cipher:
@@ -116,6 +130,11 @@ def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str,
     if not isinstance(decoded, dict):
         raise ValueError(f"stored state of {notification.topic} is not an object")
     state: dict[str, Any] = decoded
+    return state
+
+
+def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
+    state = _sealed_state(mapper, notification)
     # Personal fields sealed with their person's key: opened, or erased once the person is forgotten.
     personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
     if personal is not None:
@@ -127,6 +146,10 @@ class RevealsPersonalData(Protocol):
     """What opens the personal fields of stored events (the event store's mapper keeps one)."""
 
     def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]: ...
+
+    def declares(self, topic: str) -> bool: ...
+
+    def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None: ...
 
 
 def fact_of(event: Any, application: str, notification_id: int) -> Fact:

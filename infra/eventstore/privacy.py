@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
@@ -56,6 +56,10 @@ class KeyTable(Protocol):
 
     def get(self, subject: UUID) -> bytes | None: ...
 
+    def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        """The keys kept for these subjects (those with none are left out), in one round trip."""
+        ...
+
     def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
         """Keep each subject's new key unless one is kept already, all at once; the keys kept, by subject."""
         ...
@@ -76,6 +80,9 @@ class MemoryKeyTable:
 
     def get(self, subject: UUID) -> bytes | None:
         return self._keys.get(subject)
+
+    def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        return {subject: self._keys[subject] for subject in subjects if subject in self._keys}
 
     def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
         with self._lock:
@@ -110,9 +117,11 @@ class SQLiteKeyTable:
             ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        with self._lock:
+            return self._select(subjects)
+
     def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
-        subjects = [str(subject) for subject in new]
-        kept: dict[UUID, bytes] = {}
         with self._lock:
             self._connection.execute("BEGIN IMMEDIATE")
             try:
@@ -120,17 +129,22 @@ class SQLiteKeyTable:
                     "INSERT OR IGNORE INTO personal_data_keys (subject, stored) VALUES (?, ?)",
                     [(str(subject), stored) for subject, stored in new.items()],
                 )
-                for start in range(0, len(subjects), 500):
-                    chunk = subjects[start : start + 500]
-                    rows = self._connection.execute(
-                        "SELECT subject, stored FROM personal_data_keys WHERE subject IN "
-                        f"({', '.join('?' * len(chunk))})", chunk,
-                    ).fetchall()
-                    kept.update((UUID(subject), bytes(stored)) for subject, stored in rows)
+                kept = self._select(list(new))
                 self._connection.execute("COMMIT")
             except BaseException:
                 self._connection.execute("ROLLBACK")
                 raise
+        return kept
+
+    def _select(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        kept: dict[UUID, bytes] = {}
+        for start in range(0, len(subjects), 500):
+            chunk = [str(subject) for subject in subjects[start : start + 500]]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._connection.execute(
+                f"SELECT subject, stored FROM personal_data_keys WHERE subject IN ({marks})", chunk,
+            ).fetchall()
+            kept.update((UUID(subject), bytes(stored)) for subject, stored in rows)
         return kept
 
     def delete(self, subject: UUID) -> bool:
@@ -178,6 +192,11 @@ class PostgresKeyTable:
     def get(self, subject: UUID) -> bytes | None:
         rows = self._execute("SELECT stored FROM {table} WHERE subject = %s", (subject,))
         return bytes(rows[0][0]) if rows else None
+
+    def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        rows = self._execute("SELECT subject, stored FROM {table} WHERE subject = ANY(%s::uuid[])",
+                             (list(subjects),))
+        return {subject: bytes(stored) for subject, stored in rows}
 
     def add_many(self, new: Mapping[UUID, bytes]) -> dict[UUID, bytes]:
         # One round trip: the rows this inserts, and those rivals inserted first.
@@ -289,6 +308,32 @@ class PersonalDataKeys:
         opened = {subject: AESGCM(self.master.unwrap(subject, stored)) for subject, stored in kept.items()}
         with self._lock:
             self._cache.update((subject, (now, aead)) for subject, aead in opened.items())
+
+    def load(self, subjects: Iterable[UUID]) -> None:
+        """Have the keys of these persons at hand for reading, in one round trip; creates none."""
+        now = time.monotonic()
+        wanted = [
+            s for s in set(subjects) if (c := self._cache.get(s)) is None or now - c[0] >= self.cache_seconds
+        ]
+        if not wanted:
+            return
+        kept = self.table.get_many(wanted)
+        opened = {s: AESGCM(self.master.unwrap(s, kept[s])) if s in kept else None for s in wanted}
+        with self._lock:
+            self._cache.update((subject, (now, aead)) for subject, aead in opened.items())
+
+    def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """`load` the persons whose sealed fields are among these stored states (topic, JSON)."""
+        subjects = set()
+        for topic, state in stored:
+            declared = _declared(topic)
+            if declared is not None and (subject := _subject(declared, state)) is not None:
+                subjects.add(subject)
+        self.load(subjects)
+
+    def declares(self, topic: str) -> bool:
+        """Whether events of this topic may carry sealed fields."""
+        return _declared(topic) is not None
 
     def _new_key(self, subject: UUID) -> bytes:
         return self.master.wrap(subject, AESGCM.generate_key(bit_length=256))

@@ -40,7 +40,7 @@ from eventsourcing.utils import get_topic
 from commands.base import ContextApplication
 from commands.contract.messages import Envelope
 from commands.contract.translation import TRANSLATIONS, to_integration_event
-from commands.following import stored_state
+from commands.following import have_keys_for, stored_state
 from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, UnroutableError
 from infra.messaging.consumers import roles_for
 from infra.messaging.leadership import Leadership, SoleLeader
@@ -254,6 +254,7 @@ class OutboxRelay:
             log.info("relay of %s found position %d already recorded; going on", self.app.name, position)
 
     def _messages(self, notifications: Sequence[Notification]) -> list[Outgoing]:
+        have_keys_for(self.app.mapper, notifications)
         outgoing: list[Outgoing] = []
         mapper, raw = self.app.mapper, isinstance(self.translate, FromStoredState)
         by_topic = self.translate is integration_messages  # what stays home is known by topic alone
