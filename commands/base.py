@@ -14,7 +14,7 @@ A batch of messages handled in one transaction is a unit of work
 (`commands.unit_of_work`, which also loads ahead what the batch needs); the
 application's log is read through its followers (`commands.following`).
 
-About 290 lines, as one class: dispatching, handling exactly once and batching
+About 310 lines, as one class: dispatching, handling exactly once and batching
 all decide through the same loading and saving, which the library's
 `Application` keeps on one object; the parts that stand alone are modules of
 their own (`command`, `unit_of_work`, `following`).

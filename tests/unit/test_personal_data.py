@@ -21,7 +21,8 @@ from commands.base import ContextApplication
 from domain.base import Aggregate
 from domain.order import Order
 from domain.privacy import ERASED, ERASED_ADDRESS, personal_data_of
-from infra.eventstore.privacy import MasterKey, MemoryKeyTable, PersonalDataKeys
+from infra.eventstore.key_tables import MemoryKeyTable
+from infra.eventstore.privacy import MasterKey, PersonalDataKeys
 from process_managers.saga import OrderFulfillment
 
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}
