@@ -14,10 +14,10 @@ A batch of messages handled in one transaction is a unit of work
 (`commands.unit_of_work`, which also loads ahead what the batch needs); the
 application's log is read through its followers (`commands.following`).
 
-About 310 lines, as one class: dispatching, handling exactly once and batching
+About 280 lines, as one class: dispatching, handling exactly once and batching
 all decide through the same loading and saving, which the library's
 `Application` keeps on one object; the parts that stand alone are modules of
-their own (`command`, `unit_of_work`, `following`).
+their own (`command`, `unit_of_work`, `following`, `personal_data`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -39,9 +39,9 @@ from eventsourcing.persistence import (
 
 from commands.command import Command, ConcurrencyError
 from commands.following import LogFollower
-from commands.unit_of_work import UnitOfWork, load_ahead
+from commands.personal_data import have_keys_to_seal
+from commands.unit_of_work import UnitOfWork, decided, load_ahead
 from domain.base import Aggregate, DomainError, caused_by
-from domain.privacy import subject_of
 
 H = TypeVar("H", bound=Callable[..., Any])
 TAggregate = TypeVar("TAggregate", bound=Aggregate)
@@ -188,20 +188,10 @@ class ContextApplication(Application[UUID]):
         self.logger.log(self.handled_log_level, "%s handled %s: %s", self.name, message, outcome)
 
     def _event_names(self, aggregates: Sequence[Aggregate], told: dict[UUID, int] | None = None) -> str:
-        """What a message decided, for its log line (empty when nobody reads it).
-
-        In a batch, `told` counts each aggregate's pending events that earlier messages
-        decided, so that each message's line names only its own.
-        """
+        """What a message decided, for its log line (empty when nobody reads it)."""
         if not self.logger.isEnabledFor(self.handled_log_level):
             return ""
-        names = []
-        for aggregate in aggregates:
-            pending = aggregate.pending_events
-            if told is not None:
-                pending, told[aggregate.id] = pending[told.get(aggregate.id, 0):], len(pending)
-            names += [type(e).__qualname__ for e in pending]
-        return f"recorded {', '.join(names)}" if names else "recorded nothing"
+        return decided(aggregates, told)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
@@ -259,13 +249,7 @@ class ContextApplication(Application[UUID]):
         whose `trackings` are written with the events (infra/eventstore/recorders.py).
         """
         rows = [*trackings, tracking] if tracking is not None else list(trackings)
-        personal: PreparesKeys | None = getattr(self.mapper, "personal", None)
-        if personal is not None:
-            # Every customer's key at hand in one round trip, not one per customer as each event is sealed.
-            subjects = {subject_of(e) for aggregate in aggregates for e in aggregate.pending_events}
-            subjects.discard(None)
-            if subjects:
-                personal.prepare(subjects)  # type: ignore[arg-type]
+        have_keys_to_seal(self.mapper, aggregates)
         self.save(*aggregates, trackings=rows)
 
     def may_have_snapshots(self, aggregate_id: UUID) -> bool:
@@ -308,8 +292,3 @@ class ContextApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
-
-class PreparesKeys(Protocol):
-    """What seals personal fields (`infra.eventstore.privacy.PersonalDataKeys`), as a save warms it."""
-
-    def prepare(self, subjects: Iterable[UUID]) -> None: ...

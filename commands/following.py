@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification, StoredEvent
+
+from commands.personal_data import keys_of
 
 
 class NotificationLog(Protocol):
@@ -142,7 +144,7 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
     person is forgotten, when the mapper keeps personal data (`personal`).
     """
     state = _decoded(mapper, stored_event)
-    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    personal = keys_of(mapper)
     if personal is not None:
         state = personal.reveal(stored_event.topic, stored_event.originator_id, state)
     return state
@@ -150,7 +152,7 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
 
 def have_keys_for(mapper: Mapper[UUID], window: Sequence[StoredEvent]) -> None:
     """Before reading a window: the keys of every person whose sealed fields it holds, in one round trip."""
-    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    personal = keys_of(mapper)
     if personal is None:
         return
     sealed = [event for event in window if personal.declares(event.topic)]
@@ -166,13 +168,3 @@ def _decoded(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
         data = mapper.compressor.decompress(data)
     state: dict[str, Any] = mapper.transcoder.decode(data)
     return state
-
-
-class RevealsPersonalData(Protocol):
-    """What opens the personal fields of stored events (`infra.eventstore.privacy.PersonalDataKeys`)."""
-
-    def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]: ...
-
-    def declares(self, topic: str) -> bool: ...
-
-    def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None: ...

@@ -77,3 +77,18 @@ def _cached(cache: Cache[UUID, Any] | None, aggregate_id: UUID) -> Aggregate | N
     except KeyError:
         return None
     return aggregate
+
+
+def decided(aggregates: Sequence[Aggregate], told: dict[UUID, int] | None = None) -> str:
+    """What a message decided, for its log line: the events it left pending.
+
+    In a batch, `told` counts each aggregate's pending events that earlier messages
+    decided, so that each message's line names only its own.
+    """
+    names = []
+    for aggregate in aggregates:
+        pending = aggregate.pending_events
+        if told is not None:
+            pending, told[aggregate.id] = pending[told.get(aggregate.id, 0):], len(pending)
+        names += [type(e).__qualname__ for e in pending]
+    return f"recorded {', '.join(names)}" if names else "recorded nothing"
