@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
+import stamina
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -156,8 +157,11 @@ class PostgresKeyTable:
     def close(self) -> None:
         self._pool.close()
 
+    # Every statement here may run twice: reading, inserting what is missing, deleting.
+    # The pool checks a connection as it lends it; one the server ends mid-statement is
+    # thrown away, and the statement runs again on another.
+    @stamina.retry(on=psycopg.OperationalError, attempts=4, timeout=15.0, wait_initial=0.05, wait_max=2.0)
     def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        # The pool checks each connection as it lends it, so a session the server ended is replaced.
         with self._pool.connection() as connection:
             cursor = connection.execute(sql.SQL(query).format(table=self._table), params)
             return cursor.fetchall() if cursor.description else [(cursor.rowcount,)]
