@@ -131,8 +131,9 @@ def run_once(
     with Store(kind, server) as settings:
         env = application_env(settings, "Orders")
         ours = Orders(env, catalogue=catalogue)
-        keys = personal_data_keys(settings)  # as the composition root attaches them: addresses sealed
-        ours.mapper.personal = keys  # type: ignore[attr-defined]
+        # As the composition root attaches them: addresses sealed, their keys kept by the saves.
+        keys = personal_data_keys(ours.recorder.key_table, settings)  # type: ignore[attr-defined]
+        ours.mapper.personal = ours.recorder.personal = keys  # type: ignore[attr-defined]
         library_env = {k: v for k, v in env.items() if k not in ("MAPPER_TOPIC", "TRANSCODER_TOPIC")}
         if kind == "sqlite":
             library_env["SQLITE_DBNAME"] = str(settings.data_dir / "library.sqlite")
@@ -149,14 +150,13 @@ def run_once(
             with unchained():
                 figures["one_per_transaction_unchained"] = one_per_transaction(ours, commands)
                 figures["batched_unchained"] = batched(ours, n_batched, batch)
-                ours.mapper.personal = None  # type: ignore[attr-defined]
+                ours.mapper.personal = ours.recorder.personal = None  # type: ignore[attr-defined]
                 figures["one_per_transaction_plain"] = one_per_transaction(ours, commands)
                 figures["batched_plain"] = batched(ours, n_batched, batch)
             return figures
         finally:
             ours.close()
             library.close()
-            keys.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

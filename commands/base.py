@@ -54,6 +54,9 @@ class ContextApplication(Application[UUID]):
     # The level of the one line per message saying what became of it (recorded, a repeat, refused).
     handled_log_level: ClassVar[int] = logging.INFO
     handlers: ClassVar[dict[type[Command], str]] = {}
+    # Whether persons' data enters the system here, most of them new: a person with no key at
+    # hand gets a new one at once, rather than after asking the key table (`infra.eventstore.privacy`).
+    personal_data_enters: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

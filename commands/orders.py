@@ -89,6 +89,7 @@ class Orders(ContextApplication):
 
     # An order placed, completed or cancelled: a line each is worth reading at INFO.
     handled_log_level = logging.INFO
+    personal_data_enters = True  # a customer's address enters with their order
 
     def __init__(self, env: Mapping[str, str] | None = None, *, catalogue: Catalogue) -> None:
         super().__init__(env)

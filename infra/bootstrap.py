@@ -15,9 +15,10 @@ constructs applications or adapters.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 from commands.base import ContextApplication
 from commands.inventory import Inventory
@@ -49,6 +50,19 @@ from projections.runner import Projector
 A = TypeVar("A", bound=ContextApplication)
 
 
+class EveryStoresKeys:
+    """The keepers of every event store's key table, as one: forgetting a person forgets them in each."""
+
+    def __init__(self, keepers: Sequence[PersonalDataKeys]) -> None:
+        self.keepers = list({id(keeper): keeper for keeper in keepers}.values())
+
+    def forget(self, subject: UUID) -> bool:
+        """Delete the person's key in every store; whether any store had one."""
+        return any([keeper.forget(subject) for keeper in self.keepers])
+
+    def knows(self, subject: UUID) -> bool:
+        return any(keeper.knows(subject) for keeper in self.keepers)
+
 class System:
     """Every bounded context's application, built from one set of settings.
 
@@ -62,15 +76,15 @@ class System:
         self._built: dict[str, ContextApplication] = {}
         self._lock = threading.RLock()
         self._probe = StoreProbe()
-        self._personal_data: PersonalDataKeys | None = None
 
     @property
-    def personal_data(self) -> PersonalDataKeys | None:
-        """The customers' data keys that seal personal fields; None with PERSONAL_DATA_ENCRYPTION=false."""
-        with self._lock:
-            if self._personal_data is None and self.settings.personal_data_encryption:
-                self._personal_data = personal_data_keys(self.settings)
-            return self._personal_data
+    def personal_data(self) -> EveryStoresKeys | None:
+        """The customers' data keys in every event store; None with PERSONAL_DATA_ENCRYPTION=false."""
+        if not self.settings.personal_data_encryption:
+            return None
+        return EveryStoresKeys([
+            keys for app in self.applications if (keys := getattr(app.mapper, "personal", None)) is not None
+        ])
 
     @property
     def orders(self) -> Orders:
@@ -127,10 +141,6 @@ class System:
     def close(self) -> None:
         for app in self._built_now():
             app.close()
-        with self._lock:
-            keys, self._personal_data = self._personal_data, None
-        if keys is not None:
-            keys.close()
 
     def __enter__(self) -> System:
         return self
@@ -142,8 +152,11 @@ class System:
         with self._lock:
             if name not in self._built:
                 built = build(application_env(self.settings, name))
-                if isinstance(built.mapper, PydanticMapper):
-                    built.mapper.personal = self.personal_data
+                if isinstance(built.mapper, PydanticMapper) and self.settings.personal_data_encryption:
+                    # One keeper per event store: it seals, and the store's transactions keep its keys.
+                    keys = personal_data_keys(built.recorder.key_table, self.settings,  # type: ignore[attr-defined]
+                                              asks_first=not built.personal_data_enters)
+                    built.mapper.personal = built.recorder.personal = keys  # type: ignore[attr-defined]
                 self._built[name] = built
             app = self._built[name]
         return app  # type: ignore[return-value]

@@ -25,7 +25,6 @@ from infra.settings import Settings
 EVENT_STORES = tuple(f"{name.lower()}.sqlite" for name in APPLICATION_NAMES)
 READ_STORE = "read.sqlite"
 BUS_QUEUES = "bus.sqlite"
-KEYS = "keys.sqlite"  # the customers' data keys (infra/eventstore/privacy.py)
 SERVE_LOCK = "serve.lock"
 # SQLite's companions of a database file: the write-ahead log, its index, the rollback journal.
 COMPANIONS = ("", "-wal", "-shm", "-journal")
@@ -67,7 +66,7 @@ def _nothing_in(data_dir: Path, elsewhere: str) -> str:
 
 def stored_files(data_dir: Path) -> list[Path]:
     """Every file of the stores and the bus's queues in DATA_DIR, as they are now."""
-    names = (*EVENT_STORES, READ_STORE, BUS_QUEUES, KEYS)
+    names = (*EVENT_STORES, READ_STORE, BUS_QUEUES)
     paths = (data_dir / f"{name}{suffix}" for name in names for suffix in COMPANIONS)
     return [path for path in paths if path.is_file()]
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from commands.following import stored_state as decode_state
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
+from infra.eventstore.sealing import SealedStoredEvent
 from infra.settings import PostgresDsn, Settings
 
 
@@ -47,19 +48,20 @@ class PydanticMapper(Mapper[UUID]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
+        seal = None
         if self.personal is not None:
-            state = self.personal.conceal(type(domain_event), domain_event.originator_id, state)  # type: ignore[attr-defined]
+            seal = self.personal.conceal(type(domain_event), domain_event.originator_id, state)  # type: ignore[attr-defined]
         data = self.transcoder.encode(state)
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
             data = self.cipher.encrypt(data)
-        return StoredEvent(
-            originator_id=domain_event.originator_id,  # type: ignore[attr-defined]
-            originator_version=domain_event.originator_version,  # type: ignore[attr-defined]
-            topic=get_topic(type(domain_event)),
-            state=data,
-        )
+        originator_id = domain_event.originator_id  # type: ignore[attr-defined]
+        version = domain_event.originator_version  # type: ignore[attr-defined]
+        topic = get_topic(type(domain_event))
+        if seal is not None:  # the save's transaction keeps the key, or checks it is the one kept
+            return SealedStoredEvent(originator_id, version, topic, data, seal)
+        return StoredEvent(originator_id=originator_id, originator_version=version, topic=topic, state=data)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return decode_event(self, stored_event)

@@ -4,96 +4,146 @@ The fields an event class declares personal (`domain.privacy.PersonalData`) are
 stored sealed: AES-GCM with a 256-bit data key of the person the event names,
 a fresh 96-bit nonce each time, and the stream id and field path as associated
 data, so a sealed value cannot be moved to another event unnoticed. In the
-stored JSON a sealed field reads `{"sealed": "<base64 of nonce and ciphertext>"}`.
+stored JSON a sealed field reads `{"sealed": "<base64 of nonce and ciphertext>",
+"key": "<which of the person's keys>"}`: a key made after a forgetting opens nothing before it.
 
-The data keys live in a table of their own, apart from the event tables
-(`infra.eventstore.key_tables`), created on a person's first sealed field. When a master
-key is configured (`DATA_KEY_SECRET`, or a key file, `DATA_KEY_FILE`) each data
-key is stored wrapped by it (AES-GCM again), so a copy of the key table alone
-gives nothing away either.
+The data keys live in a table of their own in each event store, apart from its event
+tables (`infra.eventstore.key_tables`). A person's key is made for the first save
+that seals their data and inserted by that save's transaction (`infra.eventstore.sealing`):
+if a rival kept a key for them first, the insert fails, and the command decides again
+with the key kept. When a master key is configured (`DATA_KEY_SECRET`, or a key file,
+`DATA_KEY_FILE`) each data key is stored wrapped by it (AES-GCM again), so a copy of
+the key table alone gives nothing away either.
 
 Forgetting a person deletes their key: from then on their sealed fields read as
-the erased form the event class declares (`[erased]`), in every process. Keys
-are cached for `KEY_CACHE_SECONDS`, so another process lets go of a forgotten
-key within that time; the process that forgets lets go at once.
+the erased form the event class declares (`[erased]`), in every process. A key is
+kept at hand for `KEY_CACHE_SECONDS`, so another process lets go of a forgotten key
+within that time; the process that forgets lets go at once.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eventsourcing.utils import resolve_topic
 
 from domain.privacy import PersonalData, personal_data_of
-from infra.eventstore.key_tables import KeyTable, MemoryKeyTable, PostgresKeyTable, SQLiteKeyTable
+from infra.eventstore.key_tables import KeyTable
+from infra.eventstore.master_key import NONCE_BYTES, MasterKey, master_secret
+from infra.eventstore.sealing import Seal
 from infra.settings import Settings
 
 SEALED = "sealed"
+KEY_ID = "key"  # which of the person's keys sealed it: a key made after a forgetting opens none before
 KEY_CACHE_SECONDS = 5.0
-NONCE_BYTES = 12
 
 
-class MasterKey:
-    """Wraps and unwraps data keys; without a configured secret, keys are kept as they are."""
-
-    def __init__(self, secret: bytes | None) -> None:
-        self._aead = None if secret is None else AESGCM(_derive(secret, b"saga data-key wrapping"))
-
-    def wrap(self, subject: UUID, key: bytes) -> bytes:
-        if self._aead is None:
-            return key
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, key, subject.bytes)
-
-    def unwrap(self, subject: UUID, stored: bytes) -> bytes:
-        if self._aead is None:
-            return stored
-        return self._aead.decrypt(stored[:NONCE_BYTES], stored[NONCE_BYTES:], subject.bytes)
+class _Entry(NamedTuple):
+    loaded_at: float
+    aead: AESGCM | None
+    stored: bytes | None
+    key_id: str = ""
+    new: bool = False
 
 
 class PersonalDataKeys:
-    """Seals and opens the personal fields of events with each person's own key; forgets a person."""
+    """Seals and opens the personal fields of events with each person's own key; forgets a person.
+
+    One per application, over its event store's key table. A person with no key at
+    hand gets a new one, which the save's transaction inserts; if a rival kept a key
+    first, the insert fails, the save with it, and the command decides again after
+    reading the table. Where personal data enters (`asks_first` false) a new key is
+    made without asking the table first: most persons seen there are new. Elsewhere
+    the table is asked first. A key at hand longer than `cache_seconds` is read
+    again before it seals.
+    """
 
     def __init__(
-        self, table: KeyTable, master: MasterKey, *, cache_seconds: float = KEY_CACHE_SECONDS
+        self, table: KeyTable, master: MasterKey, *, asks_first: bool = False,
+        cache_seconds: float = KEY_CACHE_SECONDS,
     ) -> None:
         self.table = table
         self.master = master
+        self.asks_first = asks_first
         self.cache_seconds = cache_seconds
-        self._cache: dict[UUID, tuple[float, AESGCM | None]] = {}
+        self._cache: dict[UUID, _Entry] = {}
+        self._doubtful: set[UUID] = set()  # a save with a new key of theirs failed: read before sealing
         self._lock = threading.Lock()
 
-    # Sealing, for the mapper on the way in.
+    # Sealing, for the mapper on the way in and the recorder in the save's transaction.
 
-    def conceal(self, event_class: type[Any], stream_id: UUID, state: dict[str, Any]) -> dict[str, Any]:
-        """The stored JSON with the event's personal fields sealed (the dict is changed in place)."""
+    def conceal(self, event_class: type[Any], stream_id: UUID, state: dict[str, Any]) -> Seal | None:
+        """Seal the event's personal fields in its stored JSON (changed in place); the key used, if any."""
         declared = personal_data_of(event_class)
         if declared is None:
-            return state
+            return None
         subject = _subject(declared, state)
         if subject is None:
-            return state
+            return None
+        entry: _Entry | None = None
         for path in declared.fields:
             value = _get(state, path)
-            if value is not None and not _is_sealed(value):
-                aead = self._key(subject, create=True)
-                assert aead is not None
-                nonce = os.urandom(NONCE_BYTES)
-                sealed = aead.encrypt(nonce, _json_bytes(value), _associated(stream_id, path))
-                _set(state, path, {SEALED: base64.b64encode(nonce + sealed).decode()})
-        return state
+            if value is None or _is_sealed(value):
+                continue
+            entry = entry or self._sealing_key(subject)
+            assert entry.aead is not None
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = entry.aead.encrypt(nonce, orjson.dumps(value), _associated(stream_id, path))
+            _set(state, path, {SEALED: base64.b64encode(nonce + sealed).decode(), KEY_ID: entry.key_id})
+        if entry is None or entry.stored is None:
+            return None
+        return Seal(subject, entry.stored, entry.new)
+
+    def prepare(self, subjects: Iterable[UUID]) -> None:
+        """Have the keys of these persons at hand to seal with: one round trip for those to read, if any."""
+        now = time.monotonic()
+        to_read, to_make = [], []
+        for subject in set(subjects):
+            entry = self._cache.get(subject)
+            if self._ready_to_seal(entry, now):
+                continue
+            if (entry is not None and self._fresh(entry, now)) or (
+                    entry is None and not self.asks_first and subject not in self._doubtful):
+                to_make.append(subject)  # none at hand (or forgotten a moment ago): a new one, unasked
+            else:
+                to_read.append(subject)
+        kept = self.table.get_many(to_read) if to_read else {}
+        entries = {s: self._new(now, s) for s in to_make}
+        for subject in to_read:
+            if subject in kept:
+                entries[subject] = self._opened(now, subject, kept[subject])
+            else:
+                entries[subject] = self._new(now, subject)
+        with self._lock:
+            self._cache.update(entries)
+            self._doubtful.difference_update(to_read)
+
+    def committed(self, seals: Sequence[Seal]) -> None:
+        """The save is committed: its new keys are kept, and are no longer new."""
+        with self._lock:
+            for seal in seals:
+                entry = self._cache.get(seal.subject)
+                if seal.new and entry is not None and entry.new and entry.stored == seal.stored:
+                    self._cache[seal.subject] = entry._replace(new=False)
+
+    def failed(self, seals: Sequence[Seal]) -> None:
+        """The save failed, its new keys kept or not, or kept by a rival: read them before sealing again."""
+        with self._lock:
+            for seal in seals:
+                if seal.new:
+                    self._cache.pop(seal.subject, None)
+                    self._doubtful.add(seal.subject)
 
     # Opening, for every reader of stored events.
 
@@ -108,48 +158,23 @@ class PersonalDataKeys:
             value = _get(state, path)
             if not _is_sealed(value):
                 continue
-            aead = None if subject is None else self._key(subject, create=False)
-            _set(state, path, _opened(aead, value, stream_id, path, erased))
+            entry = None if subject is None else self._reading_key(subject)
+            _set(state, path, _opened(entry, value, stream_id, path, erased))
         return state
-
-    def forget(self, subject: UUID) -> bool:
-        """Delete the person's key, here and in the table; whether there was one."""
-        deleted = self.table.delete(subject)
-        with self._lock:
-            self._cache[subject] = (time.monotonic(), None)
-        return deleted
-
-    def prepare(self, subjects: Iterable[UUID]) -> None:
-        """Have the keys of these persons at hand, creating the missing ones, in one round trip.
-
-        A batch of events about many customers (a consumer's unit of work) then seals
-        without asking the key table once per customer.
-        """
-        now = time.monotonic()
-        wanted = {
-            subject for subject in subjects
-            if (cached := self._cache.get(subject)) is None or cached[1] is None
-            or now - cached[0] >= self.cache_seconds
-        }
-        if not wanted:
-            return
-        kept = self.table.add_many({subject: self._new_key(subject) for subject in wanted})
-        opened = {subject: AESGCM(self.master.unwrap(subject, stored)) for subject, stored in kept.items()}
-        with self._lock:
-            self._cache.update((subject, (now, aead)) for subject, aead in opened.items())
 
     def load(self, subjects: Iterable[UUID]) -> None:
         """Have the keys of these persons at hand for reading, in one round trip; creates none."""
         now = time.monotonic()
-        wanted = [
-            s for s in set(subjects) if (c := self._cache.get(s)) is None or now - c[0] >= self.cache_seconds
-        ]
+        wanted = [s for s in set(subjects) if not self._fresh(self._cache.get(s), now)]
         if not wanted:
             return
         kept = self.table.get_many(wanted)
-        opened = {s: AESGCM(self.master.unwrap(s, kept[s])) if s in kept else None for s in wanted}
         with self._lock:
-            self._cache.update((subject, (now, aead)) for subject, aead in opened.items())
+            for subject in wanted:
+                if subject in kept:
+                    self._cache[subject] = self._opened(now, subject, kept[subject])
+                elif (entry := self._cache.get(subject)) is None or not entry.new:
+                    self._cache[subject] = _Entry(now, None, None)
 
     def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """`load` the persons whose sealed fields are among these stored states (topic, JSON)."""
@@ -164,57 +189,51 @@ class PersonalDataKeys:
         """Whether events of this topic may carry sealed fields."""
         return _declared(topic) is not None
 
-    def _new_key(self, subject: UUID) -> bytes:
-        return self.master.wrap(subject, AESGCM.generate_key(bit_length=256))
-
-    def close(self) -> None:
-        self.table.close()
-
     def knows(self, subject: UUID) -> bool:
         """Whether the person has a key (has had personal data sealed and not been forgotten)."""
-        return self._key(subject, create=False) is not None
+        return self._reading_key(subject) is not None
 
-    def _key(self, subject: UUID, *, create: bool) -> AESGCM | None:
-        now = time.monotonic()
-        cached = self._cache.get(subject)
-        fresh = cached is not None and now - cached[0] < self.cache_seconds
-        if cached is not None and fresh and (cached[1] is not None or not create):
-            return cached[1]
-        if create:  # sealing: the key kept, or a new one (one round trip either way)
-            stored: bytes | None = self.table.add_many({subject: self._new_key(subject)})[subject]
-        else:
-            stored = self.table.get(subject)
-        aead = None if stored is None else AESGCM(self.master.unwrap(subject, stored))
+    def forget(self, subject: UUID) -> bool:
+        """Delete the person's key, here and in the table; whether there was one."""
+        deleted = self.table.delete(subject)
         with self._lock:
-            self._cache[subject] = (now, aead)
-        return aead
+            self._cache[subject] = _Entry(time.monotonic(), None, None)
+        return deleted
+
+    def _sealing_key(self, subject: UUID) -> _Entry:
+        entry = self._cache.get(subject)
+        if not self._ready_to_seal(entry, time.monotonic()):
+            self.prepare([subject])  # a save has its keys at hand already: this is for an event sealed alone
+            entry = self._cache[subject]
+        assert entry is not None
+        return entry
+
+    def _ready_to_seal(self, entry: _Entry | None, now: float) -> bool:
+        return entry is not None and self._fresh(entry, now) and entry.aead is not None
+
+    def _reading_key(self, subject: UUID) -> _Entry | None:
+        entry = self._cache.get(subject)
+        if not self._fresh(entry, time.monotonic()):
+            self.load([subject])
+            entry = self._cache.get(subject)
+        return None if entry is None or entry.new or entry.aead is None else entry
+
+    def _fresh(self, entry: _Entry | None, now: float) -> bool:
+        return entry is not None and (entry.new or now - entry.loaded_at < self.cache_seconds)
+
+    def _opened(self, now: float, subject: UUID, stored: bytes) -> _Entry:
+        return _Entry(now, AESGCM(self.master.unwrap(subject, stored)), stored, _key_id(stored))
+
+    def _new(self, now: float, subject: UUID) -> _Entry:
+        key = AESGCM.generate_key(bit_length=256)
+        stored = self.master.wrap(subject, key)
+        return _Entry(now, AESGCM(key), stored, _key_id(stored), new=True)
 
 
-def personal_data_keys(settings: Settings) -> PersonalDataKeys:
-    """The key table the settings choose, with the master key they configure."""
-    table: KeyTable
-    where = settings.postgres
-    if where is not None:
-        table = PostgresKeyTable(where, create=settings.create_table)
-    elif settings.is_in_memory:
-        table = MemoryKeyTable()
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        table = SQLiteKeyTable(settings.data_dir / "keys.sqlite")
-    return PersonalDataKeys(table, MasterKey(master_secret(settings)))
-
-
-def master_secret(settings: Settings) -> bytes | None:
-    """The configured master secret: `DATA_KEY_SECRET`, or what `DATA_KEY_FILE` holds; None if neither."""
-    if settings.data_key_secret:
-        return settings.data_key_secret.encode()
-    if settings.data_key_file is not None:
-        return settings.data_key_file.read_bytes().strip()
-    return None
-
-
-def _derive(secret: bytes, purpose: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+def personal_data_keys(table: KeyTable, settings: Settings, *, asks_first: bool = False) -> PersonalDataKeys:
+    """The keeper of a store's key table, with the master key the settings configure."""
+    return PersonalDataKeys(table, MasterKey(master_secret(settings)), asks_first=asks_first,
+                            cache_seconds=KEY_CACHE_SECONDS)
 
 
 @functools.lru_cache(maxsize=512)
@@ -230,15 +249,15 @@ def _subject(declared: PersonalData, state: Mapping[str, Any]) -> UUID | None:
     return None if value is None else UUID(str(value))
 
 
-def _opened(aead: AESGCM | None, value: Mapping[str, Any], stream_id: UUID, path: str, erased: Any) -> Any:
-    if aead is None:
-        return erased
+def _opened(entry: _Entry | None, value: Mapping[str, Any], stream_id: UUID, path: str, erased: Any) -> Any:
+    if entry is None or entry.aead is None or value.get(KEY_ID, entry.key_id) != entry.key_id:
+        return erased  # the key that sealed it was deleted (a key made since opens nothing before it)
     blob = base64.b64decode(value[SEALED])
     try:
-        opened = aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _associated(stream_id, path))
+        opened = entry.aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _associated(stream_id, path))
     except InvalidTag:
         raise ValueError(f"the sealed {path} of stream {stream_id} does not open with its key") from None
-    return _from_json_bytes(opened)
+    return orjson.loads(opened)
 
 
 def _associated(stream_id: UUID, path: str) -> bytes:
@@ -246,7 +265,11 @@ def _associated(stream_id: UUID, path: str) -> bytes:
 
 
 def _is_sealed(value: Any) -> bool:
-    return isinstance(value, dict) and SEALED in value and len(value) == 1
+    return isinstance(value, dict) and SEALED in value and value.keys() <= {SEALED, KEY_ID}
+
+
+def _key_id(stored: bytes) -> str:
+    return hashlib.sha256(stored).hexdigest()[:16]
 
 
 def _get(state: Mapping[str, Any], path: str) -> Any:
@@ -265,10 +288,3 @@ def _set(state: dict[str, Any], path: str, value: Any) -> None:
         target = target[name]
     target[last] = value
 
-
-def _json_bytes(value: Any) -> bytes:
-    return orjson.dumps(value)
-
-
-def _from_json_bytes(data: bytes) -> Any:
-    return orjson.loads(data)

@@ -7,13 +7,17 @@ position seen, as the library's `has_tracking_id` does. A batch of messages
 handled together passes `trackings=[...]`: all its rows commit with its events.
 
 Every event's hash (`chain`) is written in the same transaction as the event, in a
-table beside the events (`chain_tables`); snapshots are not chained.
+table beside the events (`chain_tables`); snapshots are not chained. So are the
+customers' data keys that event's personal fields were sealed with, when new, and
+every key a save sealed with is checked against the store's key table there
+(`key_tables`, `privacy.PersonalDataKeys.check_seals`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +45,9 @@ from infra.eventstore.ddl import (
     SerialisedDDL,
     SerialisedTrackingRecorder,
 )
+from infra.eventstore.key_tables import MemoryKeyTable, PostgresKeyTable, SQLiteKeyTable
+from infra.eventstore.privacy import PersonalDataKeys
+from infra.eventstore.sealing import new_keys, settling_seals
 
 
 class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, ChainedStore):
@@ -52,9 +59,15 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
             datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name
         )
         self.hashes = PostgresHashes(datastore, events_table_name)
-        self.sql_create_statements.append(self.hashes.create_statement)
+        self.key_table = PostgresKeyTable(datastore)
+        self.personal: PersonalDataKeys | None = None  # attached by the composition root
+        self.sql_create_statements += [self.hashes.create_statement, self.key_table.create_statement]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        chaining = partial(self._insert_chained, stored_events, **kwargs)
+        return settling_seals(self.personal, stored_events, chaining)
+
+    def _insert_chained(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         try:
             notification_ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
         except BaseException:
@@ -81,6 +94,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         # connection and retries ten times. Syncing here raises IntegrityError at once.
         with curs.connection.pipeline():
             super()._insert_events(curs, stored_events, **kwargs)
+            if new := new_keys(stored_events):
+                self.key_table.insert_new(curs, new)
             for tracking in kwargs.get("trackings") or ():
                 self._insert_tracking(curs, tracking)
 
@@ -152,13 +167,22 @@ class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.hashes = SQLiteHashes(datastore)
+        self.key_table = SQLiteKeyTable(datastore)
+        self.personal: PersonalDataKeys | None = None  # attached by the composition root
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), SQLiteHashes.create_statement]
+        return [*super().construct_create_table_statements(), SQLiteHashes.create_statement,
+                SQLiteKeyTable.create_statement]
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return settling_seals(self.personal, stored_events, lambda: super(
+            SQLiteExactlyOnceRecorder, self).insert_events(stored_events, **kwargs))
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if new := new_keys(stored_events):
+            self.key_table.insert_new(c, new)
         returning = super()._insert_events(c, stored_events, **kwargs)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(c, tracking)
@@ -189,6 +213,12 @@ class MemoryExactlyOnceRecorder(POPOProcessRecorder, ChainedStore):
         super().__init__()
         self._tracked: set[tuple[str, int]] = set()
         self.hashes: dict[tuple[UUID, int], bytes] = {}
+        self.key_table = MemoryKeyTable()
+        self.personal: PersonalDataKeys | None = None  # attached by the composition root
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return settling_seals(self.personal, stored_events, lambda: super(
+            MemoryExactlyOnceRecorder, self).insert_events(stored_events, **kwargs))
 
     def _assert_tracking_uniqueness(self, tracking: Tracking) -> None:
         if (tracking.application_name, tracking.notification_id) in self._tracked:
@@ -201,6 +231,8 @@ class MemoryExactlyOnceRecorder(POPOProcessRecorder, ChainedStore):
             raise IntegrityError("a tracking row of the batch is already recorded")
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if new := new_keys(stored_events):
+            self.key_table.insert_new(new)
         notification_ids = super()._update_table(stored_events, **kwargs)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(tracking)
@@ -265,3 +297,4 @@ class PostgresExactlyOnceFactory(PostgresFactory):
     application_recorder_class = SerialisedApplicationRecorder
     tracking_recorder_class = SerialisedTrackingRecorder
     process_recorder_class = PostgresExactlyOnceRecorder
+

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import orjson
 import pytest
 from cryptography.exceptions import InvalidTag
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
@@ -22,7 +23,9 @@ from domain.base import Aggregate
 from domain.order import Order
 from domain.privacy import ERASED, ERASED_ADDRESS, personal_data_of
 from infra.eventstore.key_tables import MemoryKeyTable
-from infra.eventstore.privacy import MasterKey, PersonalDataKeys
+from infra.eventstore.master_key import MasterKey
+from infra.eventstore.privacy import PersonalDataKeys
+from infra.eventstore.sealing import Seal
 from process_managers.saga import OrderFulfillment
 
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}
@@ -48,8 +51,34 @@ def placed_state(customer_id: UUID) -> dict[str, Any]:
     return {"customer_id": str(customer_id), "total": {"amount": "9.99"}, "shipping_address": dict(ADDRESS)}
 
 
-def keys(secret: bytes | None = None) -> PersonalDataKeys:
-    return PersonalDataKeys(MemoryKeyTable(), MasterKey(secret))
+def keys(
+    secret: bytes | None = None, table: MemoryKeyTable | None = None, *, asks_first: bool = False,
+    cache_seconds: float = 5.0,
+) -> PersonalDataKeys:
+    return PersonalDataKeys(table or MemoryKeyTable(), MasterKey(secret), asks_first=asks_first,
+                            cache_seconds=cache_seconds)
+
+
+def saved(
+    personal: PersonalDataKeys, event_class: type[Any], stream: UUID, state: dict[str, Any]
+) -> dict[str, Any]:
+    """Seal the state, and keep its key as the save's transaction does; the stored state."""
+    seal = personal.conceal(event_class, stream, state)
+    if seal is not None:
+        keep(personal, seal)
+    return state
+
+
+def keep(personal: PersonalDataKeys, seal: Seal) -> None:
+    """What the save's transaction does with the seal, and tells the keeper after."""
+    assert isinstance(personal.table, MemoryKeyTable)
+    try:
+        if seal.new:
+            personal.table.insert_new({seal.subject: seal.stored})
+    except IntegrityError:
+        personal.failed([seal])
+        raise
+    personal.committed([seal])
 
 
 def test_every_declared_personal_field_and_subject_is_a_field_of_its_event() -> None:
@@ -80,7 +109,7 @@ def test_no_application_snapshots_an_aggregate_whose_events_carry_personal_data(
 def test_a_sealed_address_holds_nothing_in_clear_and_opens_with_its_customer_s_key() -> None:
     personal, customer, stream = keys(), uuid4(), uuid4()
 
-    stored = personal.conceal(Order.Placed, stream, placed_state(customer))
+    stored = saved(personal, Order.Placed, stream, placed_state(customer))
 
     raw = orjson.dumps(stored)
     assert b"Springfield" not in raw and b"1 Main St" not in raw
@@ -90,7 +119,7 @@ def test_a_sealed_address_holds_nothing_in_clear_and_opens_with_its_customer_s_k
 
 def test_a_forgotten_customer_s_address_reads_erased_and_another_s_still_opens() -> None:
     personal, forgotten, kept = keys(), uuid4(), uuid4()
-    sealed = {c: orjson.dumps(personal.conceal(Order.Placed, c, placed_state(c))) for c in (forgotten, kept)}
+    sealed = {c: orjson.dumps(saved(personal, Order.Placed, c, placed_state(c))) for c in (forgotten, kept)}
 
     assert personal.forget(forgotten) is True
 
@@ -102,7 +131,7 @@ def test_a_forgotten_customer_s_address_reads_erased_and_another_s_still_opens()
 
 def test_a_sealed_value_moved_to_another_stream_does_not_open() -> None:
     personal, customer = keys(), uuid4()
-    stored = personal.conceal(Order.Placed, uuid4(), placed_state(customer))
+    stored = saved(personal, Order.Placed, uuid4(), placed_state(customer))
 
     with pytest.raises(ValueError, match="does not open"):
         personal.reveal(PLACED, uuid4(), stored)
@@ -111,9 +140,9 @@ def test_a_sealed_value_moved_to_another_stream_does_not_open() -> None:
 def test_with_a_master_secret_the_key_table_holds_only_wrapped_keys() -> None:
     table, customer = MemoryKeyTable(), uuid4()
     personal = PersonalDataKeys(table, MasterKey(b"a master secret of the operator's"))
-    stored = personal.conceal(Order.Placed, customer, placed_state(customer))
+    stored = saved(personal, Order.Placed, customer, placed_state(customer))
 
-    wrapped = table.get(customer)
+    wrapped = table.get_many([customer]).get(customer)
     assert wrapped is not None and len(wrapped) > 32  # nonce, key and tag: not a bare 256-bit key
     with pytest.raises(InvalidTag):
         MasterKey(b"another secret").unwrap(customer, wrapped)
@@ -127,9 +156,67 @@ def test_a_nested_field_is_sealed_only_where_the_event_carries_it() -> None:
     charge = {"command": {"type": "ChargePayment", "payload": {"customer_id": str(customer), "amount": "1"}}}
     topic = get_topic(OrderFulfillment.StepRequested)
 
-    sealed = personal.conceal(OrderFulfillment.StepRequested, saga, ship)
-    untouched = personal.conceal(OrderFulfillment.StepRequested, saga, dict(charge))
+    sealed = saved(personal, OrderFulfillment.StepRequested, saga, ship)
+    untouched = saved(personal, OrderFulfillment.StepRequested, saga, dict(charge))
 
     assert b"Springfield" not in orjson.dumps(sealed)
     assert untouched == charge
     assert personal.reveal(topic, saga, sealed)["command"]["payload"]["address"] == ADDRESS
+
+
+def test_a_new_key_is_kept_only_by_the_save_that_seals_with_it() -> None:
+    table, customer = MemoryKeyTable(), uuid4()
+    personal = keys(table=table)
+
+    seal = personal.conceal(Order.Placed, uuid4(), placed_state(customer))
+
+    assert seal is not None and seal.new and seal.subject == customer
+    assert table.get_many([customer]) == {}, "nothing is kept before the save's transaction"
+    personal.failed([seal])  # that save failed: the key was never kept
+    stored = saved(personal, Order.Placed, uuid4(), placed_state(customer))
+    assert list(table.get_many([customer])) == [customer]
+    assert personal.conceal(Order.Placed, uuid4(), placed_state(customer)) == Seal(
+        customer, table.get_many([customer])[customer], new=False)
+    assert stored["shipping_address"] != ADDRESS
+
+
+def test_a_save_with_a_new_key_fails_if_a_rival_kept_one_first_and_the_next_seals_with_the_kept_one() -> None:
+    table, customer, stream = MemoryKeyTable(), uuid4(), uuid4()
+    ours, rival = keys(table=table), keys(table=table)
+    ours_seal = ours.conceal(Order.Placed, stream, placed_state(customer))
+    saved(rival, Order.Placed, uuid4(), placed_state(customer))  # the rival's save commits first
+
+    assert ours_seal is not None and ours_seal.new
+    with pytest.raises(IntegrityError):
+        keep(ours, ours_seal)
+
+    again = saved(ours, Order.Placed, stream, placed_state(customer))  # the command decides again
+    assert rival.reveal(PLACED, stream, again)["shipping_address"] == ADDRESS
+
+
+def test_a_customer_forgotten_elsewhere_gets_a_new_key_once_the_one_at_hand_is_read_again() -> None:
+    table, customer, stream = MemoryKeyTable(), uuid4(), uuid4()
+    here, elsewhere = keys(table=table, cache_seconds=0), keys(table=table)
+    before = saved(here, Order.Placed, stream, placed_state(customer))
+    assert elsewhere.forget(customer) is True
+
+    later_stream = uuid4()
+    later = saved(here, Order.Placed, later_stream, placed_state(customer))  # a new order: a new key
+
+    reader = keys(table=table)
+    assert reader.reveal(PLACED, later_stream, later)["shipping_address"] == ADDRESS
+    assert reader.reveal(PLACED, stream, before)["shipping_address"] == ERASED_ADDRESS  # not by the new key
+
+
+def test_where_data_does_not_enter_the_key_kept_is_asked_for_before_one_is_made() -> None:
+    table, customer, order, saga = MemoryKeyTable(), uuid4(), uuid4(), uuid4()
+    upstream, downstream = keys(table=table), keys(table=table, asks_first=True)
+    placed = saved(upstream, Order.Placed, order, placed_state(customer))
+    ship = {"command": {"type": "CreateShipment",
+                        "payload": {"customer_id": str(customer), "address": dict(ADDRESS)}}}
+
+    seal = downstream.conceal(OrderFulfillment.StepRequested, saga, ship)
+
+    assert seal is not None and not seal.new, "the key the order was sealed with, not a new one"
+    assert upstream.reveal(get_topic(OrderFulfillment.StepRequested), saga, ship)["command"]["payload"][
+        "address"] == upstream.reveal(PLACED, order, placed)["shipping_address"] == ADDRESS
