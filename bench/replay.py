@@ -9,10 +9,15 @@ customers, payments, shipments, sagas, commands and products alike), so a copy
 is another shop with its own catalogue, and every stream, version and
 reference stays as consistent as the saga wrote it.
 
+The template is run with personal data in clear; each copy is written twice, in
+two stores: sealed with each copied customer's own key, as the applications seal
+it (and the keys written with the events), and in clear, with sealing turned off.
+
 Then `saga projections rebuild` runs as the CLI runs it (every projection, into
 new tables, swapped in at the end), timed, first in one process (`--jobs 1`),
 then with the CLI's default number of processes (or --jobs). Figures, on SQLite
-and on PostgreSQL (the read store beside the event store, as `saga serve` puts it):
+and on PostgreSQL (the read store beside the event store, as `saga serve` puts it),
+for the sealed store, and `decryption_ratio`, its events_per_s over the clear one's:
 
   events                    events in the event store (every application's log)
   rebuild_s                 wall time of the rebuild of every projection
@@ -55,6 +60,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import resolve_topic
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -62,7 +68,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.throughput.config import FAILURE_RATES, WORKER_ROLES
 from bench.throughput.load import drive
 from bench.throughput.workload import make_orders, stock_up
+from domain.privacy import personal_data_of
 from infra.bootstrap import System, assemble, bootstrap, projector
+from infra.eventstore.sealing import SealedStoredEvent
 from infra.eventstore.verification import verify
 from infra.parallel_rebuild import default_jobs, rebuild_projections
 from infra.readstore.opening import open_read_store
@@ -107,7 +115,7 @@ def run_template(orders: int, seed: int) -> Template:
     with tempfile.TemporaryDirectory(prefix="bench_replay_template_") as tmp:
         settings = Settings(
             _env_file=None, database_url=None, amqp_url=None, data_dir=Path(tmp) / "data",
-            failure_seed=seed, log_level="WARNING", **FAILURE_RATES,
+            failure_seed=seed, log_level="WARNING", personal_data_encryption=False, **FAILURE_RATES,
         )
         logs = run_event_loop(_run_template(settings, orders, seed))
         rows = asyncio.run(count_rows(settings))
@@ -196,20 +204,52 @@ def copy_of(events: Sequence[TemplateEvent], ids: dict[bytes, bytes]) -> list[St
 
 
 def fill(system: System, template: Template, copies: int) -> int:
-    """Write `copies` copies of the template into the system's event stores; the events written."""
+    """Write `copies` copies of the template into the system's event stores; the events written.
+
+    With sealing on, each application seals the personal fields of its copies as it would
+    its own events, and its recorder writes the new keys with them. Orders, where personal
+    data enters, goes first.
+    """
     apps = {app.name: app for app in system.applications}
+    order = sorted(template.logs, key=lambda name: not apps[name].personal_data_enters)
     written = 0
     for copy in range(copies):
         ids = fresh_ids(template, copy)
-        for name, events in template.logs.items():
-            copied = copy_of(events, ids)
-            recorder = apps[name].recorder
+        for name in order:
+            copied = copy_of(template.logs[name], ids)
+            app = apps[name]
             for start in range(0, len(copied), INSERT_CHUNK):
-                recorder.insert_events(copied[start:start + INSERT_CHUNK])
+                app.recorder.insert_events(sealed(app, copied[start:start + INSERT_CHUNK]))
             written += len(copied)
         if copy % 10 == 9:
             print(f"  {written:,} events written", file=sys.stderr)
     return written
+
+
+def sealed(app: Any, events: list[StoredEvent]) -> list[StoredEvent]:
+    """The events with their personal fields sealed by the application's keys, if it seals any."""
+    keys, transcoder = getattr(app.mapper, "personal", None), app.mapper.transcoder
+    if keys is None:
+        return events
+    states = {i: transcoder.decode(e.state) for i, e in enumerate(events) if keys.declares(e.topic)}
+    classes = {i: resolve_topic(events[i].topic) for i in states}
+    keys.prepare(s for i, state in states.items() if (s := subject_of_state(classes[i], state)))
+    out = list(events)
+    for i, state in states.items():
+        e = events[i]
+        seal = keys.conceal(classes[i], e.originator_id, state)
+        out[i] = StoredEvent(e.originator_id, e.originator_version, e.topic, transcoder.encode(state)) \
+            if seal is None else SealedStoredEvent(e.originator_id, e.originator_version, e.topic,
+                                                   transcoder.encode(state), seal)
+    return out
+
+
+def subject_of_state(event_class: type[Any], state: dict[str, Any]) -> uuid.UUID | None:
+    declared = personal_data_of(event_class)
+    value: Any = state
+    for name in (declared.subject.split(".") if declared else ()):
+        value = value.get(name) if isinstance(value, dict) else None
+    return uuid.UUID(str(value)) if declared and value else None
 
 
 # --------------------------------------------------------------------------------------
@@ -218,8 +258,9 @@ def fill(system: System, template: Template, copies: int) -> int:
 
 
 @contextlib.contextmanager
-def fresh_store(kind: str, server_url: str) -> Iterator[Settings]:
-    common: dict[str, Any] = {"_env_file": None, "log_level": "WARNING", "amqp_url": None}
+def fresh_store(kind: str, server_url: str, *, sealing: bool) -> Iterator[Settings]:
+    common: dict[str, Any] = {"_env_file": None, "log_level": "WARNING", "amqp_url": None,
+                              "personal_data_encryption": sealing}
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="bench_replay_") as tmp:
             yield Settings(**common, database_url=None, data_dir=Path(tmp) / "data")
@@ -292,9 +333,9 @@ async def projection_status(settings: Settings) -> list[ProjectionStatusRow]:
 
 
 def run_store(
-    kind: str, template: Template, copies: int, jobs: int | None, server_url: str
+    kind: str, template: Template, copies: int, jobs: int | None, server_url: str, *, sealing: bool = True
 ) -> dict[str, Any]:
-    with fresh_store(kind, server_url) as settings:
+    with fresh_store(kind, server_url, sealing=sealing) as settings:
         with bootstrap(settings) as system:
             started = time.perf_counter()
             events = fill(system, template, copies)
@@ -357,23 +398,35 @@ def main(argv: list[str] | None = None) -> int:
                               "copies": copies, "loadavg_at_start": os.getloadavg()[0]}
     failed = False
     for kind in args.stores.split(","):
-        runs = []
+        runs: list[dict[str, Any]] = []
+        clear_runs: list[dict[str, Any]] = []
         for run in range(args.runs):
-            print(f"{kind}: run {run + 1} of {args.runs}", file=sys.stderr)
-            runs.append(run_store(kind, template, copies, args.jobs, server_url))
-            r = runs[-1]
-            print(f"{kind}: {r['events']:,} events rebuilt in {r['rebuild_s']} s by {r['jobs']} process(es) "
-                  f"= {r['events_per_s']:,}/s (one process {r['events_per_s_one_process']:,}/s, "
-                  f"log read alone {r['log_read_per_s']:,}/s, "
-                  f"chains verified {r['verify_events_per_s']:,}/s) {r['problems'] or ''}", file=sys.stderr)
-            failed |= bool(r["problems"])
+            for sealing, into in ((True, runs), (False, clear_runs)):
+                print(f"{kind}: run {run + 1} of {args.runs}, personal data "
+                      f"{'sealed' if sealing else 'in clear'}", file=sys.stderr)
+                into.append(run_store(kind, template, copies, args.jobs, server_url, sealing=sealing))
+                r = into[-1]
+                print(f"{kind}: {r['events']:,} events rebuilt in {r['rebuild_s']} s by {r['jobs']} "
+                      f"process(es) = {r['events_per_s']:,}/s "
+                      f"(one process {r['events_per_s_one_process']:,}/s, "
+                      f"log read alone {r['log_read_per_s']:,}/s, chains verified "
+                      f"{r['verify_events_per_s']:,}/s) {r['problems'] or ''}", file=sys.stderr)
+                failed |= bool(r["problems"])
+        clear = statistics.median(r["events_per_s"] for r in clear_runs)
+        clear_one = statistics.median(r["events_per_s_one_process"] for r in clear_runs)
         report[kind] = {
             "events_per_s": statistics.median(r["events_per_s"] for r in runs),
             "events_per_s_one_process": statistics.median(r["events_per_s_one_process"] for r in runs),
             "rebuild_s": statistics.median(r["rebuild_s"] for r in runs),
             "log_read_per_s": statistics.median(r["log_read_per_s"] for r in runs),
             "verify_events_per_s": statistics.median(r["verify_events_per_s"] for r in runs),
+            "clear_events_per_s": clear,
+            "clear_events_per_s_one_process": clear_one,
+            "decryption_ratio": round(statistics.median(r["events_per_s"] for r in runs) / clear, 3),
+            "decryption_ratio_one_process": round(
+                statistics.median(r["events_per_s_one_process"] for r in runs) / clear_one, 3),
             "runs": runs,
+            "clear_runs": clear_runs,
         }
     print(json.dumps(report, indent=2))
     return 1 if failed else 0
