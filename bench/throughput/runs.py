@@ -42,8 +42,20 @@ def run_all(
     report: dict[str, Any],
 ) -> None:
     """The maximum-rate runs, the peer next to them (the host's load drifts), then the paced runs."""
-    for mode in [] if args.paced_only else modes:
-        report["modes"][mode] = {"what": MODES[mode], **run_mode(mode, config, commands)}
+    measured = [] if args.paced_only else modes
+    # b and b0 price privacy and proof by their ratio: their runs alternate, so the host's drift
+    # weighs on both alike.
+    paired = [m for m in measured if m in ("b", "b0")] if {"b", "b0"} <= set(measured) else []
+    alternating: dict[str, list[dict[str, Any]]] = {mode: [] for mode in paired}
+    for index in range(config.runs if paired else 0):
+        for mode in paired:
+            alternating[mode].append(one_run(mode, config, commands, 0.0, index))
+    for mode in measured:
+        if mode in alternating:
+            runs = alternating[mode]
+            report["modes"][mode] = {"what": MODES[mode], "median": median_of(runs), "runs": runs}
+        else:
+            report["modes"][mode] = {"what": MODES[mode], **run_mode(mode, config, commands)}
 
     if not args.skip_peer:
         report["peer"] = run_peer(args.peer, config)
@@ -83,19 +95,23 @@ def all_verified(report: dict[str, Any]) -> bool:
 
 
 def run_mode(mode: str, config: Config, commands: Sequence[PlaceOrder], rate: float = 0.0) -> dict[str, Any]:
-    runs: list[dict[str, Any]] = []
-    for index in range(config.runs):
-        label = mode + (f" paced at {rate:.1f}/s" if rate else "")
-        print(f"[{label}] run {index + 1}/{config.runs}: {MODES[mode]}, N={len(commands)}",
-              file=sys.stderr, flush=True)
-        try:
-            if mode == "c":
-                result = run_processes(config, commands, rate)
-            else:
-                result = run_in_process(mode, config, commands, rate)
-        except Exception as error:
-            log.exception("run failed")
-            result = {"mode": mode, "error": repr(error), "verified": False}
-        runs.append(result)
-        print(line_of(result), file=sys.stderr, flush=True)
+    runs = [one_run(mode, config, commands, rate, index) for index in range(config.runs)]
     return {"median": median_of(runs), "runs": runs}
+
+
+def one_run(
+    mode: str, config: Config, commands: Sequence[PlaceOrder], rate: float, index: int
+) -> dict[str, Any]:
+    label = mode + (f" paced at {rate:.1f}/s" if rate else "")
+    print(f"[{label}] run {index + 1}/{config.runs}: {MODES[mode]}, N={len(commands)}",
+          file=sys.stderr, flush=True)
+    try:
+        if mode == "c":
+            result = run_processes(config, commands, rate)
+        else:
+            result = run_in_process(mode, config, commands, rate)
+    except Exception as error:
+        log.exception("run failed")
+        result = {"mode": mode, "error": repr(error), "verified": False}
+    print(line_of(result), file=sys.stderr, flush=True)
+    return result
