@@ -44,9 +44,16 @@ class PersonalData:
 
 
 def personal_data_of(event_class: type[Any]) -> PersonalData | None:
-    """The event class's declaration, if it carries personal data."""
-    declared = getattr(event_class, "personal_data", None)
-    return declared if isinstance(declared, PersonalData) else None
+    """The event class's declaration, if it carries personal data (asked of every event saved and read)."""
+    try:
+        return _declared[event_class]
+    except KeyError:
+        declared = getattr(event_class, "personal_data", None)
+        found = _declared[event_class] = declared if isinstance(declared, PersonalData) else None
+        return found
+
+
+_declared: dict[type[Any], PersonalData | None] = {}
 
 
 def subject_of(event: Any) -> UUID | None:

@@ -19,6 +19,7 @@ snapshot of the store, streams in id order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, NamedTuple
@@ -33,6 +34,8 @@ from psycopg.rows import DictRow, tuple_row
 from infra.eventstore.chain import Link, StreamReport, chain, check_stream, needed
 from infra.eventstore.committed_heads import CommittedHeads
 
+ROWS_AS_VALUES = 32
+HashRow = tuple[UUID, int, bytes]
 SQLITE_PAIRS = 400  # (id, version) pairs per SELECT: within SQLite's oldest limit of 999 parameters
 READ_BATCH = 5_000
 
@@ -88,20 +91,44 @@ class PostgresHashes:
         self._names = names
         self._qualified = sql.SQL("{schema}.{hashes}").format(**names).as_string(None)
 
-    def chained(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[Any]:
-        """The batch's hashes, as the parameters of `insert`; reads the hashes it chains from."""
+    def chained(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> list[HashRow]:
+        """The batch's hashes, as the rows `insert` writes; reads the hashes it chains from."""
         stored, keys = self.heads.known(needed(stored_events))
         if keys:
             with curs.connection.cursor(row_factory=tuple_row) as reading:
-                reading.execute(self._previous, ([k[0] for k in keys], [k[1] for k in keys]), prepare=True)
+                reading.execute(*self._reading(keys), prepare=True)
                 stored.update({(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()})
         rows = chain(stored_events, stored)
         self.heads.hold(rows)
-        return [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]]
+        return rows
 
-    def insert(self, curs: Cursor[DictRow], params: list[Any]) -> None:
+    def insert(self, curs: Cursor[DictRow], rows: list[HashRow]) -> None:
         with curs.connection.cursor() as writing:
-            writing.execute(self._insert, params, prepare=True)
+            writing.execute(*self._writing(rows), prepare=True)
+
+    # A few rows bind a parameter a value: a list binds in Python, one value at a time.
+    def _reading(self, keys: list[tuple[UUID, int]]) -> tuple[sql.Composed, list[Any]]:
+        if len(keys) > ROWS_AS_VALUES:
+            return self._previous, [[k[0] for k in keys], [k[1] for k in keys]]
+        return self._previous_values(len(keys)), [value for key in keys for value in key]
+
+    def _writing(self, rows: list[HashRow]) -> tuple[sql.Composed, list[Any]]:
+        if len(rows) > ROWS_AS_VALUES:
+            return self._insert, [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]]
+        return self._insert_values(len(rows)), [value for row in rows for value in row]
+
+    @functools.lru_cache(maxsize=ROWS_AS_VALUES)  # noqa: B019 (one per recorder, for its life)
+    def _insert_values(self, n: int) -> sql.Composed:
+        return sql.SQL(
+            "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) VALUES {rows} "
+            "ON CONFLICT DO NOTHING").format(**self._names, rows=sql.SQL(", ".join(["(%s, %s, %s)"] * n)))
+
+    @functools.lru_cache(maxsize=ROWS_AS_VALUES)  # noqa: B019
+    def _previous_values(self, n: int) -> sql.Composed:
+        return sql.SQL(
+            "SELECT originator_id, originator_version, hash FROM {schema}.{hashes} "
+            "WHERE (originator_id, originator_version) IN ({rows})").format(
+                **self._names, rows=sql.SQL(", ".join(["(%s, %s)"] * n)))
 
     @contextmanager
     def snapshot(self, stream_id: UUID | None = None) -> Iterator[ChainSnapshot]:

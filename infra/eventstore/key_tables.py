@@ -118,6 +118,7 @@ class PostgresKeyTable:
         self._insert = sql.SQL(
             "INSERT INTO {} (subject, stored) SELECT * FROM unnest(%s::uuid[], %s::bytea[])"
         ).format(name)
+        self._insert_one = sql.SQL("INSERT INTO {} (subject, stored) VALUES (%s, %s)").format(name)
         self._delete = sql.SQL("DELETE FROM {} WHERE subject = %s").format(name)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -129,7 +130,10 @@ class PostgresKeyTable:
 
     def insert_new(self, curs: Cursor[DictRow], new: Mapping[UUID, bytes]) -> None:
         """Queue the insert in the events' transaction; a key kept already for the person fails it."""
-        curs.execute(self._insert, (list(new), list(new.values())), prepare=True)
+        if len(new) == 1:  # most saves: one customer, bound as two values rather than two lists
+            curs.execute(self._insert_one, next(iter(new.items())), prepare=True)
+        else:
+            curs.execute(self._insert, (list(new), list(new.values())), prepare=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def delete(self, subject: UUID) -> bool:
