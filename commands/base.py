@@ -252,7 +252,7 @@ class ContextApplication(Application[UUID]):
         whose `trackings` are written with the events (infra/eventstore/recorders.py).
         """
         rows = [*trackings, tracking] if tracking is not None else list(trackings)
-        have_keys_to_seal(self.mapper, aggregates)
+        have_keys_to_seal(self.mapper, aggregates, asks_first=not self.personal_data_enters)
         self.save(*aggregates, trackings=rows)
 
     def may_have_snapshots(self, aggregate_id: UUID) -> bool:

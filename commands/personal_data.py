@@ -29,7 +29,7 @@ class PersonalDataKeys(Protocol):
 
     def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None: ...
 
-    def prepare(self, subjects: Iterable[UUID]) -> None: ...
+    def prepare(self, subjects: Iterable[UUID], *, asks_first: bool = True) -> None: ...
 
 
 def keys_of(mapper: Mapper[UUID]) -> PersonalDataKeys | None:
@@ -38,12 +38,18 @@ def keys_of(mapper: Mapper[UUID]) -> PersonalDataKeys | None:
     return keys
 
 
-def have_keys_to_seal(mapper: Mapper[UUID], aggregates: Sequence[Aggregate]) -> None:
-    """Before a save: the keys of every customer whose data its pending events carry, created if new."""
+def have_keys_to_seal(
+    mapper: Mapper[UUID], aggregates: Sequence[Aggregate], *, asks_first: bool = True
+) -> None:
+    """Before a save: the keys of every customer whose data its pending events carry, created if new.
+
+    Where customers' data enters (`asks_first` false), a customer with no key at hand gets
+    a new one without the key table being asked first: most are new there.
+    """
     keys = keys_of(mapper)
     if keys is None:
         return
     subjects = {subject_of(event) for aggregate in aggregates for event in aggregate.pending_events}
     subjects.discard(None)
     if subjects:
-        keys.prepare(s for s in subjects if s is not None)
+        keys.prepare((s for s in subjects if s is not None), asks_first=asks_first)

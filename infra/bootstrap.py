@@ -76,6 +76,7 @@ class System:
         self._built: dict[str, ContextApplication] = {}
         self._lock = threading.RLock()
         self._probe = StoreProbe()
+        self._keepers: dict[str, PersonalDataKeys] = {}
 
     @property
     def personal_data(self) -> EveryStoresKeys | None:
@@ -153,13 +154,23 @@ class System:
             if name not in self._built:
                 built = build(application_env(self.settings, name))
                 if isinstance(built.mapper, PydanticMapper) and self.settings.personal_data_encryption:
-                    # One keeper per event store: it seals, and the store's transactions keep its keys.
-                    keys = personal_data_keys(built.recorder.key_table, self.settings,  # type: ignore[attr-defined]
-                                              asks_first=not built.personal_data_enters)
-                    built.mapper.personal = built.recorder.personal = keys  # type: ignore[attr-defined]
+                    built.mapper.personal = built.recorder.personal = self._keeper(built)  # type: ignore[attr-defined]
                 self._built[name] = built
             app = self._built[name]
         return app  # type: ignore[return-value]
+
+    def _keeper(self, app: ContextApplication) -> PersonalDataKeys:
+        """The keeper of the key table the application's store holds: one per table, its cache shared.
+
+        On PostgreSQL the applications of one database and schema share a key table; on
+        the embedded stores each application's file holds its own, as each memory store does.
+        """
+        where = self.settings.postgres
+        table = app.recorder.key_table  # type: ignore[attr-defined]
+        name = f"{where.url}?schema={where.schema_name}" if where is not None else app.name
+        if name not in self._keepers:
+            self._keepers[name] = personal_data_keys(table, self.settings)
+        return self._keepers[name]
 
     def _built_now(self) -> list[ContextApplication]:
         with self._lock:

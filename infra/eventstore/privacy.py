@@ -60,22 +60,20 @@ class _Entry(NamedTuple):
 class PersonalDataKeys:
     """Seals and opens the personal fields of events with each person's own key; forgets a person.
 
-    One per application, over its event store's key table. A person with no key at
-    hand gets a new one, which the save's transaction inserts; if a rival kept a key
-    first, the insert fails, the save with it, and the command decides again after
-    reading the table. Where personal data enters (`asks_first` false) a new key is
-    made without asking the table first: most persons seen there are new. Elsewhere
-    the table is asked first. A key at hand longer than `cache_seconds` is read
-    again before it seals.
+    One per key table, shared by the applications whose stores share it. A person
+    with no key at hand gets a new one, which the save's transaction inserts; if a
+    rival kept a key first, the insert fails, the save with it, and the command
+    decides again after reading the table. Where personal data enters (`prepare`
+    with `asks_first` false) a new key is made without asking the table first: most
+    persons seen there are new. Elsewhere the table is asked first. A key at hand
+    longer than `cache_seconds` is read again before it seals.
     """
 
     def __init__(
-        self, table: KeyTable, master: MasterKey, *, asks_first: bool = False,
-        cache_seconds: float = KEY_CACHE_SECONDS,
+        self, table: KeyTable, master: MasterKey, *, cache_seconds: float = KEY_CACHE_SECONDS
     ) -> None:
         self.table = table
         self.master = master
-        self.asks_first = asks_first
         self.cache_seconds = cache_seconds
         self._cache: dict[UUID, _Entry] = {}
         self._doubtful: set[UUID] = set()  # a save with a new key of theirs failed: read before sealing
@@ -105,7 +103,7 @@ class PersonalDataKeys:
             return None
         return Seal(subject, entry.stored, entry.new)
 
-    def prepare(self, subjects: Iterable[UUID]) -> None:
+    def prepare(self, subjects: Iterable[UUID], *, asks_first: bool = True) -> None:
         """Have the keys of these persons at hand to seal with: one round trip for those to read, if any."""
         now = time.monotonic()
         to_read, to_make = [], []
@@ -114,7 +112,7 @@ class PersonalDataKeys:
             if self._ready_to_seal(entry, now):
                 continue
             if (entry is not None and self._fresh(entry, now)) or (
-                    entry is None and not self.asks_first and subject not in self._doubtful):
+                    entry is None and not asks_first and subject not in self._doubtful):
                 to_make.append(subject)  # none at hand (or forgotten a moment ago): a new one, unasked
             else:
                 to_read.append(subject)
@@ -230,10 +228,9 @@ class PersonalDataKeys:
         return _Entry(now, AESGCM(key), stored, _key_id(stored), new=True)
 
 
-def personal_data_keys(table: KeyTable, settings: Settings, *, asks_first: bool = False) -> PersonalDataKeys:
+def personal_data_keys(table: KeyTable, settings: Settings) -> PersonalDataKeys:
     """The keeper of a store's key table, with the master key the settings configure."""
-    return PersonalDataKeys(table, MasterKey(master_secret(settings)), asks_first=asks_first,
-                            cache_seconds=KEY_CACHE_SECONDS)
+    return PersonalDataKeys(table, MasterKey(master_secret(settings)), cache_seconds=KEY_CACHE_SECONDS)
 
 
 @functools.lru_cache(maxsize=512)

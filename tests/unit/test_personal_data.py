@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -52,11 +53,9 @@ def placed_state(customer_id: UUID) -> dict[str, Any]:
 
 
 def keys(
-    secret: bytes | None = None, table: MemoryKeyTable | None = None, *, asks_first: bool = False,
-    cache_seconds: float = 5.0,
+    secret: bytes | None = None, table: MemoryKeyTable | None = None, *, cache_seconds: float = 5.0,
 ) -> PersonalDataKeys:
-    return PersonalDataKeys(table or MemoryKeyTable(), MasterKey(secret), asks_first=asks_first,
-                            cache_seconds=cache_seconds)
+    return PersonalDataKeys(table or MemoryKeyTable(), MasterKey(secret), cache_seconds=cache_seconds)
 
 
 def saved(
@@ -208,9 +207,9 @@ def test_a_customer_forgotten_elsewhere_gets_a_new_key_once_the_one_at_hand_is_r
     assert reader.reveal(PLACED, stream, before)["shipping_address"] == ERASED_ADDRESS  # not by the new key
 
 
-def test_where_data_does_not_enter_the_key_kept_is_asked_for_before_one_is_made() -> None:
+def test_a_process_with_no_key_at_hand_asks_for_the_one_kept_before_making_one() -> None:
     table, customer, order, saga = MemoryKeyTable(), uuid4(), uuid4(), uuid4()
-    upstream, downstream = keys(table=table), keys(table=table, asks_first=True)
+    upstream, downstream = keys(table=table), keys(table=table)
     placed = saved(upstream, Order.Placed, order, placed_state(customer))
     ship = {"command": {"type": "CreateShipment",
                         "payload": {"customer_id": str(customer), "address": dict(ADDRESS)}}}
@@ -220,3 +219,22 @@ def test_where_data_does_not_enter_the_key_kept_is_asked_for_before_one_is_made(
     assert seal is not None and not seal.new, "the key the order was sealed with, not a new one"
     assert upstream.reveal(get_topic(OrderFulfillment.StepRequested), saga, ship)["command"]["payload"][
         "address"] == upstream.reveal(PLACED, order, placed)["shipping_address"] == ADDRESS
+
+
+def test_where_data_enters_a_new_person_s_key_is_made_without_asking_the_table() -> None:
+    class Counting(MemoryKeyTable):
+        asked = 0
+
+        def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+            self.asked += 1
+            return super().get_many(subjects)
+
+    table, customers = Counting(), [uuid4() for _ in range(3)]
+    personal = keys(table=table)
+
+    personal.prepare(customers, asks_first=False)
+    for customer in customers:
+        saved(personal, Order.Placed, uuid4(), placed_state(customer))
+
+    assert table.asked == 0
+    assert set(table.get_many(customers)) == set(customers)
