@@ -12,6 +12,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
 from commands.following import stored_state as decode_state
+from domain.privacy import subject_of
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
 from infra.eventstore.sealing import SealedStoredEvent
@@ -50,7 +51,8 @@ class PydanticMapper(Mapper[UUID]):
             state["class_version"] = class_version
         seal = None
         if self.personal is not None:
-            seal = self.personal.conceal(type(domain_event), domain_event.originator_id, state)  # type: ignore[attr-defined]
+            seal = self.personal.conceal(type(domain_event), domain_event.originator_id, state,  # type: ignore[attr-defined]
+                                         subject_of(domain_event))
         data = self.transcoder.encode(state)
         if self.compressor:
             data = self.compressor.compress(data)

@@ -30,7 +30,8 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -49,7 +50,8 @@ KEY_ID = "key"  # which of the person's keys sealed it: a key made after a forge
 KEY_CACHE_SECONDS = 5.0
 
 
-class _Entry(NamedTuple):
+@dataclass(slots=True)
+class _Entry:
     loaded_at: float
     aead: AESGCM | None
     stored: bytes | None
@@ -81,12 +83,17 @@ class PersonalDataKeys:
 
     # Sealing, for the mapper on the way in and the recorder in the save's transaction.
 
-    def conceal(self, event_class: type[Any], stream_id: UUID, state: dict[str, Any]) -> Seal | None:
-        """Seal the event's personal fields in its stored JSON (changed in place); the key used, if any."""
+    def conceal(
+        self, event_class: type[Any], stream_id: UUID, state: dict[str, Any], subject: UUID | None = None
+    ) -> Seal | None:
+        """Seal the event's personal fields in its stored JSON (changed in place); the key used, if any.
+
+        `subject`, when the caller has it at hand, spares reading it from the JSON.
+        """
         declared = personal_data_of(event_class)
         if declared is None:
             return None
-        subject = _subject(declared, state)
+        subject = subject or _subject(declared, state)
         if subject is None:
             return None
         entry: _Entry | None = None
@@ -133,7 +140,7 @@ class PersonalDataKeys:
             for seal in seals:
                 entry = self._cache.get(seal.subject)
                 if seal.new and entry is not None and entry.new and entry.stored == seal.stored:
-                    self._cache[seal.subject] = entry._replace(new=False)
+                    entry.new = False
 
     def failed(self, seals: Sequence[Seal]) -> None:
         """The save failed, its new keys kept or not, or kept by a rival: read them before sealing again."""
