@@ -160,16 +160,11 @@ class System:
         return app  # type: ignore[return-value]
 
     def _keeper(self, app: ContextApplication) -> PersonalDataKeys:
-        """The keeper of the key table the application's store holds: one per table, its cache shared.
-
-        On PostgreSQL the applications of one database and schema share a key table; on
-        the embedded stores each application's file holds its own, as each memory store does.
-        """
+        """One keeper per key table: PostgreSQL's applications share one; each embedded file holds its own."""
         where = self.settings.postgres
-        table = app.recorder.key_table  # type: ignore[attr-defined]
         name = f"{where.url}?schema={where.schema_name}" if where is not None else app.name
         if name not in self._keepers:
-            self._keepers[name] = personal_data_keys(table, self.settings)
+            self._keepers[name] = personal_data_keys(app.recorder.key_table, self.settings)  # type: ignore[attr-defined]
         return self._keepers[name]
 
     def _built_now(self) -> list[ContextApplication]:
