@@ -1,11 +1,8 @@
 """Personal data at rest: each customer's fields sealed with a key of their own, and forgotten by deleting it.
 
 The fields an event class declares personal (`domain.privacy.PersonalData`) are
-stored sealed: AES-GCM with a 256-bit data key of the person the event names,
-a fresh 96-bit nonce each time, and the stream id and field path as associated
-data, so a sealed value cannot be moved to another event unnoticed. In the
-stored JSON a sealed field reads `{"sealed": "<base64 of nonce and ciphertext>",
-"key": "<which of the person's keys>"}`: a key made after a forgetting opens nothing before it.
+stored sealed with a 256-bit data key of the person the event names (the form of
+a sealed value: `infra.eventstore.sealed_values`).
 
 The data keys live in a table of their own in each event store, apart from its event
 tables (`infra.eventstore.key_tables`). A person's key is made for the first save
@@ -23,10 +20,8 @@ within that time; the process that forgets lets go at once.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import os
+import itertools
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,20 +29,26 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import orjson
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.utils import resolve_topic
 
 from domain.privacy import PersonalData, personal_data_of
 from infra.eventstore.key_tables import KeyTable
-from infra.eventstore.master_key import NONCE_BYTES, MasterKey, master_secret
+from infra.eventstore.master_key import MasterKey, master_secret
+from infra.eventstore.sealed_values import (
+    ERASED_HERE,
+    get_path,
+    is_sealed,
+    key_id_of,
+    open_value,
+    seal_value,
+    set_path,
+)
 from infra.eventstore.sealing import Seal
 from infra.settings import Settings
 
-SEALED = "sealed"
-KEY_ID = "key"  # which of the person's keys sealed it: a key made after a forgetting opens none before
 KEY_CACHE_SECONDS = 5.0
+KEYS_AT_HAND = 100_000  # beyond these, the keys longest at hand are let go (read again if needed)
 
 
 @dataclass(slots=True)
@@ -77,6 +78,7 @@ class PersonalDataKeys:
         self.table = table
         self.master = master
         self.cache_seconds = cache_seconds
+        self.keys_at_hand = KEYS_AT_HAND
         self._cache: dict[UUID, _Entry] = {}
         self._doubtful: set[UUID] = set()  # a save with a new key of theirs failed: read before sealing
         self._lock = threading.Lock()
@@ -98,14 +100,12 @@ class PersonalDataKeys:
             return None
         entry: _Entry | None = None
         for path in declared.fields:
-            value = _get(state, path)
-            if value is None or _is_sealed(value):
+            value = get_path(state, path)
+            if value is None or is_sealed(value):
                 continue
             entry = entry or self._sealing_key(subject)
             assert entry.aead is not None
-            nonce = os.urandom(NONCE_BYTES)
-            sealed = entry.aead.encrypt(nonce, orjson.dumps(value), _associated(stream_id, path))
-            _set(state, path, {SEALED: base64.b64encode(nonce + sealed).decode(), KEY_ID: entry.key_id})
+            set_path(state, path, seal_value(entry.aead, entry.key_id, value, stream_id, path))
         if entry is None or entry.stored is None:
             return None
         return Seal(subject, entry.stored, entry.new)
@@ -132,6 +132,7 @@ class PersonalDataKeys:
                 entries[subject] = self._new(now, subject)
         with self._lock:
             self._cache.update(entries)
+            self._let_go()
             self._doubtful.difference_update(to_read)
 
     def committed(self, seals: Sequence[Seal]) -> None:
@@ -160,11 +161,12 @@ class PersonalDataKeys:
         stream_id = stream_id if isinstance(stream_id, UUID) else UUID(stream_id)
         subject = _subject(declared, state)
         for path, erased in declared.fields.items():
-            value = _get(state, path)
-            if not _is_sealed(value):
+            value = get_path(state, path)
+            if not is_sealed(value):
                 continue
             entry = None if subject is None else self._reading_key(subject)
-            _set(state, path, _opened(entry, value, stream_id, path, erased))
+            opened = erased if entry is None else open_value(entry.aead, entry.key_id, value, stream_id, path)
+            set_path(state, path, erased if opened is ERASED_HERE else opened)
         return state
 
     def load(self, subjects: Iterable[UUID]) -> None:
@@ -180,6 +182,7 @@ class PersonalDataKeys:
                     self._cache[subject] = self._opened(now, subject, kept[subject])
                 elif (entry := self._cache.get(subject)) is None or not entry.new:
                     self._cache[subject] = _Entry(now, None, None)
+            self._let_go()
 
     def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """`load` the persons whose sealed fields are among these stored states (topic, JSON)."""
@@ -205,6 +208,14 @@ class PersonalDataKeys:
             self._cache[subject] = _Entry(time.monotonic(), None, None)
         return deleted
 
+    @property
+    def at_hand(self) -> int:
+        return len(self._cache)
+
+    def _let_go(self) -> None:  # under the lock: the first taken go first
+        for subject in list(itertools.islice(self._cache, max(0, len(self._cache) - self.keys_at_hand))):
+            del self._cache[subject]
+
     def _sealing_key(self, subject: UUID) -> _Entry:
         entry = self._cache.get(subject)
         if not self._ready_to_seal(entry, time.monotonic()):
@@ -227,12 +238,12 @@ class PersonalDataKeys:
         return entry is not None and (entry.new or now - entry.loaded_at < self.cache_seconds)
 
     def _opened(self, now: float, subject: UUID, stored: bytes) -> _Entry:
-        return _Entry(now, AESGCM(self.master.unwrap(subject, stored)), stored, _key_id(stored))
+        return _Entry(now, AESGCM(self.master.unwrap(subject, stored)), stored, key_id_of(stored))
 
     def _new(self, now: float, subject: UUID) -> _Entry:
         key = AESGCM.generate_key(bit_length=256)
         stored = self.master.wrap(subject, key)
-        return _Entry(now, AESGCM(key), stored, _key_id(stored), new=True)
+        return _Entry(now, AESGCM(key), stored, key_id_of(stored), new=True)
 
 
 def personal_data_keys(table: KeyTable, settings: Settings) -> PersonalDataKeys:
@@ -249,46 +260,5 @@ def _declared(topic: str) -> PersonalData | None:
 
 
 def _subject(declared: PersonalData, state: Mapping[str, Any]) -> UUID | None:
-    value = _get(state, declared.subject)
+    value = get_path(state, declared.subject)
     return None if value is None else UUID(str(value))
-
-
-def _opened(entry: _Entry | None, value: Mapping[str, Any], stream_id: UUID, path: str, erased: Any) -> Any:
-    if entry is None or entry.aead is None or value.get(KEY_ID, entry.key_id) != entry.key_id:
-        return erased  # the key that sealed it was deleted (a key made since opens nothing before it)
-    blob = base64.b64decode(value[SEALED])
-    try:
-        opened = entry.aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _associated(stream_id, path))
-    except InvalidTag:
-        raise ValueError(f"the sealed {path} of stream {stream_id} does not open with its key") from None
-    return orjson.loads(opened)
-
-
-def _associated(stream_id: UUID, path: str) -> bytes:
-    return stream_id.bytes + path.encode()
-
-
-def _is_sealed(value: Any) -> bool:
-    return isinstance(value, dict) and SEALED in value and value.keys() <= {SEALED, KEY_ID}
-
-
-def _key_id(stored: bytes) -> str:
-    return hashlib.sha256(stored).hexdigest()[:16]
-
-
-def _get(state: Mapping[str, Any], path: str) -> Any:
-    value: Any = state
-    for name in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(name)
-    return value
-
-
-def _set(state: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    target = state
-    for name in parents:
-        target = target[name]
-    target[last] = value
-

@@ -238,3 +238,15 @@ def test_where_data_enters_a_new_person_s_key_is_made_without_asking_the_table()
 
     assert table.asked == 0
     assert set(table.get_many(customers)) == set(customers)
+
+
+def test_a_long_lived_process_keeps_a_bounded_number_of_keys_at_hand_and_reads_the_rest_again() -> None:
+    table = MemoryKeyTable()
+    personal = keys(table=table)
+    personal.keys_at_hand = 10
+    sealed = {customer: saved(personal, Order.Placed, customer, placed_state(customer))
+              for customer in [uuid4() for _ in range(25)]}
+
+    assert personal.at_hand <= 10
+    opened = [personal.reveal(PLACED, c, dict(state))["shipping_address"] for c, state in sealed.items()]
+    assert opened == [ADDRESS] * 25
