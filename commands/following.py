@@ -143,9 +143,10 @@ def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, A
     Personal fields are opened with their person's key, or read as erased once the
     person is forgotten, when the mapper keeps personal data (`personal`).
     """
-    state = _decoded(mapper, stored_event)
+    data = _plain(mapper, stored_event)
+    state: dict[str, Any] = mapper.transcoder.decode(data)
     personal = keys_of(mapper)
-    if personal is not None:
+    if personal is not None and personal.may_hold_sealed(data):
         state = personal.reveal(stored_event.topic, stored_event.originator_id, state)
     return state
 
@@ -155,16 +156,17 @@ def have_keys_for(mapper: Mapper[UUID], window: Sequence[StoredEvent]) -> None:
     personal = keys_of(mapper)
     if personal is None:
         return
-    sealed = [event for event in window if personal.declares(event.topic)]
-    if sealed:
-        personal.load_for((event.topic, _decoded(mapper, event)) for event in sealed)
+    declared = ((event.topic, _plain(mapper, event)) for event in window if personal.declares(event.topic))
+    holding = [(topic, data) for topic, data in declared if personal.may_hold_sealed(data)]
+    if holding:
+        personal.load_for((topic, mapper.transcoder.decode(data)) for topic, data in holding)
 
 
-def _decoded(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
+def _plain(mapper: Mapper[UUID], stored_event: StoredEvent) -> bytes:
+    """The event's JSON bytes, the mapper's encryption and compression undone."""
     data = stored_event.state
     if mapper.cipher:
         data = mapper.cipher.decrypt(data)
     if mapper.compressor:
         data = mapper.compressor.decompress(data)
-    state: dict[str, Any] = mapper.transcoder.decode(data)
-    return state
+    return data

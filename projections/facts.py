@@ -114,30 +114,36 @@ def have_keys_for(mapper: Mapper[UUID], window: Sequence[Notification]) -> None:
     personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
     if personal is None:
         return
-    sealed = [n for n in window if personal.declares(n.topic)]
+    declared = ((n.topic, _plain(mapper, n)) for n in window if personal.declares(n.topic))
+    holding = [(topic, data) for topic, data in declared if personal.may_hold_sealed(data)]
     with contextlib.suppress(ValueError):  # an undecodable event is parked when it is decoded
-        personal.load_for((n.topic, _sealed_state(mapper, n)) for n in sealed)
+        personal.load_for((topic, _object(mapper, topic, data)) for topic, data in holding)
 
 
-def _sealed_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
+def _plain(mapper: Mapper[UUID], notification: Notification) -> bytes:
     # The read side does not import the persistence wiring, so it undoes the mapper's layers itself.
     data = notification.state
     if mapper.cipher:
         data = mapper.cipher.decrypt(data)
     if mapper.compressor:
         data = mapper.compressor.decompress(data)
+    return data
+
+
+def _object(mapper: Mapper[UUID], topic: str, data: bytes) -> dict[str, Any]:
     decoded = mapper.transcoder.decode(data)
     if not isinstance(decoded, dict):
-        raise ValueError(f"stored state of {notification.topic} is not an object")
+        raise ValueError(f"stored state of {topic} is not an object")
     state: dict[str, Any] = decoded
     return state
 
 
 def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
-    state = _sealed_state(mapper, notification)
+    data = _plain(mapper, notification)
+    state = _object(mapper, notification.topic, data)
     # Personal fields sealed with their person's key: opened, or erased once the person is forgotten.
     personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
-    if personal is not None:
+    if personal is not None and personal.may_hold_sealed(data):
         state = personal.reveal(notification.topic, notification.originator_id, state)
     return state
 
@@ -148,6 +154,8 @@ class RevealsPersonalData(Protocol):
     def reveal(self, topic: str, stream_id: UUID | str, state: dict[str, Any]) -> dict[str, Any]: ...
 
     def declares(self, topic: str) -> bool: ...
+
+    def may_hold_sealed(self, data: bytes) -> bool: ...
 
     def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None: ...
 

@@ -37,6 +37,7 @@ from infra.eventstore.key_tables import KeyTable
 from infra.eventstore.master_key import MasterKey, master_secret
 from infra.eventstore.sealed_values import (
     ERASED_HERE,
+    SEALED_MARK,
     get_path,
     is_sealed,
     key_id_of,
@@ -196,6 +197,10 @@ class PersonalDataKeys:
     def declares(self, topic: str) -> bool:
         """Whether events of this topic may carry sealed fields."""
         return _declared(topic) is not None
+
+    def may_hold_sealed(self, data: bytes) -> bool:
+        """Whether a stored event's JSON bytes may hold a sealed value: if not, reading it skips opening."""
+        return SEALED_MARK in data
 
     def knows(self, subject: UUID) -> bool:
         """Whether the person has a key (has had personal data sealed and not been forgotten)."""

@@ -24,6 +24,7 @@ from infra.eventstore.master_key import NONCE_BYTES
 
 SEALED = "sealed"
 KEY_ID = "key"
+SEALED_MARK = b'"sealed"'  # in the JSON bytes of every event that holds a sealed value
 ERASED_HERE = object()
 """What `open_value` returns when the key that sealed the value is gone."""
 
