@@ -7,10 +7,9 @@ position seen, as the library's `has_tracking_id` does. A batch of messages
 handled together passes `trackings=[...]`: all its rows commit with its events.
 
 Every event's hash (`chain`) is written in the same transaction as the event, in a
-table beside the events (`chain_tables`); snapshots are not chained. So are the
-customers' data keys that event's personal fields were sealed with, when new, and
-every key a save sealed with is checked against the store's key table there
-(`key_tables`, `privacy.PersonalDataKeys.check_seals`).
+table beside the events (`chain_tables`); snapshots are not chained. So is each
+customer's data key made for the save (`sealing.new_keys`), in the store's key table
+(`key_tables`): a key kept first by a rival fails the insert, and the save with it.
 """
 
 from __future__ import annotations
@@ -297,4 +296,3 @@ class PostgresExactlyOnceFactory(PostgresFactory):
     application_recorder_class = SerialisedApplicationRecorder
     tracking_recorder_class = SerialisedTrackingRecorder
     process_recorder_class = PostgresExactlyOnceRecorder
-
