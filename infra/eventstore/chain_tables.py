@@ -70,13 +70,14 @@ class PostgresHashes:
             "CREATE TABLE IF NOT EXISTS {schema}.{hashes} (originator_id {id_type} NOT NULL, "
             "originator_version bigint NOT NULL, hash bytea NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))").format(**names)
+        # Lists bind in binary (%b): as text, psycopg escapes each bytea with a regular expression.
         self._previous = sql.SQL(
             "SELECT h.originator_id, h.originator_version, h.hash FROM {schema}.{hashes} h "
-            "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, v) "
+            "JOIN unnest(%b::{id_type}[], %b::bigint[]) AS k(id, v) "
             "ON h.originator_id = k.id AND h.originator_version = k.v").format(**names)
         self._insert = sql.SQL(
             "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
-            "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::bytea[]) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::bytea[]) "
             "ON CONFLICT DO NOTHING").format(**names)
         self._start = sql.SQL(
             "SELECT e.notification_id FROM {schema}.{events} e JOIN {schema}.{hashes} h "

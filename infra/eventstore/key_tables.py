@@ -114,9 +114,10 @@ class PostgresKeyTable:
             "CREATE TABLE IF NOT EXISTS {} (subject uuid PRIMARY KEY, stored bytea NOT NULL,"
             " created_at timestamptz NOT NULL DEFAULT now())"
         ).format(name)
-        self._select = sql.SQL("SELECT subject, stored FROM {} WHERE subject = ANY(%s::uuid[])").format(name)
+        # Lists bind in binary (%b): as text, psycopg escapes each bytea with a regular expression.
+        self._select = sql.SQL("SELECT subject, stored FROM {} WHERE subject = ANY(%b::uuid[])").format(name)
         self._insert = sql.SQL(
-            "INSERT INTO {} (subject, stored) SELECT * FROM unnest(%s::uuid[], %s::bytea[])"
+            "INSERT INTO {} (subject, stored) SELECT * FROM unnest(%b::uuid[], %b::bytea[])"
         ).format(name)
         self._insert_one = sql.SQL("INSERT INTO {} (subject, stored) VALUES (%s, %s)").format(name)
         self._delete = sql.SQL("DELETE FROM {} WHERE subject = %s").format(name)

@@ -137,7 +137,7 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
             return []
         statement = sql.SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {}.{} e"
-            " JOIN unnest(%s::uuid[], %s::bigint[]) AS c(id, v)"
+            " JOIN unnest(%b::uuid[], %b::bigint[]) AS c(id, v)"
             " ON e.originator_id = c.id AND e.originator_version > c.v"
             " ORDER BY e.originator_id, e.originator_version"
         ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
