@@ -49,7 +49,7 @@ from infra.eventstore.sealing import Seal
 from infra.settings import Settings
 
 KEY_CACHE_SECONDS = 5.0
-KEYS_AT_HAND = 100_000  # beyond these, the keys longest at hand are let go (read again if needed)
+KEYS_AT_HAND = 100_000  # beyond these, the keys least recently used are let go (read again if needed)
 
 
 @dataclass(slots=True)
@@ -115,9 +115,11 @@ class PersonalDataKeys:
         """Have the keys of these persons at hand to seal with: one round trip for those to read, if any."""
         now = time.monotonic()
         to_read, to_make = [], []
+        used = []
         for subject in set(subjects):
             entry = self._cache.get(subject)
             if self._ready_to_seal(entry, now):
+                used.append(subject)
                 continue
             if (entry is not None and self._fresh(entry, now)) or (
                     entry is None and not asks_first and subject not in self._doubtful):
@@ -132,6 +134,8 @@ class PersonalDataKeys:
             else:
                 entries[subject] = self._new(now, subject)
         with self._lock:
+            self._used(used)
+            self._used(entries)
             self._cache.update(entries)
             self._let_go()
             self._doubtful.difference_update(to_read)
@@ -178,6 +182,7 @@ class PersonalDataKeys:
             return
         kept = self.table.get_many(wanted)
         with self._lock:
+            self._used(wanted)
             for subject in wanted:
                 if subject in kept:
                     self._cache[subject] = self._opened(now, subject, kept[subject])
@@ -217,7 +222,12 @@ class PersonalDataKeys:
     def at_hand(self) -> int:
         return len(self._cache)
 
-    def _let_go(self) -> None:  # under the lock: the first taken go first
+    def _used(self, subjects: Iterable[UUID]) -> None:  # under the lock: last to be let go
+        for subject in subjects:
+            if (entry := self._cache.pop(subject, None)) is not None:
+                self._cache[subject] = entry
+
+    def _let_go(self) -> None:  # under the lock: the least recently used go first
         for subject in list(itertools.islice(self._cache, max(0, len(self._cache) - self.keys_at_hand))):
             del self._cache[subject]
 

@@ -250,3 +250,19 @@ def test_a_long_lived_process_keeps_a_bounded_number_of_keys_at_hand_and_reads_t
     assert personal.at_hand <= 10
     opened = [personal.reveal(PLACED, c, dict(state))["shipping_address"] for c, state in sealed.items()]
     assert opened == [ADDRESS] * 25
+
+
+def test_a_customer_who_keeps_ordering_keeps_their_key_at_hand_while_new_customers_come_and_go() -> None:
+    personal = keys()
+    personal.keys_at_hand = 10
+    regular = uuid4()
+    saved(personal, Order.Placed, uuid4(), placed_state(regular))
+    for _ in range(30):
+        newcomer = uuid4()
+        personal.prepare([newcomer], asks_first=False)
+        saved(personal, Order.Placed, uuid4(), placed_state(newcomer))
+        # Let go, their key would be made anew unasked, and keeping it would fail this save.
+        personal.prepare([regular], asks_first=False)
+        saved(personal, Order.Placed, uuid4(), placed_state(regular))
+
+    assert personal.at_hand <= 10
