@@ -9,10 +9,15 @@ addresses in clear as well, so that `chaining_cost_*`, `sealing_cost_*` and
 sealing each customer's address with their own key, and both cost (the share
 of throughput each takes). Prints one JSON document; medians of --runs runs.
 
+Each figure comes twice: every order a new customer's (the dearest case for sealing:
+each needs a new key, one more row in the key table), and, prefixed `returning_`,
+orders from a population of --customers customers who have ordered before (their
+keys kept, read again once `KEY_CACHE_SECONDS` old).
+
 Within a run, ours with both, without the chain, and with neither take turns, three
 rounds over, and each figure is the median of its rounds.
 
-    python bench/write_side.py [--commands 1000] [--batched 20000] [--batch 500] [--runs 3]
+    python bench/write_side.py [--commands 1000] [--batched 20000] [--batch 500] [--customers 1000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -69,18 +75,31 @@ def timed(n_events: int, work: Callable[[], object]) -> float:
     return n_events / (time.perf_counter() - started)
 
 
-def one_per_transaction(app: Orders, n: int) -> float:
+Customers = Callable[[], uuid.UUID]
+"""Who places the next order."""
+
+
+def new_customers() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def returning(population: list[uuid.UUID]) -> Customers:
+    picks = random.Random(7)
+    return lambda: picks.choice(population)
+
+
+def one_per_transaction(app: Orders, n: int, customer: Customers = new_customers) -> float:
     commands = [
-        PlaceOrder(customer_id=uuid.uuid4(), items=[{"product_id": PRODUCT, "quantity": 1}],
+        PlaceOrder(customer_id=customer(), items=[{"product_id": PRODUCT, "quantity": 1}],
                    shipping_address=ADDRESS)
         for _ in range(n)
     ]
     return timed(n, lambda: [app.place_order(c) for c in commands])
 
 
-def batched(app: Orders, n: int, batch: int) -> float:
+def batched(app: Orders, n: int, batch: int, customer: Customers = new_customers) -> float:
     line = [OrderLine(product_id=PRODUCT, quantity=1, unit_price=Money.of("49.99"))]
-    orders = [Order.place(uuid.uuid4(), uuid.uuid4(), line, ADDRESS) for _ in range(n)]
+    orders = [Order.place(uuid.uuid4(), customer(), line, ADDRESS) for _ in range(n)]
 
     def save() -> None:
         for i in range(0, n, batch):
@@ -132,7 +151,7 @@ class Store:
 
 
 def run_once(
-    kind: str, server: PostgresDsn, commands: int, n_batched: int, batch: int
+    kind: str, server: PostgresDsn, commands: int, n_batched: int, batch: int, customers: int
 ) -> dict[str, float]:
     with Store(kind, server) as settings:
         env = application_env(settings, "Orders")
@@ -148,6 +167,8 @@ def run_once(
         )
         try:
             figures: dict[str, list[float]] = {}
+            population = [uuid.uuid4() for _ in range(customers)]
+            one_per_transaction(ours, customers, iter(population).__next__)  # each has ordered once
             # Ours with both, without the chain, and with neither, in turn, a few times over: the
             # store grows and the host drifts alike for each.
             for round_ in range(ROUNDS):
@@ -155,9 +176,11 @@ def run_once(
                     with unchained() if suffix else contextlib.nullcontext():
                         sealing = keys if suffix != "_plain" else None
                         ours.mapper.personal = ours.recorder.personal = sealing  # type: ignore[attr-defined]
-                        figures.setdefault(f"one_per_transaction{suffix}", []).append(
-                            one_per_transaction(ours, commands))
-                        figures.setdefault(f"batched{suffix}", []).append(batched(ours, n_batched, batch))
+                        for prefix, customer in (("", new_customers), ("returning_", returning(population))):
+                            figures.setdefault(f"{prefix}one_per_transaction{suffix}", []).append(
+                                one_per_transaction(ours, commands, customer))
+                            figures.setdefault(f"{prefix}batched{suffix}", []).append(
+                                batched(ours, n_batched, batch, customer))
             figures["library_one_per_transaction"] = [library_one(library, commands)]
             figures["library_batched"] = [library_batched(library, n_batched, batch)]
             return {name: statistics.median(rates) for name, rates in figures.items()}
@@ -173,19 +196,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--commands", type=int, default=1000, help="commands, one per transaction, a round")
     parser.add_argument("--batched", type=int, default=20_000, help="events saved in batches, a round")
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--customers", type=int, default=1000, help="the returning customers' population")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,postgres")
     args = parser.parse_args(argv)
     server = PostgresDsn.parse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     figures: dict[str, Any] = {"unit": "events/s", "runs": args.runs, "batch": args.batch}
     for kind in args.stores.split(","):
-        runs = [run_once(kind, server, args.commands, args.batched, args.batch) for _ in range(args.runs)]
+        runs = [run_once(kind, server, args.commands, args.batched, args.batch, args.customers)
+                for _ in range(args.runs)]
         medians: dict[str, float] = {k: round(statistics.median(r[k] for r in runs)) for k in runs[0]}
         medians["ratio_one_vs_library"] = round(
             medians["one_per_transaction"] / medians["library_one_per_transaction"], 2)
         medians["ratio_batched_vs_library"] = round(
             medians["batched"] / medians["library_batched"], 2)
-        for kind_of_save in ("one_per_transaction", "batched"):
+        for kind_of_save in ("one_per_transaction", "batched", "returning_one_per_transaction",
+                             "returning_batched"):
             medians[f"chaining_cost_{kind_of_save}"] = round(
                 1 - medians[kind_of_save] / medians[f"{kind_of_save}_unchained"], 3)
             medians[f"sealing_cost_{kind_of_save}"] = round(
