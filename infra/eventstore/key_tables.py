@@ -9,8 +9,11 @@ embedded default, in memory for `memory://`. A key is stored as
 A new key is inserted by the transaction that writes the first events it seals
 (`insert_new`, queued with the events' own statements: no round trip and no commit
 more), and a key kept already for the person makes that insert, and so the save,
-fail: no save commits data sealed with a key the table does not hold. Reading keys
-takes one round trip for a whole batch of customers.
+fail. A key that was at hand is checked by the transaction that writes the events it
+sealed (`check_kept`): gone (forgotten) or another, and the save fails, its statement
+inserting a row with no key, which the table refuses. So no save commits data sealed
+with a key the table does not hold. Reading keys takes one round trip for a whole
+batch of customers.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
+
+from infra.eventstore.sealing import kept_keys, new_keys
 
 TABLE = "personal_data_keys"
 SQLITE_SUBJECTS = 500  # per SELECT: within SQLite's oldest limit of 999 parameters
@@ -54,11 +59,23 @@ class MemoryKeyTable:
         with self._lock:
             return {subject: self._keys[subject] for subject in subjects if subject in self._keys}
 
+    def keep(self, stored_events: Sequence[StoredEvent]) -> None:
+        """In the events' transaction: insert the keys made for them, and check those that were at hand."""
+        if new := new_keys(stored_events):
+            self.insert_new(new)
+        if kept := kept_keys(stored_events):
+            self.check_kept(kept)
+
     def insert_new(self, new: Mapping[UUID, bytes]) -> None:
         with self._lock:
             if kept := self._keys.keys() & new.keys():
                 raise IntegrityError(f"a key is kept already for {len(kept)} of the persons")
             self._keys.update(new)
+
+    def check_kept(self, kept: Mapping[UUID, bytes]) -> None:
+        with self._lock:
+            if gone := [subject for subject, stored in kept.items() if self._keys.get(subject) != stored]:
+                raise IntegrityError(f"the key sealed with is no longer kept for {len(gone)} of the persons")
 
     def delete(self, subject: UUID) -> bool:
         with self._lock:
@@ -80,10 +97,24 @@ class SQLiteKeyTable:
         with self.datastore.transaction(commit=False) as c:
             return _sqlite_select(c, subjects)
 
+    def keep(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
+        """In the events' transaction: insert the keys made for them, and check those that were at hand."""
+        if new := new_keys(stored_events):
+            self.insert_new(c, new)
+        if kept := kept_keys(stored_events):
+            self.check_kept(c, kept)
+
     def insert_new(self, c: SQLiteCursor, new: Mapping[UUID, bytes]) -> None:
         """Inside the events' transaction; a key kept already for the person fails it."""
         c.executemany(f"INSERT INTO {TABLE} (subject, stored) VALUES (?, ?)",
                       [(str(subject), stored) for subject, stored in new.items()])
+
+    def check_kept(self, c: SQLiteCursor, kept: Mapping[UUID, bytes]) -> None:
+        """Inside the events' transaction; a key no longer kept fails it (NOT NULL)."""
+        c.executemany(
+            f"INSERT INTO {TABLE} (subject, stored) SELECT ?, NULL WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {TABLE} WHERE subject = ? AND stored = ?)",
+            [(str(subject), str(subject), stored) for subject, stored in kept.items()])
 
     def delete(self, subject: UUID) -> bool:
         with self.datastore.transaction(commit=True) as c:
@@ -120,6 +151,16 @@ class PostgresKeyTable:
             "INSERT INTO {} (subject, stored) SELECT * FROM unnest(%b::uuid[], %b::bytea[])"
         ).format(name)
         self._insert_one = sql.SQL("INSERT INTO {} (subject, stored) VALUES (%s, %s)").format(name)
+        # A key no longer kept (or another) inserts its person with no key: a NOT NULL violation.
+        self._check = sql.SQL(
+            "INSERT INTO {0} (subject, stored) SELECT k.subject, NULL::bytea"
+            " FROM unnest(%b::uuid[], %b::bytea[]) AS k(subject, stored)"
+            " WHERE NOT EXISTS (SELECT 1 FROM {0} t WHERE t.subject = k.subject AND t.stored = k.stored)"
+        ).format(name)
+        self._check_one = sql.SQL(
+            "INSERT INTO {0} (subject, stored) SELECT %s, NULL::bytea"
+            " WHERE NOT EXISTS (SELECT 1 FROM {0} WHERE subject = %s AND stored = %s)"
+        ).format(name)
         self._delete = sql.SQL("DELETE FROM {} WHERE subject = %s").format(name)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -129,12 +170,27 @@ class PostgresKeyTable:
             c.execute(self._select, (list(subjects),), prepare=True)
             return {subject: bytes(stored) for subject, stored in c.fetchall()}
 
+    def keep(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
+        """In the events' transaction: insert the keys made for them, and check those that were at hand."""
+        if new := new_keys(stored_events):
+            self.insert_new(curs, new)
+        if kept := kept_keys(stored_events):
+            self.check_kept(curs, kept)
+
     def insert_new(self, curs: Cursor[DictRow], new: Mapping[UUID, bytes]) -> None:
         """Queue the insert in the events' transaction; a key kept already for the person fails it."""
         if len(new) == 1:  # most saves: one customer, bound as two values rather than two lists
             curs.execute(self._insert_one, next(iter(new.items())), prepare=True)
         else:
             curs.execute(self._insert, (list(new), list(new.values())), prepare=True)
+
+    def check_kept(self, curs: Cursor[DictRow], kept: Mapping[UUID, bytes]) -> None:
+        """Queue the check in the events' transaction; a key no longer kept fails it."""
+        if len(kept) == 1:
+            subject, stored = next(iter(kept.items()))
+            curs.execute(self._check_one, (subject, subject, stored), prepare=True)
+        else:
+            curs.execute(self._check, (list(kept), list(kept.values())), prepare=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def delete(self, subject: UUID) -> bool:

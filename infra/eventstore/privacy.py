@@ -14,8 +14,10 @@ the key table alone gives nothing away either.
 
 Forgetting a person deletes their key: from then on their sealed fields read as
 the erased form the event class declares (`[erased]`), in every process. A key is
-kept at hand for `KEY_CACHE_SECONDS`, so another process lets go of a forgotten key
-within that time; the process that forgets lets go at once.
+at hand seals for as long as it stays at hand: the save's transaction checks that it is
+still the one kept and fails if not, so nothing is sealed with a forgotten key. A reader
+reads a key again once it has been at hand `KEY_CACHE_SECONDS`, so another process shows
+a forgotten person's fields as erased within that time; the process that forgets, at once.
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ class PersonalDataKeys:
     rival kept a key first, the insert fails, the save with it, and the command
     decides again after reading the table. Where personal data enters (`prepare`
     with `asks_first` false) a new key is made without asking the table first: most
-    persons seen there are new. Elsewhere the table is asked first. A key at hand
-    longer than `cache_seconds` is read again before it seals.
+    persons seen there are new. Elsewhere the table is asked first. A key at hand seals
+    however long it has been at hand; the save's transaction checks it is still the one
+    kept, and if not, the save fails and the command decides again after reading the
+    table. For opening, a key at hand longer than `cache_seconds` is read again.
     """
 
     def __init__(
@@ -149,12 +153,12 @@ class PersonalDataKeys:
                     entry.new = False
 
     def failed(self, seals: Sequence[Seal]) -> None:
-        """The save failed, its new keys kept or not, or kept by a rival: read them before sealing again."""
+        """The save failed: a new key kept by a rival first, or a key at hand forgotten or replaced, or
+        neither. Read these persons' keys before sealing again."""
         with self._lock:
             for seal in seals:
-                if seal.new:
-                    self._cache.pop(seal.subject, None)
-                    self._doubtful.add(seal.subject)
+                self._cache.pop(seal.subject, None)
+                self._doubtful.add(seal.subject)
 
     # Opening, for every reader of stored events.
 
@@ -239,8 +243,8 @@ class PersonalDataKeys:
         assert entry is not None
         return entry
 
-    def _ready_to_seal(self, entry: _Entry | None, now: float) -> bool:
-        return entry is not None and self._fresh(entry, now) and entry.aead is not None
+    def _ready_to_seal(self, entry: _Entry | None, now: float) -> bool:  # of any age: the save checks it
+        return entry is not None and entry.aead is not None
 
     def _reading_key(self, subject: UUID) -> _Entry | None:
         entry = self._cache.get(subject)

@@ -7,9 +7,9 @@ position seen, as the library's `has_tracking_id` does. A batch of messages
 handled together passes `trackings=[...]`: all its rows commit with its events.
 
 Every event's hash (`chain`) is written in the same transaction as the event, in a
-table beside the events (`chain_tables`); snapshots are not chained. So is each
-customer's data key made for the save (`sealing.new_keys`), in the store's key table
-(`key_tables`): a key kept first by a rival fails the insert, and the save with it.
+table beside the events (`chain_tables`); snapshots are not chained. So is each data
+key made for the save (`sealing.new_keys`: a rival's key kept first fails the save),
+and each key at hand it sealed with is checked to be kept still (`sealing.kept_keys`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from infra.eventstore.ddl import (
 )
 from infra.eventstore.key_tables import MemoryKeyTable, PostgresKeyTable, SQLiteKeyTable
 from infra.eventstore.privacy import PersonalDataKeys
-from infra.eventstore.sealing import new_keys, settling_seals
+from infra.eventstore.sealing import settling_seals
 
 
 class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, ChainedStore):
@@ -93,8 +93,7 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         # connection and retries ten times. Syncing here raises IntegrityError at once.
         with curs.connection.pipeline():
             super()._insert_events(curs, stored_events, **kwargs)
-            if new := new_keys(stored_events):
-                self.key_table.insert_new(curs, new)
+            self.key_table.keep(curs, stored_events)
             for tracking in kwargs.get("trackings") or ():
                 self._insert_tracking(curs, tracking)
 
@@ -180,8 +179,7 @@ class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if new := new_keys(stored_events):
-            self.key_table.insert_new(c, new)
+        self.key_table.keep(c, stored_events)
         returning = super()._insert_events(c, stored_events, **kwargs)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(c, tracking)
@@ -230,8 +228,7 @@ class MemoryExactlyOnceRecorder(POPOProcessRecorder, ChainedStore):
             raise IntegrityError("a tracking row of the batch is already recorded")
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if new := new_keys(stored_events):
-            self.key_table.insert_new(new)
+        self.key_table.keep(stored_events)
         notification_ids = super()._update_table(stored_events, **kwargs)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(tracking)

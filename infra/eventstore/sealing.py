@@ -2,8 +2,10 @@
 
 The mapper seals with a person's key (`privacy.PersonalDataKeys.conceal`) and hands
 the recorder a `SealedStoredEvent` naming the key; the recorder's transaction inserts
-the keys made for it (`new_keys`), which fails if a rival kept one first, and, once
-the transaction ends, tells the keeper whether it committed (`settling_seals`).
+the keys made for it (`new_keys`), which fails if a rival kept one first, checks that
+the keys it had at hand are still the ones kept (`kept_keys`), which fails if one was
+forgotten or replaced meanwhile, and, once the transaction ends, tells the keeper
+whether it committed (`settling_seals`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def seals_of(stored_events: Sequence[StoredEvent]) -> list[Seal]:
 def new_keys(stored_events: Sequence[StoredEvent]) -> dict[UUID, bytes]:
     """The keys made for these events, by person: for their transaction to insert."""
     return {seal.subject: seal.stored for seal in seals_of(stored_events) if seal.new}
+
+
+def kept_keys(stored_events: Sequence[StoredEvent]) -> dict[UUID, bytes]:
+    """The keys at hand these events were sealed with, by person: for their transaction to check."""
+    return {seal.subject: seal.stored for seal in seals_of(stored_events) if not seal.new}
 
 
 def settling_seals(

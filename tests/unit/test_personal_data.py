@@ -74,6 +74,8 @@ def keep(personal: PersonalDataKeys, seal: Seal) -> None:
     try:
         if seal.new:
             personal.table.insert_new({seal.subject: seal.stored})
+        else:
+            personal.table.check_kept({seal.subject: seal.stored})
     except IntegrityError:
         personal.failed([seal])
         raise
@@ -193,14 +195,17 @@ def test_a_save_with_a_new_key_fails_if_a_rival_kept_one_first_and_the_next_seal
     assert rival.reveal(PLACED, stream, again)["shipping_address"] == ADDRESS
 
 
-def test_a_customer_forgotten_elsewhere_gets_a_new_key_once_the_one_at_hand_is_read_again() -> None:
+def test_a_save_sealed_with_a_key_forgotten_elsewhere_fails_and_the_command_decided_again_gets_a_new_key(
+) -> None:
     table, customer, stream = MemoryKeyTable(), uuid4(), uuid4()
-    here, elsewhere = keys(table=table, cache_seconds=0), keys(table=table)
+    here, elsewhere = keys(table=table), keys(table=table)
     before = saved(here, Order.Placed, stream, placed_state(customer))
     assert elsewhere.forget(customer) is True
 
     later_stream = uuid4()
-    later = saved(here, Order.Placed, later_stream, placed_state(customer))  # a new order: a new key
+    with pytest.raises(IntegrityError):  # sealed with the key still at hand here, which is gone
+        saved(here, Order.Placed, later_stream, placed_state(customer))
+    later = saved(here, Order.Placed, later_stream, placed_state(customer))  # decided again: a new key
 
     reader = keys(table=table)
     assert reader.reveal(PLACED, later_stream, later)["shipping_address"] == ADDRESS
