@@ -110,11 +110,12 @@ class SQLiteKeyTable:
                       [(str(subject), stored) for subject, stored in new.items()])
 
     def check_kept(self, c: SQLiteCursor, kept: Mapping[UUID, bytes]) -> None:
-        """Inside the events' transaction; a key no longer kept fails it (NOT NULL)."""
-        c.executemany(
-            f"INSERT INTO {TABLE} (subject, stored) SELECT ?, NULL WHERE NOT EXISTS"
-            f" (SELECT 1 FROM {TABLE} WHERE subject = ? AND stored = ?)",
-            [(str(subject), str(subject), stored) for subject, stored in kept.items()])
+        """Inside the events' transaction, which an exception rolls back: a key no longer kept fails it."""
+        for subject, stored in kept.items():
+            c.execute(f"SELECT stored FROM {TABLE} WHERE subject = ?", (str(subject),))
+            row = c.fetchone()
+            if row is None or row[0] != stored:
+                raise IntegrityError(f"the key sealed with is no longer kept for {subject}")
 
     def delete(self, subject: UUID) -> bool:
         with self.datastore.transaction(commit=True) as c:

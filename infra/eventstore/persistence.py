@@ -14,8 +14,9 @@ from pydantic import BaseModel
 from commands.following import stored_state as decode_state
 from domain.privacy import subject_of
 from infra.eventstore.privacy import PersonalDataKeys
-from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory, SQLiteExactlyOnceRecorder
+from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory
 from infra.eventstore.sealing import SealedStoredEvent
+from infra.eventstore.sqlite_store import SQLiteExactlyOnceFactory
 from infra.settings import PostgresDsn, Settings
 
 
@@ -105,8 +106,7 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
         env["PERSISTENCE_MODULE"] = get_topic(MemoryFactory)
     elif dsn is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
-        env["PROCESS_RECORDER_TOPIC"] = get_topic(SQLiteExactlyOnceRecorder)
+        env["PERSISTENCE_MODULE"] = get_topic(SQLiteExactlyOnceFactory)
         env["SQLITE_DBNAME"] = str(settings.data_dir / f"{app_name.lower()}.sqlite")
         env["SQLITE_LOCK_TIMEOUT"] = "30"
     else:

@@ -179,8 +179,8 @@ class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        self.key_table.keep(c, stored_events)
         returning = super()._insert_events(c, stored_events, **kwargs)
+        self.key_table.keep(c, stored_events)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(c, tracking)
         if stored_events:

@@ -10,6 +10,7 @@ from eventsourcing.utils import resolve_topic
 from pydantic import ValidationError
 
 from infra.eventstore.persistence import application_env
+from infra.eventstore.sqlite_store import SQLiteExactlyOnceFactory
 from infra.settings import PostgresDsn, Settings
 
 
@@ -23,7 +24,7 @@ def test_without_a_database_url_the_system_is_embedded_on_sqlite(tmp_path: Path)
     settings = Settings(_env_file=None, data_dir=tmp_path / "data")
     env = application_env(settings, "Orders")
     assert settings.is_embedded
-    assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert resolve_topic(env["PERSISTENCE_MODULE"]) is SQLiteExactlyOnceFactory
     assert env["SQLITE_DBNAME"] == str(tmp_path / "data" / "orders.sqlite")
     assert (tmp_path / "data").is_dir()
 
