@@ -170,7 +170,7 @@ class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), SQLiteHashes.create_statement,
-                SQLiteKeyTable.create_statement]
+                *SQLiteHashes.upgrade, SQLiteKeyTable.create_statement]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         return settling_seals(self.personal, stored_events, lambda: super(
@@ -183,8 +183,8 @@ class SQLiteExactlyOnceRecorder(SQLiteProcessRecorder, ChainedStore):
         self.key_table.keep(c, stored_events)
         for tracking in kwargs.get("trackings") or ():
             self._insert_tracking(c, tracking)
-        if stored_events:
-            self.hashes.write(c, stored_events)
+        if stored_events and returning:
+            self.hashes.write(c, stored_events, returning)
         return returning
 
     def chain_snapshot(self, stream_id: UUID | None = None) -> AbstractContextManager[ChainSnapshot]:

@@ -41,7 +41,7 @@ class Store:
         dsn = self.settings.postgres
         if dsn is None:
             with sqlite3.connect(self.settings.data_dir / f"{self.application.lower()}.sqlite") as conn:
-                text = statement.format(events="stored_events", hashes="stored_events_hashes")
+                text = statement.format(events="stored_events", hashes="stored_events_chain")
                 args = [p.hex if isinstance(p, UUID) else p for p in params]
                 return conn.execute(text, args).fetchall()
         table = f'"{dsn.schema_name}".{self.application.lower()}_events'
@@ -300,3 +300,46 @@ def test_a_head_of_a_stream_or_application_the_store_no_longer_has_is_found_agai
     assert checked(shop).verified, "a stream deleted whole leaves no link to break"
     assert sorted(broken(checked(shop, against=load_heads(heads)))) == [
         (INVENTORY, MOUSE, 1, Problem.REWRITTEN), ("Returns", MOUSE, 1, Problem.REWRITTEN)]
+
+
+def test_the_last_event_of_a_stream_deleted_with_its_hash_left_is_found_checking_that_stream_alone(
+    shop: System,
+) -> None:
+    Store(shop.settings, INVENTORY).run(
+        "DELETE FROM {events} WHERE originator_id = ? AND originator_version = 4", MOUSE)
+    report = chained_store(shop.inventory).verify_stream(MOUSE)
+    assert report is not None and (report.broken_at, report.problem) == (4, Problem.EXTRA_HASH)
+
+
+def test_an_embedded_store_chained_in_the_former_form_has_its_hashes_moved_and_chains_on(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    with bootstrap(settings) as system:
+        system.applications  # noqa: B018
+        system.inventory.seed()
+        system.inventory.restock(Restock(product_id=MOUSE, quantity=5))
+        place(system)
+        before = checked(system)
+    with sqlite3.connect(tmp_path / "inventory.sqlite") as conn:  # hashes kept by stream and version
+        conn.execute("CREATE TABLE stored_events_hashes (originator_id TEXT NOT NULL, originator_version "
+                     "INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version))"
+                     " WITHOUT ROWID")
+        conn.execute("INSERT INTO stored_events_hashes SELECT originator_id, originator_version, hash "
+                     "FROM stored_events_chain")
+        conn.execute("DROP TABLE stored_events_chain")
+        last = conn.execute("SELECT max(originator_version) FROM stored_events WHERE originator_id = ?",
+                            (MOUSE.hex,)).fetchone()[0]
+        conn.execute("DELETE FROM stored_events WHERE originator_id = ? AND originator_version = ?",
+                     (MOUSE.hex, last))  # its hash left behind
+
+    with bootstrap(settings) as system:
+        system.applications  # noqa: B018 - opening the stores moves the hashes
+        moved = checked(system)
+        system.inventory.restock(Restock(product_id=MOUSE, quantity=1))  # a new event where one was deleted
+        after = checked(system)
+
+    assert broken(before) == []
+    assert broken(moved) == [(INVENTORY, MOUSE, last, Problem.EXTRA_HASH)]
+    assert broken(after) == [(INVENTORY, MOUSE, last, Problem.HASH_MISMATCH)]  # the hash left still tells
+    assert sum(app.unchained_events for app in after.applications) == 0
