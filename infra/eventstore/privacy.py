@@ -130,6 +130,10 @@ class PersonalDataKeys:
                 to_make.append(subject)  # none at hand (or forgotten a moment ago): a new one, unasked
             else:
                 to_read.append(subject)
+        if not to_read and not to_make:  # every key at hand already: most saves
+            with self._lock:
+                self._used(used)
+            return
         kept = self.table.get_many(to_read) if to_read else {}
         entries = {s: self._new(now, s) for s in to_make}
         for subject in to_read:
