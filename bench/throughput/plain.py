@@ -10,7 +10,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from infra.eventstore.chain_tables import PostgresHashes, SQLiteHashes
+from infra.eventstore.chain_tables import PostgresHashes
+from infra.eventstore.sqlite_chain import SQLiteHashes
 
 
 @contextlib.contextmanager

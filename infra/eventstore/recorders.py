@@ -37,7 +37,7 @@ from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
 from infra.eventstore.chain import Link, as_uuid, chain, needed
-from infra.eventstore.chain_tables import ChainedStore, ChainSnapshot, PostgresHashes, SQLiteHashes
+from infra.eventstore.chain_tables import ChainedStore, ChainSnapshot, PostgresHashes
 from infra.eventstore.ddl import (
     SerialisedAggregateRecorder,
     SerialisedApplicationRecorder,
@@ -47,6 +47,7 @@ from infra.eventstore.ddl import (
 from infra.eventstore.key_tables import MemoryKeyTable, PostgresKeyTable, SQLiteKeyTable
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.sealing import settling_seals
+from infra.eventstore.sqlite_chain import SQLiteHashes
 
 
 class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, ChainedStore):
