@@ -122,7 +122,7 @@ class PersonalDataKeys:
         used = []
         for subject in set(subjects):
             entry = self._cache.get(subject)
-            if self._ready_to_seal(entry, now):
+            if self._ready_to_seal(entry):
                 used.append(subject)
                 continue
             if (entry is not None and self._fresh(entry, now)) or (
@@ -241,13 +241,13 @@ class PersonalDataKeys:
 
     def _sealing_key(self, subject: UUID) -> _Entry:
         entry = self._cache.get(subject)
-        if not self._ready_to_seal(entry, time.monotonic()):
+        if not self._ready_to_seal(entry):
             self.prepare([subject])  # a save has its keys at hand already: this is for an event sealed alone
             entry = self._cache[subject]
         assert entry is not None
         return entry
 
-    def _ready_to_seal(self, entry: _Entry | None, now: float) -> bool:  # of any age: the save checks it
+    def _ready_to_seal(self, entry: _Entry | None) -> bool:  # of any age: the save checks it
         return entry is not None and entry.aead is not None
 
     def _reading_key(self, subject: UUID) -> _Entry | None:
