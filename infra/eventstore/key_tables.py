@@ -10,9 +10,10 @@ A new key is inserted by the transaction that writes the first events it seals
 (`insert_new`, queued with the events' own statements: no round trip and no commit
 more), and a key kept already for the person makes that insert, and so the save,
 fail. A key that was at hand is checked by the transaction that writes the events it
-sealed (`check_kept`): gone (forgotten) or another, and the save fails, its statement
-inserting a row with no key, which the table refuses. So no save commits data sealed
-with a key the table does not hold. Reading keys takes one round trip for a whole
+sealed (`check_kept`): gone (forgotten) or another, and the save fails (on PostgreSQL the
+queued check inserts the person with no key, which the table refuses; on SQLite a SELECT
+in the write transaction raises). So no save commits data sealed with a key the table
+does not hold. Reading keys takes one round trip for a whole
 batch of customers.
 """
 
