@@ -12,7 +12,7 @@ of throughput each takes). Prints one JSON document; medians of --runs runs.
 Each figure comes twice: every order a new customer's (the dearest case for sealing:
 each needs a new key, one more row in the key table), and, prefixed `returning_`,
 orders from a population of --customers customers who have ordered before (their
-keys kept, read again once `KEY_CACHE_SECONDS` old).
+keys at hand, each save checking them against the key table).
 
 Within a run, ours with both, without the chain, and with neither take turns, three
 rounds over, and each figure is the median of its rounds.
