@@ -10,6 +10,8 @@ made after a forgetting opens nothing sealed before it.
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -32,7 +34,7 @@ ERASED_HERE = object()
 def seal_value(aead: AESGCM, key_id: str, value: Any, stream_id: UUID, path: str) -> dict[str, str]:
     nonce = os.urandom(NONCE_BYTES)
     sealed = aead.encrypt(nonce, orjson.dumps(value), _associated(stream_id, path))
-    return {SEALED: base64.b64encode(nonce + sealed).decode(), KEY_ID: key_id}
+    return {SEALED: binascii.b2a_base64(nonce + sealed, newline=False).decode(), KEY_ID: key_id}
 
 
 def open_value(aead: AESGCM | None, key_id: str, value: Mapping[str, Any], stream_id: UUID, path: str) -> Any:
@@ -56,20 +58,26 @@ def key_id_of(stored: bytes) -> str:
 
 
 def _associated(stream_id: UUID, path: str) -> bytes:
-    return stream_id.bytes + path.encode()
+    return stream_id.bytes + _parsed(path)[2]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(path: str) -> tuple[tuple[str, ...], str, bytes]:
+    """A dotted path as its parents' names, its last name, and its bytes (asked of every event)."""
+    *parents, last = path.split(".")
+    return tuple(parents), last, path.encode()
 
 
 def get_path(state: Mapping[str, Any], path: str) -> Any:
+    parents, last, _ = _parsed(path)
     value: Any = state
-    for name in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(name)
-    return value
+    for name in parents:
+        value = value.get(name) if isinstance(value, Mapping) else None
+    return value.get(last) if isinstance(value, Mapping) else None
 
 
 def set_path(state: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
+    parents, last, _ = _parsed(path)
     target = state
     for name in parents:
         target = target[name]
