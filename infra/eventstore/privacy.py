@@ -44,6 +44,7 @@ from infra.eventstore.sealed_values import (
     is_sealed,
     key_id_of,
     open_value,
+    parent_of,
     seal_value,
     set_path,
 )
@@ -105,12 +106,13 @@ class PersonalDataKeys:
             return None
         entry: _Entry | None = None
         for path in declared.fields:
-            value = get_path(state, path)
+            parent, name = parent_of(state, path)
+            value = None if parent is None else parent.get(name)
             if value is None or is_sealed(value):
                 continue
             entry = entry or self._sealing_key(subject)
-            assert entry.aead is not None
-            set_path(state, path, seal_value(entry.aead, entry.key_id, value, stream_id, path))
+            assert parent is not None and entry.aead is not None
+            parent[name] = seal_value(entry.aead, entry.key_id, value, stream_id, path)
         if entry is None or entry.stored is None:
             return None
         return Seal(subject, entry.stored, entry.new)

@@ -68,6 +68,15 @@ def _parsed(path: str) -> tuple[tuple[str, ...], str, bytes]:
     return tuple(parents), last, path.encode()
 
 
+def parent_of(state: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    """The mapping that holds the path's last name (None if the state has none), and that name."""
+    parents, last, _ = _parsed(path)
+    parent: Any = state
+    for name in parents:
+        parent = parent.get(name) if isinstance(parent, dict) else None
+    return (parent if isinstance(parent, dict) else None), last
+
+
 def get_path(state: Mapping[str, Any], path: str) -> Any:
     parents, last, _ = _parsed(path)
     value: Any = state
