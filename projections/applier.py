@@ -60,8 +60,8 @@ def decode_window(
 ) -> list[Item]:
     """The notifications of `topics` among a window its follower read, decoded."""
     chosen = [n for n in notifications if n.topic in topics]
-    have_keys_for(app.mapper, chosen)
-    return [_decoded(app, n) for n in chosen]
+    read = have_keys_for(app.mapper, chosen)
+    return [_decoded(app, n, read.get(n.id)) for n in chosen]
 
 
 def read_window(
@@ -76,13 +76,13 @@ def read_window(
     notifications = app.recorder.select_notifications(
         start, max(stop - start, 1), stop=stop, topics=sorted(topics), inclusive_of_start=False
     )
-    have_keys_for(app.mapper, notifications)
-    return [_decoded(app, n) for n in notifications]
+    read = have_keys_for(app.mapper, notifications)
+    return [_decoded(app, n, read.get(n.id)) for n in notifications]
 
 
-def _decoded(app: EventSource, notification: Notification) -> Item:
+def _decoded(app: EventSource, notification: Notification, read: dict[str, Any] | None) -> Item:
     try:
-        return decode(app.name, app.mapper, notification)
+        return decode(app.name, app.mapper, notification, read)
     except Exception as error:
         return Unreadable(app.name, notification, f"{type(error).__name__}: {error}")
 

@@ -80,8 +80,11 @@ class Fact:
         return self.topic.rsplit(".", 1)[-1]
 
 
-def decode(application: str, mapper: Mapper[UUID], notification: Notification) -> Fact:
-    state = _stored_state(mapper, notification)
+def decode(
+    application: str, mapper: Mapper[UUID], notification: Notification, read: dict[str, Any] | None = None
+) -> Fact:
+    """The notification as a fact. `read`: its stored state, decoded already by `have_keys_for`."""
+    state = _stored_state(mapper, notification) if read is None else _opened(mapper, notification, read)
     stored_version = state.pop("class_version", 1)
     if stored_version != _class_version(notification.topic):
         # An older shape: let the application's upcasters bring it up to date.
@@ -106,18 +109,30 @@ def _class_version(topic: str) -> int:
     return version
 
 
-def have_keys_for(mapper: Mapper[UUID], window: Sequence[Notification]) -> None:
+def have_keys_for(mapper: Mapper[UUID], window: Sequence[Notification]) -> dict[int, dict[str, Any]]:
     """Before decoding a window: the keys of every person whose sealed fields it holds, in one round trip.
 
-    (The write side's `commands.following.have_keys_for`, which the read side may not import.)
+    Returns the states it decoded to find those persons, by notification id, for `decode`
+    to open rather than decode again. (The write side's `commands.following.have_keys_for`,
+    which the read side may not import.)
     """
     personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
     if personal is None:
-        return
-    declared = ((n.topic, _plain(mapper, n)) for n in window if personal.declares(n.topic))
-    holding = [(topic, data) for topic, data in declared if personal.may_hold_sealed(data)]
-    with contextlib.suppress(ValueError):  # an undecodable event is parked when it is decoded
-        personal.load_for((topic, _object(mapper, topic, data)) for topic, data in holding)
+        return {}
+    holding: dict[int, dict[str, Any]] = {}
+    topics: list[tuple[str, dict[str, Any]]] = []
+    for notification in window:
+        if not personal.declares(notification.topic):
+            continue
+        data = _plain(mapper, notification)
+        if not personal.may_hold_sealed(data):
+            continue
+        with contextlib.suppress(ValueError):  # an undecodable event is parked when it is decoded
+            state = holding[notification.id] = _object(mapper, notification.topic, data)
+            topics.append((notification.topic, state))
+    if topics:
+        personal.load_for(topics)
+    return holding
 
 
 def _plain(mapper: Mapper[UUID], notification: Notification) -> bytes:
@@ -141,11 +156,18 @@ def _object(mapper: Mapper[UUID], topic: str, data: bytes) -> dict[str, Any]:
 def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
     data = _plain(mapper, notification)
     state = _object(mapper, notification.topic, data)
-    # Personal fields sealed with their person's key: opened, or erased once the person is forgotten.
     personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
     if personal is not None and personal.may_hold_sealed(data):
-        state = personal.reveal(notification.topic, notification.originator_id, state)
+        state = _opened(mapper, notification, state)
     return state
+
+
+def _opened(mapper: Mapper[UUID], notification: Notification, state: dict[str, Any]) -> dict[str, Any]:
+    """Personal fields sealed with their person's key: opened, or erased once the person is forgotten."""
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    if personal is None:
+        return state
+    return personal.reveal(notification.topic, notification.originator_id, state)
 
 
 class RevealsPersonalData(Protocol):

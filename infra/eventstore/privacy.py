@@ -195,7 +195,8 @@ class PersonalDataKeys:
             self._used(wanted)
             for subject in wanted:
                 if subject in kept:
-                    self._cache[subject] = self._opened(now, subject, kept[subject])
+                    self._cache[subject] = self._still(now, self._cache.get(subject), kept[subject]) \
+                        or self._opened(now, subject, kept[subject])
                 elif (entry := self._cache.get(subject)) is None or not entry.new:
                     self._cache[subject] = _Entry(now, None, None)
             self._let_go()
@@ -261,6 +262,12 @@ class PersonalDataKeys:
 
     def _fresh(self, entry: _Entry | None, now: float) -> bool:
         return entry is not None and (entry.new or now - entry.loaded_at < self.cache_seconds)
+
+    def _still(self, now: float, entry: _Entry | None, stored: bytes) -> _Entry | None:
+        """The entry at hand, fresh again, if the key read is the one it holds (spares unwrapping it)."""
+        if entry is None or entry.aead is None or entry.new or entry.stored != stored:
+            return None
+        return _Entry(now, entry.aead, stored, entry.key_id)
 
     def _opened(self, now: float, subject: UUID, stored: bytes) -> _Entry:
         return _Entry(now, AESGCM(self.master.unwrap(subject, stored)), stored, key_id_of(stored))

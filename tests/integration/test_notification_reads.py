@@ -11,9 +11,13 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 
+from domain.order import Order, OrderLine
+from domain.values import Address, Money
 from infra.bootstrap import System, bootstrap
+from infra.eventstore.persistence import OrjsonTranscoder
 from infra.settings import Settings
 from projections.applier import Unreadable, read_window
+from projections.facts import Fact
 
 STATE = b'{"timestamp": "2026-01-01T00:00:00+00:00"}'
 TOPICS = ("domain.order:Order.Placed", "domain.order:Order.Completed", "domain.order:Order.Cancelled")
@@ -72,3 +76,27 @@ def test_an_event_of_a_window_that_cannot_be_decoded_is_returned_unreadable(syst
 
     assert isinstance(item, Unreadable)
     assert item.notification_id == 1
+
+
+class CountingTranscoder(OrjsonTranscoder):
+    decoded = 0
+
+    def decode(self, data: bytes) -> Any:
+        self.decoded += 1
+        return super().decode(data)
+
+
+def test_a_window_of_sealed_events_decodes_each_once_and_opens_them_all(system: System) -> None:
+    address = Address(street="1 Main St", city="Springfield", state="IL", zip_code="62701", country="US")
+    line = [OrderLine(product_id=uuid4(), quantity=1, unit_price=Money.of("9.99"))]
+    system.orders.record([Order.place(uuid4(), uuid4(), line, address) for _ in range(3)], None)
+    system.orders.recorder.insert_events([StoredEvent(uuid4(), 1, TOPICS[0], b'{"sealed": no json')])
+    counting = system.orders.mapper.transcoder = CountingTranscoder()
+
+    window = read_window(system.orders, 0, 4, frozenset(TOPICS))
+
+    opened = [item for item in window if isinstance(item, Fact)]
+    assert [item.data["shipping_address"]["city"] for item in opened] == ["Springfield"] * 3
+    assert isinstance(window[-1], Unreadable)
+    # Each sealed event decoded once, for its customer's key and for the fact; the undecodable one twice.
+    assert counting.decoded == 3 + 2

@@ -271,3 +271,28 @@ def test_a_customer_who_keeps_ordering_keeps_their_key_at_hand_while_new_custome
         saved(personal, Order.Placed, uuid4(), placed_state(regular))
 
     assert personal.at_hand <= 10
+
+
+class CountingMaster(MasterKey):
+    def __init__(self, secret: bytes | None) -> None:
+        super().__init__(secret)
+        self.unwrapped = 0
+
+    def unwrap(self, subject: UUID, stored: bytes) -> bytes:
+        self.unwrapped += 1
+        return super().unwrap(subject, stored)
+
+
+def test_a_reader_reads_a_stale_key_again_but_unwraps_it_again_only_if_it_changed() -> None:
+    table, customer, stream = MemoryKeyTable(), uuid4(), uuid4()
+    writer = keys(b"secret", table)
+    sealed = orjson.dumps(saved(writer, Order.Placed, stream, placed_state(customer)))
+    master = CountingMaster(b"secret")
+    reader = PersonalDataKeys(table, master, cache_seconds=0)  # every read asks the table again
+
+    for _ in range(3):
+        assert reader.reveal(PLACED, stream, orjson.loads(sealed))["shipping_address"] == ADDRESS
+    assert master.unwrapped == 1
+
+    writer.forget(customer)
+    assert reader.reveal(PLACED, stream, orjson.loads(sealed))["shipping_address"] == ERASED_ADDRESS
