@@ -268,7 +268,8 @@ def make_bus(settings: Settings) -> Bus:
         # Every consumer queue: `saga dlq list` without a queue lists them all, `saga migrate`
         # declares them, and readiness counts their consumers.
         topology = list(CONSUMERS.values())
-        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology)
+        return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology,
+                         queue_type=settings.queue_type)
     from infra.messaging.in_process import InProcessBus
 
     if settings.is_in_memory:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     amqp_url: str | None = None
     bus_namespace: str = Field("", description="prefix of every exchange and queue name")
+    queue_type: Literal["classic", "quorum"] = Field(
+        "classic", description="the type of every queue the system declares on RabbitMQ")
     data_dir: Path = Path("data")
 
     payment_failure_rate: float = Field(0.1, ge=0, le=1)

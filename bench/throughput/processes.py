@@ -126,7 +126,8 @@ def _measure_processes(
 
 
 async def count_parked(settings: Settings) -> int:
-    bus: Bus = RabbitBus(str(settings.amqp_url), namespace=settings.bus_namespace, queues=QUEUES)
+    bus: Bus = RabbitBus(str(settings.amqp_url), namespace=settings.bus_namespace, queues=QUEUES,
+                         queue_type=settings.queue_type)
     await bus.start()
     try:
         return len(await bus.dead_letters())

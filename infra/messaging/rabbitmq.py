@@ -9,6 +9,7 @@ messages are parked with the error in their headers (see `rabbitmq_consumer`).
 The consumer queues it is built with (`topology`) can be declared before their
 consumers run, so that messages for a role started later wait for it, and
 their consumers counted, so that readiness can name a role nobody runs.
+Every queue is of one type, classic or quorum (`rabbitmq_queues`).
 
 Confirms are awaited a window at a time (one at a time is four times slower,
 DESIGN §9), and a window's envelopes that share a routing key travel as one
@@ -41,7 +42,6 @@ from aio_pika.exceptions import (
     ChannelInvalidStateError,
     PublishError,
 )
-from pamqp.common import FieldTable
 
 from commands.contract.messages import Envelope
 from infra.messaging.bus import (
@@ -65,6 +65,7 @@ from infra.messaging.rabbitmq_messages import (
     letter_id,
     own_headers,
 )
+from infra.messaging.rabbitmq_queues import QueueType, queue_arguments, retry_arguments
 from infra.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class RabbitBus:
         queues: Sequence[str] = (),
         topology: Sequence[QueueBinding] = (),
         counts_fresh_for: float = COUNTS_FRESH_SECONDS,
+        queue_type: QueueType = "classic",
     ) -> None:
         """`queues`: consumer queues whose parked messages `dead_letters()` lists without subscribing.
 
@@ -103,6 +105,7 @@ class RabbitBus:
         self._topology = tuple(topology)
         self._queues = dict.fromkeys([*queues, *(binding.queue for binding in self._topology)])
         self._counts_fresh_for = counts_fresh_for
+        self._queue_type = queue_type
         self._counted: tuple[float, dict[str, int]] | None = None
         self._counting = asyncio.Lock()
         self._connection: AbstractRobustConnection | None = None
@@ -192,14 +195,13 @@ class RabbitBus:
             self.name(binding.exchange), aio_pika.ExchangeType.TOPIC, durable=True
         )
         name = self.name(binding.queue)
-        queue = await channel.declare_queue(name, durable=True)
+        queue = await channel.declare_queue(name, durable=True, arguments=queue_arguments(self._queue_type))
         for key in binding.routing_keys:
             await queue.bind(exchange, key)
         for attempt, delay in enumerate(self._retry_delays, start=1):
-            arguments: FieldTable = {"x-message-ttl": round(delay * 1000), "x-dead-letter-exchange": "",
-                                     "x-dead-letter-routing-key": name}
-            await channel.declare_queue(f"{name}.retry.{attempt}", durable=True, arguments=arguments)
-        await channel.declare_queue(f"{name}.dead", durable=True)
+            await channel.declare_queue(f"{name}.retry.{attempt}", durable=True,
+                                        arguments=retry_arguments(self._queue_type, name, delay))
+        await channel.declare_queue(f"{name}.dead", durable=True, arguments=queue_arguments(self._queue_type))
         return queue
 
     async def consumer_counts(self) -> dict[str, int] | None:
@@ -251,7 +253,8 @@ class RabbitBus:
         """Every parked message of a queue, held unacknowledged until `put_back` returns them in order."""
         channel = _required(self._admin)
         await self._ready(channel)
-        dead = await channel.declare_queue(f"{self.name(queue)}.dead", durable=True, robust=False)
+        dead = await channel.declare_queue(f"{self.name(queue)}.dead", durable=True, robust=False,
+                                           arguments=queue_arguments(self._queue_type))
         parked: list[AbstractIncomingMessage] = []
         try:
             while (message := await dead.get(no_ack=False, fail=False, timeout=self._timeout)) is not None:

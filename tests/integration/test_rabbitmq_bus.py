@@ -10,13 +10,17 @@ import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection
 
+from infra.bootstrap import make_bus
 from infra.messaging.bus import EVENTS_EXCHANGE, Outcome
 from infra.messaging.rabbitmq import RabbitBus
+from infra.messaging.rabbitmq_queues import QueueType
+from infra.settings import Settings
 from tests.conftest import unavailable
 from tests.unit.test_in_process_bus import (
     DELAYS,
@@ -31,9 +35,16 @@ from tests.unit.test_in_process_bus import (
 )
 
 
+@pytest.fixture(params=["classic", "quorum"])
+def queue_type(request: pytest.FixtureRequest) -> QueueType:
+    kind: QueueType = request.param
+    return kind
+
+
 @pytest.fixture
-async def bus(rabbitmq_url: str, rabbit_namespace: str) -> AsyncIterator[RabbitBus]:
-    rabbit = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, retry_delays=DELAYS, connect_timeout=5)
+async def bus(rabbitmq_url: str, rabbit_namespace: str, queue_type: QueueType) -> AsyncIterator[RabbitBus]:
+    rabbit = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, retry_delays=DELAYS, connect_timeout=5,
+                       queue_type=queue_type)
     await rabbit.start()
     yield rabbit
     await rabbit.close()
@@ -63,20 +74,23 @@ class TestRabbitBus(BusContract):
 
 
 async def test_the_topology_has_the_designed_names_and_arguments(
-    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str, queue_type: QueueType
 ) -> None:
     await bus.subscribe(payments(Recorder()))
     ns = rabbit_namespace
+    typed: dict[str, Any] = {} if queue_type == "classic" else {"x-queue-type": queue_type}
+    moved_on = {} if queue_type == "classic" else {"x-dead-letter-strategy": "at-least-once",
+                                                   "x-overflow": "reject-publish"}
     async with broker.channel() as channel:
         for exchange in ("saga.events", "saga.commands"):
             await channel.declare_exchange(f"{ns}.{exchange}", aio_pika.ExchangeType.TOPIC, durable=True)
         # Declaring with different arguments than the existing queue would close the channel.
-        await channel.declare_queue(f"{ns}.payments", durable=True)
-        await channel.declare_queue(f"{ns}.payments.dead", durable=True)
+        await channel.declare_queue(f"{ns}.payments", durable=True, arguments=typed)
+        await channel.declare_queue(f"{ns}.payments.dead", durable=True, arguments=typed)
         for attempt, delay in enumerate(DELAYS, start=1):
             await channel.declare_queue(f"{ns}.payments.retry.{attempt}", durable=True, arguments={
                 "x-message-ttl": round(delay * 1000), "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": f"{ns}.payments"})
+                "x-dead-letter-routing-key": f"{ns}.payments", **typed, **moved_on})
         assert not channel.is_closed
 
 
@@ -109,7 +123,7 @@ async def test_handled_messages_are_acknowledged_at_the_broker(
     await eventually(lambda: len(handler.done) == 50)
     await bus.close()  # unacknowledged messages would now be ready again
     async with broker.channel() as channel:
-        queue = await channel.declare_queue(f"{rabbit_namespace}.payments", durable=True)
+        queue = await channel.get_queue(f"{rabbit_namespace}.payments")
         assert queue.declaration_result.message_count == 0
 
 
@@ -123,7 +137,7 @@ async def test_the_broker_holds_back_what_exceeds_the_prefetch(
     await eventually(lambda: len(handler.batches) == 1)
     await settle()
     async with broker.channel() as channel:
-        queue = await channel.declare_queue(f"{rabbit_namespace}.payments", durable=True)
+        queue = await channel.get_queue(f"{rabbit_namespace}.payments")
         assert queue.declaration_result.message_count == 24 - 5  # five are out with the consumer
     assert handler.gate is not None
     handler.gate.set()
@@ -155,7 +169,7 @@ async def test_a_window_sharing_a_routing_key_travels_as_one_message_and_settles
     assert (letter.envelope, letter.message_type) == (poison, "PaymentCharged")
     assert letter.error == "unknown product"
     async with broker.channel() as channel:
-        dead = await channel.declare_queue(f"{rabbit_namespace}.payments.dead", durable=True)
+        dead = await channel.get_queue(f"{rabbit_namespace}.payments.dead")
         parked = await dead.get(timeout=5)
         await parked.reject(requeue=True)
     assert (parked.content_type, parked.message_id) == ("application/json", poison.message_id)
@@ -169,7 +183,7 @@ async def test_a_parked_message_keeps_where_it_came_from_in_its_headers(
     await bus.publish(EVENTS_EXCHANGE, [envelope()])
     await wait_for_parked(bus, "payments", 1)
     async with broker.channel() as channel:
-        dead = await channel.declare_queue(f"{rabbit_namespace}.payments.dead", durable=True)
+        dead = await channel.get_queue(f"{rabbit_namespace}.payments.dead")
         message = await dead.get(timeout=5)
         await message.reject(requeue=True)
     headers = message.headers
@@ -181,14 +195,15 @@ async def test_a_parked_message_keeps_where_it_came_from_in_its_headers(
 
 
 async def test_another_process_lists_and_redrives_what_a_consumer_parked(
-    bus: RabbitBus, rabbitmq_url: str, rabbit_namespace: str
+    bus: RabbitBus, rabbitmq_url: str, rabbit_namespace: str, queue_type: QueueType
 ) -> None:
     healed = False
     handler = Recorder(lambda _: Outcome.done() if healed else Outcome.park("unknown product"))
     await bus.subscribe(payments(handler))
     sent = envelope()
     await bus.publish(EVENTS_EXCHANGE, [sent])
-    admin = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, queues=["payments"], connect_timeout=5)
+    admin = RabbitBus(rabbitmq_url, namespace=rabbit_namespace, queues=["payments"], connect_timeout=5,
+                      queue_type=queue_type)
     await admin.start()
     try:
         await wait_for_parked(admin, "payments", 1)
@@ -220,3 +235,25 @@ async def test_consumers_are_resubscribed_and_publishing_resumes_after_the_conne
     assert handler.done[-1].envelope == after
     assert await bus.healthy() is True
     await settle()
+
+
+async def test_the_system_declares_quorum_queues_when_asked(
+    rabbitmq_url: str, rabbit_namespace: str, broker: AbstractConnection
+) -> None:
+    settings = Settings(_env_file=None, amqp_url=rabbitmq_url, bus_namespace=rabbit_namespace,
+                        queue_type="quorum")
+    bus = make_bus(settings)
+    assert isinstance(bus, RabbitBus)
+    await bus.start()
+    try:
+        declared = await bus.declare_topology()
+    finally:
+        await bus.close()
+    assert "payments" in declared
+    async with broker.channel() as channel:
+        for queue in declared:
+            for name in (queue, f"{queue}.dead"):
+                # Declared again as a quorum queue: were it classic, the broker would close the channel.
+                await channel.declare_queue(f"{rabbit_namespace}.{name}", durable=True,
+                                            arguments={"x-queue-type": "quorum"})
+        assert not channel.is_closed
