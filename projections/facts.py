@@ -120,7 +120,7 @@ def have_keys_for(mapper: Mapper[UUID], window: Sequence[Notification]) -> dict[
     if personal is None:
         return {}
     holding: dict[int, dict[str, Any]] = {}
-    topics: list[tuple[str, dict[str, Any]]] = []
+    subjects_in: list[tuple[str, dict[str, Any]]] = []  # (topic, state): where load_for finds each person
     for notification in window:
         if not personal.declares(notification.topic):
             continue
@@ -129,9 +129,9 @@ def have_keys_for(mapper: Mapper[UUID], window: Sequence[Notification]) -> dict[
             continue
         with contextlib.suppress(ValueError):  # an undecodable event is parked when it is decoded
             state = holding[notification.id] = _object(mapper, notification.topic, data)
-            topics.append((notification.topic, state))
-    if topics:
-        personal.load_for(topics)
+            subjects_in.append((notification.topic, state))
+    if subjects_in:
+        personal.load_for(subjects_in)
     return holding
 
 
