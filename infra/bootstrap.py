@@ -160,8 +160,8 @@ class System:
         return app  # type: ignore[return-value]
 
     def _keeper(self, app: ContextApplication) -> PersonalDataKeys:
-        """One keeper per key table: PostgreSQL's applications share one; each embedded file holds its own."""
-        where = self.settings.postgres
+        """One keeper per key table: one per PostgreSQL database and schema; one per embedded file."""
+        where = self.settings.database_of(app.name)
         name = f"{where.url}?schema={where.schema_name}" if where is not None else app.name
         if name not in self._keepers:
             self._keepers[name] = personal_data_keys(app.recorder.key_table, self.settings)  # type: ignore[attr-defined]
@@ -225,14 +225,14 @@ class Assembly:
     def saves_elsewhere(self) -> Loop | None:
         """With the relay or projector role on PostgreSQL: the loop that wakes their followers when
         another process saves (the event store's NOTIFY). None otherwise: followers poll."""
-        if not self.roles & {"relay", "projector"} or self.system.settings.postgres is None:
+        if not self.roles & {"relay", "projector"} or self.system.settings.is_embedded:
             return None
         from infra.eventstore.save_listener import saves_elsewhere  # asyncpg: only where it is needed
 
         return saves_elsewhere(self.system.settings, self.system.applications)
 
     def _leadership(self, app_name: str) -> Leadership:
-        dsn = self.system.settings.postgres
+        dsn = self.system.settings.database_of(app_name)  # the lock lives beside the events it guards
         if dsn is None:
             return SoleLeader()
         return AdvisoryLockLeadership(dsn, f"relay:{dsn.schema_name or 'public'}:{app_name}")
@@ -289,9 +289,9 @@ APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notificatio
 
 
 def migrate(settings: Settings) -> list[str]:
-    """Create every table once. Services then run with CREATE_TABLE=n, so replicas never race."""
-    if settings.postgres is not None:
-        create_schema(settings.postgres)
+    """Create every table once, in each context's database. Services then run with CREATE_TABLE=n."""
+    for database in settings.databases:
+        create_schema(database)
     creating = settings.model_copy(update={"create_table": True})
     with bootstrap(creating) as system:
         system.applications  # noqa: B018 - building each application creates its tables

@@ -3,6 +3,13 @@
 `DATABASE_URL` selects PostgreSQL; without it the system runs embedded on SQLite
 files under `DATA_DIR`. The old system's `DB_*` and `RABBITMQ_*` variables are
 accepted too, so existing deployments keep working.
+
+Each context may keep its events in a database of its own, `<CONTEXT>_DATABASE_URL`
+(`ORDERS_`, ..., `SAGAS_` for the saga, `READ_` for the read store), falling back to
+`DATABASE_URL`, so that a context can move to its own server without the others
+noticing. Either every context is on PostgreSQL or none is: the embedded default
+keeps its files, lock and bus in one DATA_DIR, and a mix would split what one
+`saga reset` or one `saga serve` lock must cover.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from read_api.identity import AuthConfigError, resolve_mode, verification_key
@@ -28,10 +35,10 @@ class PostgresDsn:
     schema_name: str | None = None
 
     @classmethod
-    def parse(cls, url: str) -> PostgresDsn:
+    def parse(cls, url: str, variable: str = "DATABASE_URL") -> PostgresDsn:
         parts = urlsplit(url)
         if parts.scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
-            raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {parts.scheme!r}")
+            raise ValueError(f"{variable} must be a postgresql:// URL, got {parts.scheme!r}")
         query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
         return cls(
             host=parts.hostname or "127.0.0.1",
@@ -48,12 +55,32 @@ class PostgresDsn:
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
 
 
+APPLICATION_CONTEXTS = {
+    "Orders": "orders", "Payments": "payments", "Inventory": "inventory", "Shipping": "shipping",
+    "Notifications": "notifications", "OrderFulfillment": "sagas",
+}
+"""The context, and so the `<CONTEXT>_DATABASE_URL`, of each application by its name."""
+READ_STORE = "read"
+DATABASE_CONTEXTS = (*APPLICATION_CONTEXTS.values(), READ_STORE)
+
+
+def _on_disk(url: str | None) -> bool:
+    return url is None or url.startswith(("sqlite", "memory"))
+
+
 class Settings(BaseSettings):
     """Everything the system reads from its environment."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     database_url: str | None = None
+    orders_database_url: str | None = Field(None, description="the Orders context's; unset: DATABASE_URL")
+    payments_database_url: str | None = Field(None, description="the Payments context's; unset: DATABASE_URL")
+    inventory_database_url: str | None = Field(None, description="Inventory's; unset: DATABASE_URL")
+    shipping_database_url: str | None = Field(None, description="the Shipping context's; unset: DATABASE_URL")
+    notifications_database_url: str | None = Field(None, description="Notifications'; unset: DATABASE_URL")
+    sagas_database_url: str | None = Field(None, description="OrderFulfillment's; unset: DATABASE_URL")
+    read_database_url: str | None = Field(None, description="the read store's; unset: DATABASE_URL")
     amqp_url: str | None = None
     bus_namespace: str = Field("", description="prefix of every exchange and queue name")
     queue_type: Literal["classic", "quorum"] = Field(
@@ -113,13 +140,19 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
-        "database_url", "amqp_url", "admin_token", "auth_mode", "auth_jwt_secret", "auth_jwt_public_key",
+        "database_url", "orders_database_url", "payments_database_url", "inventory_database_url",
+        "shipping_database_url", "notifications_database_url", "sagas_database_url", "read_database_url",
+        "amqp_url", "admin_token", "auth_mode", "auth_jwt_secret", "auth_jwt_public_key",
         "auth_jwt_algorithm", "auth_jwt_issuer", "auth_jwt_audience", "graphql_introspection",
         "data_key_secret", "data_key_file", mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _blank_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        value = None if isinstance(value, str) and not value.strip() else value
+        if value is not None and info.field_name and info.field_name.endswith("_database_url") \
+                and info.field_name != "database_url":
+            PostgresDsn.parse(value, info.field_name.upper())  # fail at start-up, naming the variable
+        return value
 
     @model_validator(mode="after")
     def _accept_old_names(self) -> Settings:
@@ -138,8 +171,14 @@ class Settings(BaseSettings):
             verification_key(self)
         except AuthConfigError as error:
             raise ValueError(str(error)) from None
-        if self.database_url and not self.database_url.startswith(("sqlite", "memory")):
-            PostgresDsn.parse(self.database_url)  # fail at start-up, naming the variable
+        if not _on_disk(self.database_url):
+            PostgresDsn.parse(self.database_url or "")  # fail at start-up, naming the variable
+        own = [f"{c.upper()}_DATABASE_URL" for c in DATABASE_CONTEXTS if getattr(self, f"{c}_database_url")]
+        if own and _on_disk(self.database_url) and len(own) < len(DATABASE_CONTEXTS):
+            raise ValueError(
+                f"{', '.join(own)} on PostgreSQL beside contexts on SQLite (DATABASE_URL unset or not "
+                "PostgreSQL) is not supported: set DATABASE_URL to PostgreSQL too, the database of every "
+                "context without its own")
         return self
 
     @property
@@ -149,10 +188,41 @@ class Settings(BaseSettings):
 
     @property
     def postgres(self) -> PostgresDsn | None:
-        if self.database_url is None or self.database_url.startswith(("sqlite", "memory")):
+        """DATABASE_URL's database: that of every context without one of its own."""
+        if _on_disk(self.database_url):
             return None
-        return PostgresDsn.parse(self.database_url)
+        return PostgresDsn.parse(self.database_url or "")
+
+    def database_variable(self, name: str) -> str:
+        """The variable choosing the database of an application ("Payments") or of the read store ("read").
+
+        A name that is no context's (a test's own application) has DATABASE_URL's.
+        """
+        context = APPLICATION_CONTEXTS.get(name, name)
+        own = f"{context}_database_url"
+        return own.upper() if own in type(self).model_fields and getattr(self, own) else "DATABASE_URL"
+
+    def database_of(self, name: str) -> PostgresDsn | None:
+        """The PostgreSQL database of an application or of the read store ("read"); None when embedded."""
+        variable = self.database_variable(name)
+        url = getattr(self, variable.lower())
+        return None if _on_disk(url) else PostgresDsn.parse(url, variable)
+
+    @property
+    def read_database(self) -> PostgresDsn | None:
+        return self.database_of(READ_STORE)
+
+    @property
+    def databases(self) -> dict[PostgresDsn, list[str]]:
+        """Each distinct PostgreSQL database (and schema) in use, with the variables that choose it."""
+        found: dict[PostgresDsn, list[str]] = {}
+        for context in DATABASE_CONTEXTS:
+            if (dsn := self.database_of(context)) is not None:
+                variables = found.setdefault(dsn, [])
+                if (variable := self.database_variable(context)) not in variables:
+                    variables.append(variable)
+        return found
 
     @property
     def is_embedded(self) -> bool:
-        return self.postgres is None
+        return not self.databases

@@ -27,7 +27,7 @@ from infra.bootstrap import System, bootstrap, make_bus
 from infra.cli.stores import NoStoreError, find_bus_queues, find_event_stores, keeps_data_dir
 from infra.eventstore.databases import CannotCreateDatabaseError, create_database, database_exists
 from infra.messaging.bus import Bus
-from infra.settings import Settings
+from infra.settings import PostgresDsn, Settings
 
 
 class ExitCode(IntEnum):
@@ -100,13 +100,16 @@ def libraries_quiet() -> Iterator[None]:
 
 
 def reach_database(settings: Settings, *, create: bool = False) -> None:
-    """Fail with UNREACHABLE, naming the server, unless the PostgreSQL of DATABASE_URL answers.
+    """Fail with UNREACHABLE, naming the server and its variable, unless every PostgreSQL database answers.
 
-    A server that answers without the database names it, and `create` creates it (for `saga migrate`).
+    DATABASE_URL's, and each context's own (`<CONTEXT>_DATABASE_URL`). A server that answers without
+    the database names it, and `create` creates it (for `saga migrate`).
     """
-    dsn = settings.postgres
-    if dsn is None:
-        return
+    for dsn, variables in settings.databases.items():
+        _reach(dsn, " or ".join(variables), create=create)
+
+
+def _reach(dsn: PostgresDsn, variable: str, *, create: bool) -> None:
     started = time.monotonic()
     try:
         with libraries_quiet():
@@ -119,7 +122,7 @@ def reach_database(settings: Settings, *, create: bool = False) -> None:
     if time.monotonic() - started < CONNECT_TIMEOUT and database_exists(dsn, CONNECT_TIMEOUT) is False:
         if not create:
             fail(ExitCode.UNREACHABLE, f"database {dsn.dbname} does not exist: run `saga migrate` first, "
-                                       f"or correct DATABASE_URL ({where})")
+                                       f"or correct {variable} ({where})")
         try:
             if create_database(dsn, CONNECT_TIMEOUT):
                 console.print(f"created database {dsn.dbname}", highlight=False)
@@ -129,7 +132,7 @@ def reach_database(settings: Settings, *, create: bool = False) -> None:
         except psycopg.OperationalError as error:
             failure = error
     reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
-    fail(ExitCode.UNREACHABLE, f"cannot reach the database at {where} (DATABASE_URL): {reason}")
+    fail(ExitCode.UNREACHABLE, f"cannot reach the database at {where} ({variable}): {reason}")
 
 
 def open_system() -> System:

@@ -1,9 +1,10 @@
 """`saga reset`: start afresh on the embedded default, deleting its stores under DATA_DIR.
 
-For development only: it refuses a PostgreSQL DATABASE_URL (whose owner drops a database
-or a schema on purpose, not by a command meant for a laptop) and any authentication mode
-but dev (a system that checks tokens has callers whose orders matter). It never deletes
-under a running `saga serve`: it holds the lock the server holds while it runs.
+For development only: it refuses PostgreSQL, DATABASE_URL's or a context's own
+(`<CONTEXT>_DATABASE_URL`), whose owner drops a database or a schema on purpose, not
+by a command meant for a laptop; and it refuses any authentication mode but dev (a
+system that checks tokens has callers whose orders matter). It never deletes under a
+running `saga serve`: it holds the lock the server holds while it runs.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ import typer
 
 from infra.cli.base import ExitCode, console, exit_codes, fail, load_settings, paragraphs
 from infra.cli.stores import StoreInUseError, holding, stored_files
-from infra.settings import Settings
+from infra.settings import PostgresDsn, Settings
 from read_api.identity import AuthMode, resolve_mode
 
 HELP = paragraphs(
     "Start afresh: delete every order, event and read model of the embedded default.",
     "Deletes the SQLite stores and the in-process bus's queues in DATA_DIR (default ./data) after asking; "
     "the next `saga serve` starts empty and lists the seed catalogue again. For development only: refused "
-    "with DATABASE_URL (PostgreSQL: drop the database or its schema instead), and unless AUTH_MODE resolves "
-    "to dev (no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY). Refused while a `saga serve` uses DATA_DIR.",
+    "with DATABASE_URL or a <CONTEXT>_DATABASE_URL (PostgreSQL: drop the database or its schema instead), "
+    "and unless AUTH_MODE resolves to dev (no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY). Refused while a "
+    "`saga serve` uses DATA_DIR.",
     "Examples:\n  saga reset\n  saga reset --yes",
 )
 EPILOG = exit_codes(
     "0  deleted, or there was nothing to delete",
     "1  answered no, so nothing was deleted; or a `saga serve` is using DATA_DIR",
-    "2  DATABASE_URL is PostgreSQL, AUTH_MODE is not dev, or a bad environment variable",
+    "2  a database is PostgreSQL, AUTH_MODE is not dev, or a bad environment variable",
 )
 # Typer reads the annotations by name, so the option's help is a module-level constant.
 YES = "Delete without asking, for scripts."
@@ -57,19 +59,24 @@ def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help=YES)] = False) -
 
 def refuse_outside_development(settings: Settings) -> None:
     """Fail with USAGE unless this is the embedded default in dev mode."""
-    dsn = settings.postgres
-    if dsn is not None:
-        where = f"database {dsn.dbname} on {dsn.host}:{dsn.port}"
-        drop = f"the {where} (DROP DATABASE {dsn.dbname})"
-        if dsn.schema_name:
-            drop = f"the schema {dsn.schema_name} in the {where} (DROP SCHEMA {dsn.schema_name} CASCADE)"
-        fail(ExitCode.USAGE, "saga reset deletes the embedded SQLite store only, and DATABASE_URL is "
-                             f"PostgreSQL: drop {drop} instead, then run `saga migrate`")
+    if databases := settings.databases:
+        variables = list(dict.fromkeys(v for names in databases.values() for v in names))
+        drops = ", and ".join(_drop(dsn) for dsn in databases)
+        fail(ExitCode.USAGE, f"saga reset deletes the embedded SQLite store only, and {', '.join(variables)} "
+                             f"{'is' if len(variables) == 1 else 'are'} PostgreSQL: drop {drops} instead, "
+                             "then run `saga migrate`")
     mode = resolve_mode(settings)
     if mode is not AuthMode.DEV:
         fail(ExitCode.USAGE, f"saga reset is for development, and AUTH_MODE resolves to {mode.value} here: "
                              "it runs only in dev mode (AUTH_MODE unset or dev, without AUTH_JWT_SECRET or "
                              "AUTH_JWT_PUBLIC_KEY)")
+
+
+def _drop(dsn: PostgresDsn) -> str:
+    where = f"database {dsn.dbname} on {dsn.host}:{dsn.port}"
+    if dsn.schema_name:
+        return f"the schema {dsn.schema_name} in the {where} (DROP SCHEMA {dsn.schema_name} CASCADE)"
+    return f"the {where} (DROP DATABASE {dsn.dbname})"
 
 
 def _confirmed(question: str) -> bool:

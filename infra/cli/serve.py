@@ -86,8 +86,8 @@ def serve(
         configure_logging(settings.log_level, json=settings.log_format == "json")
         configure_tracing()
         reach_database(settings)
-        if settings.create_table and settings.postgres is not None:
-            create_schema(settings.postgres)  # creating the tables creates where they go
+        for database in settings.databases if settings.create_table else ():
+            create_schema(database)  # creating the tables creates where they go
         if not run_event_loop(_serve(settings, roles, listen_on, listen)):
             fail(ExitCode.FAILED, "the server did not start; see the log above")
 

@@ -18,8 +18,8 @@ from read_api.identity import AuthMode, resolve_mode
 def banner(settings: Settings, roles: Collection[str], base: str) -> list[str]:
     """The start banner's lines, in rich markup, for a server at `base` (http://host:port)."""
     playing = "every role" if set(roles) == set(ROLES) else f"roles: {', '.join(sorted(roles))}"
-    dsn = settings.postgres
-    stores = (f"PostgreSQL, database {dsn.dbname} on {dsn.host}:{dsn.port}" if dsn is not None
+    databases = sorted({f"{dsn.dbname} on {dsn.host}:{dsn.port}" for dsn in settings.databases})
+    stores = (f"PostgreSQL, database{'s' if len(databases) > 1 else ''} {', '.join(databases)}" if databases
               else f"SQLite in {settings.data_dir.absolute()} (DATA_DIR)")
     lines = [f"[bold]saga[/] serving on {base} ({playing})", f"stores: {escape(stores)}"]
     return [*lines, *auth_banner(settings, base)] if "api" in roles else lines

@@ -101,16 +101,16 @@ def application_env(settings: Settings, app_name: str) -> dict[str, str]:
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
-    dsn = settings.postgres
-    if settings.is_in_memory:
+    dsn = settings.database_of(app_name)  # its context's own database, or DATABASE_URL's
+    if dsn is not None:
+        env.update(postgres_env(dsn, settings))
+    elif settings.is_in_memory:
         env["PERSISTENCE_MODULE"] = get_topic(MemoryFactory)
-    elif dsn is None:
+    else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         env["PERSISTENCE_MODULE"] = get_topic(SQLiteExactlyOnceFactory)
         env["SQLITE_DBNAME"] = str(settings.data_dir / f"{app_name.lower()}.sqlite")
         env["SQLITE_LOCK_TIMEOUT"] = "30"
-    else:
-        env.update(postgres_env(dsn, settings))
     return env
 
 

@@ -5,7 +5,9 @@ table with every save. One connection per process listens on the channels of
 the applications it follows and wakes their followers (`commands.following`),
 so a relay or a projector in another process than the writer reads a save at
 once rather than at its next poll. A NOTIFY sent while nobody listens is gone,
-which is why followers poll as well.
+which is why followers poll as well. A NOTIFY reaches only the connections of
+its own database, so with contexts on databases of their own
+(`<CONTEXT>_DATABASE_URL`) the process listens on one connection per database.
 
 Losing the connection, or failing to open it, ends `listen_for_saves` with an
 error: the supervisor that runs it starts it again with backoff, and names it
@@ -32,21 +34,34 @@ class ListenerLostError(ConnectionError):
 
 def saves_elsewhere(settings: Settings, applications: Iterable[ContextApplication]) -> Loop | None:
     """The loop that wakes these applications' followers when another process saves; None on SQLite."""
-    where = settings.postgres
-    channels = {
-        channel: app for app in applications
-        if isinstance(channel := getattr(app.recorder, "channel_name", None), str)
-    }
-    if where is None or not channels:
+    databases: dict[PostgresDsn, dict[str, ContextApplication]] = {}
+    for app in applications:
+        where = settings.database_of(app.name)
+        if where is not None and isinstance(channel := getattr(app.recorder, "channel_name", None), str):
+            databases.setdefault(where, {})[channel] = app
+    if not databases:
         return None
 
+    async def listen() -> None:
+        # One connection lost ends them all with its error, and the supervisor starts them all again.
+        tasks = [asyncio.create_task(listen_for_saves(where, channels, _waking(channels)))
+                 for where, channels in databases.items()]
+        try:
+            ended, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            next(iter(ended)).result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    return listen
+
+
+def _waking(channels: dict[str, ContextApplication]) -> Callable[[str], None]:
     def heard(channel: str) -> None:
         channels[channel].heard_of_save()
 
-    async def listen() -> None:
-        await listen_for_saves(where, channels, heard)
-
-    return listen
+    return heard
 
 
 async def listen_for_saves(

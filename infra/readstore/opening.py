@@ -1,8 +1,10 @@
 """The read store the settings choose.
 
-PostgreSQL keeps the read tables in the event store's own database and schema
-(asyncpg). The embedded default keeps them in `DATA_DIR/read.sqlite`
-(aiosqlite), or in memory with `DATABASE_URL=memory://`.
+PostgreSQL keeps the read tables in READ_DATABASE_URL's database and schema, by
+default DATABASE_URL's, beside the event stores (asyncpg): the read side is a
+context of its own, and may move to a server of its own. The embedded default
+keeps them in `DATA_DIR/read.sqlite` (aiosqlite), or in memory with
+`DATABASE_URL=memory://`.
 
 The composition root hands it to the projectors it builds (`infra.bootstrap.projector`):
 
@@ -18,11 +20,11 @@ from projections.store import ReadStore
 
 
 async def open_read_store(settings: Settings) -> ReadStore:
-    """The read store the settings choose: PostgreSQL beside the event store, or SQLite."""
+    """The read store the settings choose: PostgreSQL (READ_DATABASE_URL, else DATABASE_URL), or SQLite."""
     from infra.readstore.postgres import PostgresStore
     from infra.readstore.sqlite import SQLiteStore
 
-    where = settings.postgres
+    where = settings.read_database
     if where is not None:
         return await PostgresStore.connect(where)
     if settings.is_in_memory:
