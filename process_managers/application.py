@@ -3,7 +3,8 @@
 Each integration event is handled exactly once: the saga's new events and the
 message's tracking row (its source application and position) are recorded in
 one transaction. Two deliveries of one saga's messages conflict on the saga's
-version; the loser reloads the saga and decides again.
+version; the loser reloads the saga and decides again. An operator's retry of
+a saga that NEEDS_ATTENTION (`retry_saga`) is recorded the same way, untracked.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from commands.base import ContextApplication
 from commands.command import ConcurrencyError
 from commands.contract import messages as m
 from domain.base import Aggregate, NotFoundError, caused_by
+from process_managers.compensation_retries import DEFAULT_RETRIES, Retries
 from process_managers.saga import DEFAULT_STEP_TIMEOUT, OrderFulfillment
 from process_managers.steps import StepName
 
@@ -39,6 +41,7 @@ _NOTEWORTHY = (
     OrderFulfillment.StockCommitRequested, OrderFulfillment.CompletionRequested,
     OrderFulfillment.CancellationRequested, OrderFulfillment.StepFailed, OrderFulfillment.StepTimedOut,
     OrderFulfillment.StepCompensated, OrderFulfillment.Completed, OrderFulfillment.Compensated,
+    OrderFulfillment.AttentionNeeded, OrderFulfillment.CompensationResumed,
 )
 
 
@@ -75,12 +78,15 @@ class Sagas(ContextApplication):
         *,
         step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
         clock: Clock = utc_now,
+        retries: Retries = DEFAULT_RETRIES,
     ) -> None:
+        """`retries`: how often an unconfirmed undoing is sent before the saga NEEDS_ATTENTION."""
         if step_timeout <= timedelta(0):
             raise ValueError(f"a step timeout must be positive, got {step_timeout}")
         super().__init__(env)
         self.step_timeout = step_timeout
         self.clock = clock
+        self.retries = retries
 
     def handle_event(self, event: m.IntegrationEvent, tracking: Tracking | None) -> bool:
         """Let the order's saga hear `event`, once per tracking row.
@@ -113,13 +119,32 @@ class Sagas(ContextApplication):
 
         def decide() -> list[OrderFulfillment]:
             saga = self.find_saga(order_id)
-            if saga is None or not saga.time_out(name, attempt, at, step_timeout=self.step_timeout):
+            timed_out = saga is not None and saga.time_out(
+                name, attempt, at, step_timeout=self.step_timeout, retries=self.retries
+            )
+            if saga is None or not timed_out:
                 return []
             _log_decisions(f"the deadline of {name} attempt {attempt}", saga.pending_events)
             return [saga]
 
         causation = f"OrderFulfillment:deadline:{name}:{attempt}"
         return self._record_untracked(decide, order_id, causation)
+
+    def retry_saga(self, order_id: UUID) -> int:
+        """Send the stuck undoing of a saga that NEEDS_ATTENTION again, with fresh attempts.
+
+        Returns the saga's version afterwards. Raises SagaNotFoundError for an order
+        without a saga, and SagaNeedsNoRetryError (recording nothing) for a saga
+        that does not need attention.
+        """
+        def decide() -> list[OrderFulfillment]:
+            saga = self.get_saga(order_id)
+            saga.retry(self.clock(), retries=self.retries)
+            _log_decisions("an operator's retry", saga.pending_events)
+            return [saga]
+
+        self._record_untracked(decide, order_id, "OrderFulfillment:retry")
+        return self.get_saga(order_id).version
 
     def get_saga(self, order_id: UUID, *, version: int | None = None) -> OrderFulfillment:
         saga = self.find_saga(order_id, version=version)
@@ -137,7 +162,7 @@ class Sagas(ContextApplication):
         saga, now = self.find_saga(event.order_id), self.clock()
         if saga is not None:
             already = len(saga.pending_events)  # a batch may have changed this saga before
-            saga.on(event, now=now, step_timeout=self.step_timeout)
+            saga.on(event, now=now, step_timeout=self.step_timeout, retries=self.retries)
             _log_decisions(event, saga.pending_events[already:])
             return [saga]
         if isinstance(event, m.OrderPlaced):

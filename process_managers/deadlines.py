@@ -1,7 +1,9 @@
 """Durable step deadlines: the saga's own log is the schedule.
 
-Every `StepRequested` records its deadline, and the events that end a step
-(success, failure, timeout) or the saga remove it. `DeadlineIndex` follows the
+Every `StepRequested` records its deadline, and so does every
+`CompensationRequested` (an undoing unconfirmed by then is sent again); the
+events that end a step (success, failure, timeout), its undoing (confirmed, or
+left to an operator) or the saga remove it. `DeadlineIndex` follows the
 saga application's notification log (with a `LogFollower`, which also keeps the
 scheduler's time) and keeps the deadlines still pending in memory; a new index
 reads the log from the start, so a deadline set before a crash or a restart
@@ -33,9 +35,12 @@ log = logging.getLogger(__name__)
 Saga = OrderFulfillment
 FOLLOWED = (
     Saga.Started, Saga.StepRequested, Saga.StepSucceeded, Saga.StepFailed, Saga.StepTimedOut,
-    Saga.Completed, Saga.Compensated,
+    Saga.CompensationRequested, Saga.StepCompensated, Saga.AttentionNeeded, Saga.Completed, Saga.Compensated,
 )
-STEP_ENDINGS = (Saga.StepSucceeded, Saga.StepFailed, Saga.StepTimedOut)
+REQUESTS = (Saga.StepRequested, Saga.CompensationRequested)
+STEP_ENDINGS = (
+    Saga.StepSucceeded, Saga.StepFailed, Saga.StepTimedOut, Saga.StepCompensated, Saga.AttentionNeeded,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -127,11 +132,13 @@ class DeadlineIndex:
         saga_id, kind = cast(UUID, notification.originator_id), self._kinds[notification.topic]
         if kind is Saga.Started:
             self._orders[saga_id] = UUID(state["order_id"])
-        elif kind is Saga.StepRequested and saga_id in self._orders:
+        elif kind in REQUESTS and saga_id in self._orders:
             step = StepName(state["step"])
-            self._pending[(saga_id, step)] = Deadline(
-                datetime.fromisoformat(state["deadline"]), self._orders[saga_id], step, state["attempt"]
-            )
+            self._pending.pop((saga_id, step), None)
+            if state.get("deadline"):  # an undoing recorded before undoings were retried has none
+                self._pending[(saga_id, step)] = Deadline(
+                    datetime.fromisoformat(state["deadline"]), self._orders[saga_id], step, state["attempt"]
+                )
         elif kind in STEP_ENDINGS:
             self._pending.pop((saga_id, StepName(state["step"])), None)
         elif kind in (Saga.Completed, Saga.Compensated):

@@ -52,6 +52,22 @@ class RecordCompensated:
 
 
 @dataclass(frozen=True)
+class AskForAttention:
+    """Every attempt at undoing `step` went unconfirmed: stop sending it until an operator retries."""
+
+    step: StepName
+    attempts: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResumeCompensation:
+    """An operator retries the stuck undoing of `step`, with a fresh round of attempts."""
+
+    step: StepName
+
+
+@dataclass(frozen=True)
 class RequestStockCommit:
     pass
 
@@ -83,6 +99,6 @@ class FinishCompensation:
 
 Decision = (
     RequestStep | RecordSuccess | RecordFailure | RecordTimeout | StartCompensation | Compensate
-    | RecordCompensated | RequestStockCommit | RequestCompletion | RequestOrderCancellation
-    | DeclineCancellation | Finish | FinishCompensation
+    | RecordCompensated | AskForAttention | ResumeCompensation | RequestStockCommit | RequestCompletion
+    | RequestOrderCancellation | DeclineCancellation | Finish | FinishCompensation
 )

@@ -73,13 +73,21 @@ def step_command(state: SagaState, name: StepName, attempt: int, origin: Origin)
     return SagaCommand.of(_build(step.command, state, ident, origin, fields), step.context)
 
 
-def compensation_command(state: SagaState, name: StepName, origin: Origin) -> SagaCommand:
-    """The command that undoes step `name`, giving the saga's reason where it takes one."""
+def compensation_command(
+    state: SagaState, name: StepName, origin: Origin, undo_attempt: int = 1
+) -> SagaCommand:
+    """The command that undoes step `name`, giving the saga's reason where it takes one.
+
+    Each attempt at undoing has an id of its own (the context handles an id once, so
+    a resend under the first one would be taken for a repeat); the undoing itself is
+    idempotent in its context, so several attempts have the effect of one.
+    """
     step = step_named(name)
     if step.compensation is None:
         raise ValueError(f"the {name} step cannot be undone")
     fields = _with_reason(step.compensation, state)
-    ident = command_id(state.saga_id, name, state.step(name).attempts, "undo")
+    action = "undo" if undo_attempt == 1 else f"undo-{undo_attempt}"
+    ident = command_id(state.saga_id, name, state.step(name).attempts, action)
     return SagaCommand.of(_build(step.compensation, state, ident, origin, fields), step.context)
 
 

@@ -12,6 +12,7 @@ at once: the receiving context remembers an undoing that arrives first and
 refuses the late action. A step in flight when the customer cancels is undone
 once its outcome, or its deadline, is known. Replies that change nothing about
 what the saga waits for (duplicates, stale ones, anything after the end) are ignored.
+An undoing that goes unconfirmed is sent again (`compensation_retries`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from commands.contract import messages as m
+from process_managers.compensation_retries import (
+    DEFAULT_RETRIES,
+    Retries,
+    when_an_undoing_goes_unconfirmed_send_it_again,
+)
 from process_managers.decisions import (
     Compensate,
     Decision,
@@ -78,12 +84,17 @@ def decide(state: SagaState, event: m.IntegrationEvent) -> list[Decision]:
     return []
 
 
-def decide_timeout(state: SagaState, name: StepName, attempt: int, now: datetime) -> list[Decision]:
+def decide_timeout(
+    state: SagaState, name: StepName, attempt: int, now: datetime, retries: Retries = DEFAULT_RETRIES
+) -> list[Decision]:
     """A step's deadline has come: treat the step as failed, and undo it in case it happens late.
 
-    Changes nothing unless that very attempt is still awaited and its deadline has passed.
+    The deadline of an undoing sends it again instead. Changes nothing unless that
+    very attempt is still awaited and its deadline has passed.
     """
     current = state.step(name)
+    if current.status is StepStatus.COMPENSATING:
+        return when_an_undoing_goes_unconfirmed_send_it_again(state, name, attempt, now, retries)
     if state.is_finished or current.status is not StepStatus.REQUESTED or current.attempts != attempt:
         return []
     if current.deadline is None or now < current.deadline:
@@ -112,7 +123,7 @@ def when_a_step_succeeds_go_on_or_undo_it(
     if state.step(step.name).status is not StepStatus.REQUESTED:
         return []
     succeeded = RecordSuccess(step.name, facts)
-    if state.status is SagaStatus.COMPENSATING:
+    if state.undoing:
         return [succeeded, *_undo_from(state, step)]
     return [succeeded, *_go_on_after(step.name)]
 
@@ -128,7 +139,7 @@ def when_a_step_fails_undo_the_steps_before_it(
     if current.status is not StepStatus.REQUESTED:
         return []
     failed = RecordFailure(step.name, reason)
-    if state.status is SagaStatus.COMPENSATING:
+    if state.undoing:
         return [failed, *_undo_before(state, step.name)]
     if not step.failure_stops_saga:
         return [failed, *_go_on_after(step.name)]

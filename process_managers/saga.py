@@ -3,7 +3,7 @@
 Its events are its decisions, and every event that asks another context to act
 carries the command it sends (a `command` attribute holding a `SagaCommand`), so
 the outbox relay publishes commands from the saga's own notification log. The
-decisions come from `policy`; the aggregate only turns them into events.
+decisions come from `policy` and `compensation_retries`; the aggregate only turns them into events.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from commands.contract import messages as m
 from domain.base import Aggregate
 from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address, Money
+from process_managers import compensation_retries as cr
 from process_managers import decisions as d
 from process_managers import outgoing as out
 from process_managers import policy as p
@@ -71,6 +72,16 @@ class OrderFulfillment(Aggregate):
     class CompensationRequested(Aggregate.Event):
         step: StepName
         command: SagaCommand
+        attempt: int = 1  # undoings recorded before they were retried had no deadline
+        deadline: datetime | None = None
+
+    class AttentionNeeded(Aggregate.Event):
+        step: StepName
+        attempts: int
+        reason: str
+
+    class CompensationResumed(Aggregate.Event):
+        step: StepName
 
     class StepCompensated(Aggregate.Event):
         step: StepName
@@ -103,10 +114,8 @@ class OrderFulfillment(Aggregate):
         cls, placed: m.OrderPlaced, *, now: datetime, step_timeout: timedelta = DEFAULT_STEP_TIMEOUT
     ) -> OrderFulfillment:
         """Record the placed order and ask for its first step."""
-        lines = tuple(
-            SagaLine(product_id=x.product_id, quantity=x.quantity, unit_price=x.unit_price)
-            for x in placed.lines
-        )
+        lines = tuple(SagaLine(product_id=x.product_id, quantity=x.quantity, unit_price=x.unit_price)
+                      for x in placed.lines)
         saga = cls(
             order_id=placed.order_id, customer_id=placed.customer_id, lines=lines,
             total=placed.total, shipping_address=placed.shipping_address,
@@ -147,25 +156,32 @@ class OrderFulfillment(Aggregate):
 
     def on(
         self, message: m.IntegrationEvent, *, now: datetime,
-        step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
+        step_timeout: timedelta = DEFAULT_STEP_TIMEOUT, retries: cr.Retries = cr.DEFAULT_RETRIES,
     ) -> bool:
         """Hear an integration event and record what it decides; False if it changes nothing."""
-        return self._carry_out(p.decide(self.state, message), now, step_timeout)
+        return self._carry_out(p.decide(self.state, message), now, step_timeout, retries)
 
     def time_out(
         self, step: StepName, attempt: int, now: datetime, *,
-        step_timeout: timedelta = DEFAULT_STEP_TIMEOUT,
+        step_timeout: timedelta = DEFAULT_STEP_TIMEOUT, retries: cr.Retries = cr.DEFAULT_RETRIES,
     ) -> bool:
-        """The deadline of `attempt` at `step` has come; False if that attempt already ended."""
-        return self._carry_out(p.decide_timeout(self.state, step, attempt, now), now, step_timeout)
+        """The deadline of `attempt` at `step`, or at its undoing, has come; False if it already ended."""
+        decisions = p.decide_timeout(self.state, step, attempt, now, retries)
+        return self._carry_out(decisions, now, step_timeout, retries)
 
-    def _carry_out(self, decisions: list[d.Decision], now: datetime, step_timeout: timedelta) -> bool:
+    def retry(self, now: datetime, *, retries: cr.Retries = cr.DEFAULT_RETRIES) -> None:
+        """An operator's retry of a saga that NEEDS_ATTENTION (else SagaNeedsNoRetryError)."""
+        decisions = cr.when_an_operator_retries_send_the_undoing_again(self.state)
+        self._carry_out(decisions, now, DEFAULT_STEP_TIMEOUT, retries)
+
+    def _carry_out(self, decisions: list[d.Decision], now: datetime, step_timeout: timedelta,
+                   retries: cr.Retries) -> bool:
         for decision in decisions:
-            if not self._send(decision, now + step_timeout):
+            if not self._send(decision, now, now + step_timeout, retries):
                 self._note(decision)
         return bool(decisions)
 
-    def _send(self, decision: d.Decision, deadline: datetime) -> bool:
+    def _send(self, decision: d.Decision, now: datetime, deadline: datetime, retries: cr.Retries) -> bool:
         """Record a decision that sends a command; False if it sends none."""
         state, origin = self.state, Origin(self.id, self.version + 1)
         match decision:
@@ -174,8 +190,10 @@ class OrderFulfillment(Aggregate):
                 command = out.step_command(state, step, attempt, origin)
                 self._step_requested(step=step, attempt=attempt, deadline=deadline, command=command)
             case d.Compensate(step=step):
+                undo, wait = state.step(step).undo_attempts + 1, state.step(step).undo_attempts_this_round + 1
                 self._compensation_requested(
-                    step=step, command=out.compensation_command(state, step, origin)
+                    step=step, command=out.compensation_command(state, step, origin, undo),
+                    attempt=undo, deadline=now + retries.wait(wait),
                 )
             case d.RequestStockCommit():
                 self._stock_commit_requested(command=out.commit_stock(state, origin))
@@ -200,6 +218,10 @@ class OrderFulfillment(Aggregate):
                 self._compensation_started(reason=reason)
             case d.RecordCompensated(step=step):
                 self._step_compensated(step=step)
+            case d.AskForAttention(step=step, attempts=attempts, reason=reason):
+                self._attention_needed(step=step, attempts=attempts, reason=reason)
+            case d.ResumeCompensation(step=step):
+                self._compensation_resumed(step=step)
             case d.DeclineCancellation(reason=reason):
                 self._cancellation_declined(reason=reason)
             case d.Finish():
@@ -220,7 +242,7 @@ class OrderFulfillment(Aggregate):
 
     @event(StepFailed)
     def _step_failed(self, step: StepName, reason: str) -> None:
-        self.state = self.state.with_step(step, status=StepStatus.FAILED, deadline=None)
+        self.state = self.state.with_step(step, status=StepStatus.FAILED, deadline=None).going_on()
 
     @event(StepTimedOut)
     def _step_timed_out(self, step: StepName, attempt: int) -> None:
@@ -233,12 +255,24 @@ class OrderFulfillment(Aggregate):
         self.state = self.state.compensating(reason)
 
     @event(CompensationRequested)
-    def _compensation_requested(self, step: StepName, command: SagaCommand) -> None:
-        self.state = self.state.with_step(step, status=StepStatus.COMPENSATING)
+    def _compensation_requested(
+        self, step: StepName, command: SagaCommand, attempt: int = 1, deadline: datetime | None = None
+    ) -> None:
+        self.state = self.state.with_step(
+            step, status=StepStatus.COMPENSATING, undo_attempts=attempt, deadline=deadline
+        )
 
     @event(StepCompensated)
     def _step_compensated(self, step: StepName) -> None:
-        self.state = self.state.with_step(step, status=StepStatus.COMPENSATED)
+        self.state = self.state.with_step(step, status=StepStatus.COMPENSATED, deadline=None).going_on()
+
+    @event(AttentionNeeded)
+    def _attention_needed(self, step: StepName, attempts: int, reason: str) -> None:
+        self.state = self.state.with_step(step, deadline=None).changed(status=SagaStatus.NEEDS_ATTENTION)
+
+    @event(CompensationResumed)
+    def _compensation_resumed(self, step: StepName) -> None:
+        self.state = self.state.with_fresh_undo_attempts(step).going_on()
 
     @event(StockCommitRequested)
     def _stock_commit_requested(self, command: SagaCommand) -> None:

@@ -26,6 +26,8 @@ class SagaStatus(StrEnum):
     COMPENSATING = "COMPENSATING"
     COMPLETED = "COMPLETED"
     COMPENSATED = "COMPENSATED"
+    # An undoing went unconfirmed through every attempt: an operator must look, then retry it.
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
 
 
 class StepStatus(StrEnum):
@@ -65,8 +67,14 @@ class OrderFacts(BaseModel):
 class StepState:
     status: StepStatus = StepStatus.PENDING
     attempts: int = 0
-    deadline: datetime | None = None  # set while the step is REQUESTED
+    deadline: datetime | None = None  # set while the step is REQUESTED, and while its undoing is awaited
     timed_out: bool = False  # its outcome was not known in time; it may still happen late
+    undo_attempts: int = 0  # undoings sent, ever: each has a command id of its own
+    undo_round_from: int = 0  # undo_attempts when the current round began (an operator's retry starts one)
+
+    @property
+    def undo_attempts_this_round(self) -> int:
+        return self.undo_attempts - self.undo_round_from
     facts: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +102,11 @@ class SagaState:
         return self.status in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
 
     @property
+    def undoing(self) -> bool:
+        """Compensating, whether or not an undoing is stuck waiting for an operator."""
+        return self.status in (SagaStatus.COMPENSATING, SagaStatus.NEEDS_ATTENTION)
+
+    @property
     def past_point_of_no_return(self) -> bool:
         """Stock committed as sold cannot be released: from here the order can only complete."""
         return self.stock_commit_requested
@@ -116,7 +129,7 @@ class SagaState:
     @property
     def still_to_undo(self) -> tuple[StepName, ...]:
         """While compensating: the steps still to undo (or to hear from), latest first."""
-        if self.status is not SagaStatus.COMPENSATING:
+        if not self.undoing:
             return ()
         waiting = (StepStatus.REQUESTED, StepStatus.SUCCEEDED, StepStatus.COMPENSATING)
         return tuple(
@@ -138,6 +151,16 @@ class SagaState:
             for name, s in self.steps.items()
         }
         return replace(self, status=SagaStatus.COMPENSATING, reason=reason, steps=steps)
+
+    def with_fresh_undo_attempts(self, name: StepName) -> SagaState:
+        """A new round of attempts at undoing `name` begins (an operator's retry)."""
+        return self.with_step(name, undo_round_from=self.steps[name].undo_attempts)
+
+    def going_on(self) -> SagaState:
+        """An undoing is confirmed, or retried: a saga that awaited an operator compensates again."""
+        if self.status is not SagaStatus.NEEDS_ATTENTION:
+            return self
+        return replace(self, status=SagaStatus.COMPENSATING)
 
     def changed(self, **changes: Any) -> SagaState:
         return replace(self, **changes)

@@ -25,7 +25,13 @@ _STEP_STATUS = {
     "StepRequested": "REQUESTED", "StepSucceeded": "SUCCEEDED", "StepFailed": "FAILED",
     "StepTimedOut": "TIMED_OUT", "CompensationRequested": "COMPENSATING", "StepCompensated": "COMPENSATED",
 }
-_SAGA_STATUS = {"CompensationStarted": "COMPENSATING", "Completed": "COMPLETED", "Compensated": "COMPENSATED"}
+_SAGA_STATUS = {
+    "CompensationStarted": "COMPENSATING", "Completed": "COMPLETED", "Compensated": "COMPENSATED",
+    # An undoing unconfirmed after its last attempt waits for an operator's retry.
+    "AttentionNeeded": "NEEDS_ATTENTION", "CompensationResumed": "COMPENSATING",
+}
+# Hearing that a stuck undoing was done after all ends the wait for an operator, as in the saga.
+_GOES_ON = ("StepCompensated", "StepFailed")
 _OTHERS = ("StockCommitRequested", "CompletionRequested", "CancellationRequested", "CancellationDeclined")
 DECISIONS = ("Started", *_STEP_STATUS, *_SAGA_STATUS, *_OTHERS)
 _STEP_INDEX = {name: index for index, name in enumerate(STEP_NAMES)}
@@ -45,6 +51,8 @@ def evolve(row: SagaRow | None, fact: Fact) -> SagaRow:
     status, steps = saga.status, saga.steps
     if name in _STEP_STATUS:
         steps = _step_changed(steps, name, fact)
+        if name in _GOES_ON and status == "NEEDS_ATTENTION":
+            status = "COMPENSATING"
     elif name == "CompensationStarted":
         status = "COMPENSATING"
         steps = tuple(
@@ -89,7 +97,7 @@ def detail(fact: Fact) -> str | None:
     if "reason" in data:
         return str(data["reason"])
     command = data.get("command")
-    if fact.name == "StepRequested":
+    if fact.name == "StepRequested" or (fact.name == "CompensationRequested" and data.get("attempt", 1) > 1):
         return f"attempt {data['attempt']}: {data['command']['type']}"
     if fact.name == "StepTimedOut":
         return f"attempt {data['attempt']} timed out"
@@ -109,7 +117,7 @@ class SagaProgress(Projection[SagaRow]):
         (("id", "uuid"), ("order_id", "uuid"), ("status", "text"), ("current_step", "text"),
          ("steps", "json"), ("timeline", "json"), ("updated_at", "ts")),
         ("id",),
-        (Index("order_idx", "order_id"),),
+        (Index("order_idx", "order_id"), Index("status_idx", "status, id")),
     )
 
     def evolve(self, row: SagaRow | None, fact: Fact) -> SagaRow:

@@ -11,6 +11,7 @@ import pytest
 from infra.eventstore.persistence import application_env
 from infra.settings import Settings
 from process_managers.application import Sagas
+from process_managers.compensation_retries import DEFAULT_RETRIES
 from process_managers.deadlines import DeadlineIndex, fire_due
 from process_managers.state import StepStatus
 from process_managers.steps import StepName
@@ -37,7 +38,9 @@ def pending(index: DeadlineIndex) -> list[tuple[UUID, StepName, int, datetime]]:
     return [(d.order_id, d.step, d.attempt, d.due) for d in index.pending()]
 
 
-def test_the_index_follows_each_requested_step_and_forgets_it_once_answered(sagas: Sagas) -> None:
+def test_the_index_follows_each_requested_step_and_undoing_and_forgets_it_once_answered(
+    sagas: Sagas,
+) -> None:
     index = DeadlineIndex(sagas)
     order = Order.new()
     assert pending(index) == []
@@ -46,6 +49,8 @@ def test_the_index_follows_each_requested_step_and_forgets_it_once_answered(saga
     sagas.handle_event(order.charged(), None)
     assert pending(index) == [(order.order_id, INVENTORY, 1, T0 + TIMEOUT)]
     sagas.handle_event(order.rejected(), None)
+    assert pending(index) == [(order.order_id, PAYMENT, 1, T0 + DEFAULT_RETRIES.first_wait)]  # the refund
+    sagas.handle_event(order.refunded(), None)
     assert pending(index) == []
 
 
@@ -76,7 +81,8 @@ def test_firing_times_the_step_out_once_however_often_it_is_fired(sagas: Sagas) 
     assert fire_due(sagas, index, T0 + TIMEOUT) == 0
     saga = sagas.get_saga(order.order_id)
     assert saga.steps[PAYMENT].status is StepStatus.COMPENSATING
-    assert pending(index) == pending(other) == []
+    refund_awaited = [(order.order_id, PAYMENT, 1, T0 + TIMEOUT + DEFAULT_RETRIES.first_wait)]
+    assert pending(index) == pending(other) == refund_awaited
 
 
 def test_the_deadline_of_a_step_answered_meanwhile_is_dropped_for_the_next_steps(sagas: Sagas) -> None:
