@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from infra.settings import Settings
+from infra.settings import DATABASE_CONTEXTS, Settings
 
 PYTHON_CLI = (sys.executable, "-m", "infra.cli")
 START_WITHIN = 60.0  # seconds for a role to answer /healthz; starting nine at once on two cores is slow
@@ -33,7 +33,8 @@ STOP_WITHIN = 20.0  # seconds for a role to exit after SIGINT before it is kille
 PORT_ATTEMPTS = 3  # starts of a role whose port another program took first
 # Variables of the outer environment that would point a role somewhere else.
 FOREIGN = ("DATABASE_URL", "AMQP_URL", "BUS_NAMESPACE", "CREATE_TABLE", "FAILURE_SEED", "DB_HOST",
-           "RABBITMQ_URL", "RABBITMQ_HOST", "STEP_TIMEOUT_SECONDS")
+           "RABBITMQ_URL", "RABBITMQ_HOST", "STEP_TIMEOUT_SECONDS",
+           *(f"{context.upper()}_DATABASE_URL" for context in DATABASE_CONTEXTS))
 
 
 _handed_out: set[int] = set()
@@ -65,6 +66,9 @@ def role_environment(settings: Settings) -> dict[str, str]:
     })
     if settings.failure_seed is not None:
         env["FAILURE_SEED"] = str(settings.failure_seed)
+    for context in DATABASE_CONTEXTS:
+        if (own := getattr(settings, f"{context}_database_url")) is not None:
+            env[f"{context.upper()}_DATABASE_URL"] = own
     return env
 
 
