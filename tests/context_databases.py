@@ -21,8 +21,11 @@ APPLICATION_OF = {context: application for application, context in APPLICATION_C
 
 
 @contextmanager
-def own_databases(server: PostgresDsn) -> Iterator[dict[str, PostgresDsn]]:
-    """A fresh database for each context and the read store, by context ("orders"), dropped at the end."""
+def own_databases(server: PostgresDsn, *, create: bool = True) -> Iterator[dict[str, PostgresDsn]]:
+    """A fresh database for each context and the read store, by context ("orders"), dropped at the end.
+
+    With `create=False` they are only named, for `saga migrate` to create.
+    """
     run = uuid.uuid4().hex[:8]
     databases = {
         context: PostgresDsn(server.host, server.port, f"saga-{run}-{context}", server.user, server.password)
@@ -30,7 +33,7 @@ def own_databases(server: PostgresDsn) -> Iterator[dict[str, PostgresDsn]]:
     }
     try:
         with psycopg.connect(server.url, autocommit=True) as connection:
-            for dsn in databases.values():
+            for dsn in databases.values() if create else ():
                 connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dsn.dbname)))
         yield databases
     finally:
