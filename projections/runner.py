@@ -27,6 +27,10 @@ function that opens one (the projector then closes it too; `infra.readstore.open
 A process that serves the API without projecting (`--role api` beside a
 `projector` process) calls `start()` alone: its read model then sees the other
 process's changes by polling.
+
+Projector copies in several processes share the work by projection: given
+`leads` (infra's advisory locks), a copy applies only the projections it leads,
+asking before each batch (`leading`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from projections.catalog import AnyProjection, all_projections, migrate
 from projections.changes import ChangeHub
 from projections.dead_letters import DeadLetterSource, replace_all
 from projections.facts import EventSource, Follower
+from projections.leading import DEAD_LETTERS, Leading, Leads
 from projections.queries import StoreReadModel
 from projections.store import ReadStore
 
@@ -73,7 +78,10 @@ class Projector:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         dead_letter_interval: float = 15.0,
+        leads: Leads | None = None,
     ) -> None:
+        """`leads`: the lead of each projection by its name, when other copies may run; else this
+        copy leads them all."""
         self.system = system
         self.bus = bus
         self.projections = tuple(projections or all_projections())
@@ -81,6 +89,7 @@ class Projector:
         self.poll_interval = poll_interval
         self.dead_letter_interval = dead_letter_interval
         self.hub = ChangeHub()
+        self.leading = Leading([*(p.name for p in self.projections), DEAD_LETTERS], leads)
         # A store handed in belongs to the caller; one the projector opens is its to close.
         self._store: ReadStore | None = store if isinstance(store, ReadStore) else None
         self._open_store: OpenStore | None = None if isinstance(store, ReadStore) else store
@@ -144,8 +153,10 @@ class Projector:
             for task in (*tasks, stopped):
                 task.cancel()
             await asyncio.gather(*tasks, stopped, return_exceptions=True)
+            await self.leading.release()
 
     async def close(self) -> None:
+        await self.leading.release()
         if self._open_store is not None and self._store is not None:
             await self._store.close()
             self._store = None
@@ -165,8 +176,13 @@ class Projector:
                 pass
 
     async def pump(self, app: EventSource) -> int:
-        """Apply the next batch of one application's log; how many notifications it read (0: none new)."""
-        followers = [p for p in self.projections if app.name in p.applications]
+        """Apply the next batch of one application's log to the projections this copy leads; how many
+        notifications it read (0: none new, or none of them led)."""
+        followers = [
+            p for p in self.projections if app.name in p.applications and await self.leading.leads(p.name)
+        ]
+        if not followers:
+            return 0
         positions = await tracking.all_positions(self.store)
         at = {p.tracking_name: positions.get((p.tracking_name, app.name), 0) for p in followers}
         start = min(at.values())
@@ -207,7 +223,8 @@ class Projector:
     async def _refresh_dead_letters_now_and_then(self) -> None:
         while True:
             try:
-                await self.refresh_dead_letters()
+                if await self.leading.leads(DEAD_LETTERS):
+                    await self.refresh_dead_letters()
             except Exception:
                 log.exception("copying the parked messages failed; trying again")
             await asyncio.sleep(self.dead_letter_interval)
