@@ -22,6 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.bootstrap import Assembly
+from infra.elections import deadline_leadership
 from infra.messaging.consumers import CONSUMERS, CONTEXTS, idle_roles
 from infra.messaging.relay import OutboxRelay
 from infra.supervision import LoopPolicy, Supervisor
@@ -29,7 +30,7 @@ from projections.read_model import ReadModel
 from read_api.health import Outages, merged, report, waiting
 
 if TYPE_CHECKING:
-    from process_managers.deadlines import DeadlineIndex
+    from process_managers.scheduler import DeadlineScheduler
 
 T = TypeVar("T")
 
@@ -89,7 +90,7 @@ class Runtime:
         self.stopping = asyncio.Event()
         self.relays: list[OutboxRelay] = []
         self.supervisor = Supervisor(loops, on_restart=self.metrics.loop_restarted)
-        self._deadlines: DeadlineIndex | None = None
+        self._deadlines: DeadlineScheduler | None = None
         self._outages = Outages()
         self._read_model: ReadModel | None = None
 
@@ -127,7 +128,7 @@ class Runtime:
         for subscription in self.parts.subscriptions():
             await self.bus.subscribe(subscription, run=self.supervisor.start)
         if "saga" in self.roles:
-            self.supervisor.start("saga deadlines", self._fire_deadlines)
+            self.supervisor.start("saga deadlines", partial(self._deadline_scheduler().run, self.stopping))
         self.relays = self.parts.relays()
         for relay in self.relays:
             self.supervisor.start(f"relay {relay.app.name}", partial(relay.run, self.stopping))
@@ -172,16 +173,11 @@ class Runtime:
         idle = set(idle_roles(counts or {}))
         return [role for role in CONSUMERS if role in idle | unroutable]
 
-    async def _fire_deadlines(self) -> None:
-        from process_managers.deadlines import DeadlineIndex, fire_due
+    def _deadline_scheduler(self) -> DeadlineScheduler:
+        from process_managers.scheduler import DeadlineScheduler
 
-        # Built once: a restart after a failure goes on from where the index had read, not from the start.
+        # Built once: a restart after a failure goes on from where its index had read, not from the start.
         if self._deadlines is None:
-            self._deadlines = await asyncio.to_thread(DeadlineIndex, self.system.sagas)
-        index = self._deadlines
-
-        async def fire() -> int:
-            await asyncio.to_thread(fire_due, self.system.sagas, index, datetime.now(UTC))
-            return 0  # nothing left to read at once: look again after the follower's interval
-
-        await index.log.follow(fire, self.stopping)
+            lead = deadline_leadership(self.system.settings, self.system.sagas.name)
+            self._deadlines = DeadlineScheduler(self.system.sagas, lambda: datetime.now(UTC), lead=lead)
+        return self._deadlines
