@@ -32,6 +32,7 @@ from commands.simulation import (
     SimulatedGateway,
     SimulatedNotifier,
 )
+from infra.elections import projection_leads
 from infra.eventstore.ddl import create_schema
 from infra.eventstore.persistence import PydanticMapper, application_env
 from infra.eventstore.privacy import PersonalDataKeys, personal_data_keys
@@ -194,7 +195,7 @@ class Assembly:
         self.roles = frozenset(roles)
         self.metrics = metrics
         # The API answers queries from the read store; the projector role keeps it up to date.
-        self.projector = projector(system, bus=bus) if self.roles & {"api", "projector"} else None
+        self.projector = projector(system, bus=bus, elect=True) if self.roles & {"api", "projector"} else None
 
     def subscriptions(self) -> list[Subscription]:
         """What each consumer role among the roles takes from the bus, its verdicts counted."""
@@ -277,12 +278,13 @@ def make_bus(settings: Settings) -> Bus:
     return InProcessBus(settings.data_dir / "bus.sqlite")
 
 
-def projector(system: System, *, bus: Bus | None = None) -> Projector:
-    """A projector over the read store the settings choose.
+def projector(system: System, *, bus: Bus | None = None, elect: bool = False) -> Projector:
+    """A projector over the read store the settings choose; with `elect`, one copy of several running.
 
     Given the bus, it lists the bus's parked messages too. Without, it only replays (`saga projections`).
     """
-    return Projector(system, store=read_store_opener(system.settings), bus=bus)
+    leads = projection_leads(system.settings) if elect else None  # it applies what it leads
+    return Projector(system, store=read_store_opener(system.settings), bus=bus, leads=leads)
 
 
 APPLICATION_NAMES = ("Orders", "Payments", "Inventory", "Shipping", "Notifications", "OrderFulfillment")
