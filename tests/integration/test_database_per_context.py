@@ -2,7 +2,8 @@
 
 DATABASE_URL names a database that does not exist, so whatever still read the shared
 database would fail. Afterwards each database holds its own context's events and no other's,
-and the read store, on a database of its own too, has every order.
+and the read store, on a database of its own too, has every order. One context's database
+going down takes down that context's store alone, and readiness names only it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import psycopg
 import pytest
 
 from commands.inventory import SEED_CATALOGUE, Restock
+from infra.bootstrap import bootstrap
 from infra.eventstore.verification import verify
 from infra.settings import PostgresDsn, Settings
 from process_managers.state import SagaStatus
 from tests.context_databases import assert_each_database_holds_only_its_own_events, own_databases, settings_on
+from tests.integration.test_readiness_down import shut_out
 from tests.integration.test_saga_at_volume import (
     ORDERS,
     TOP_UP,
@@ -74,3 +77,18 @@ async def test_five_hundred_orders_with_each_context_on_its_own_database_all_end
         assert await until_summarised(databases["read"], ORDERS) == ORDERS
 
     assert_each_database_holds_only_its_own_events(databases)
+
+
+def test_a_context_s_database_down_takes_down_its_store_alone_and_readiness_names_only_it(
+    settings: Settings, databases: dict[str, PostgresDsn], postgres_server: PostgresDsn,
+) -> None:
+    with bootstrap(settings.model_copy(update={"postgres_pool_size": 1})) as system:
+        assert len(system.applications) == 6 and system.check() == {"status": "ok"}
+        shut_out(postgres_server, databases["payments"].dbname, allowed=False)
+        try:
+            down = system.check()
+        finally:
+            shut_out(postgres_server, databases["payments"].dbname, allowed=True)
+
+    assert down["status"] == "unavailable"
+    assert down["down"] == ["event store: Payments"]
