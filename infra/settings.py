@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.amqp_nodes import broker_urls
 from read_api.identity import AuthConfigError, resolve_mode, verification_key
 
 
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
     amqp_url: str | None = None
     bus_namespace: str = Field("", description="prefix of every exchange and queue name")
     queue_type: Literal["classic", "quorum"] = Field(
-        "classic", description="the type of every queue the system declares on RabbitMQ")
+        "quorum", description="the type of every queue the system declares on RabbitMQ")
     data_dir: Path = Path("data")
 
     payment_failure_rate: float = Field(0.1, ge=0, le=1)
@@ -92,6 +93,10 @@ class Settings(BaseSettings):
     notification_failure_rate: float = Field(0.02, ge=0, le=1)
     failure_seed: int | None = None
     step_timeout_seconds: float = Field(30, gt=0)
+    compensation_attempts: int = Field(
+        5, ge=1, description="times an unconfirmed undoing is sent before its saga NEEDS_ATTENTION")
+    compensation_backoff_seconds: float = Field(
+        30, gt=0, description="wait for the first attempt at an undoing; each further attempt doubles it")
 
     admin_token: str | None = Field(None, description="an opaque bearer token that is operator and admin")
     auth_mode: Literal["dev", "required", "off"] | None = Field(
@@ -171,6 +176,8 @@ class Settings(BaseSettings):
             verification_key(self)
         except AuthConfigError as error:
             raise ValueError(str(error)) from None
+        if self.amqp_url:
+            broker_urls(self.amqp_url)  # fail at start-up, naming the variable and the node at fault
         if not _on_disk(self.database_url):
             PostgresDsn.parse(self.database_url or "")  # fail at start-up, naming the variable
         own = [f"{c.upper()}_DATABASE_URL" for c in DATABASE_CONTEXTS if getattr(self, f"{c}_database_url")]

@@ -180,9 +180,29 @@ def rabbitmq_url(rabbitmq_server: str, rabbitmq_vhost: str | None) -> str:
 
 
 @pytest.fixture
-def rabbit_namespace() -> str:
-    """A prefix for every exchange and queue of one test, so tests share a broker in isolation."""
-    return f"t{uuid.uuid4().hex[:12]}"
+def rabbit_namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A prefix for every exchange and queue of one test, so tests share a broker in isolation.
+
+    The test's queues are deleted after it: each quorum queue holds three of the broker's file
+    handles, and a broker out of them accepts no connection (clients time out), which a run's
+    quorum queues, kept until its vhost goes, would bring about after a few hundred.
+    """
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    yield namespace
+    if "rabbitmq_url" in request.fixturenames and (vhost := request.getfixturevalue("rabbitmq_vhost")):
+        listed = subprocess.run(
+            ["rabbitmqctl", "list_queues", "-p", vhost, "-q", "--no-table-headers", "name"],
+            capture_output=True, text=True, timeout=30, check=False)
+        names = [name for name in listed.stdout.split() if name.startswith(f"{namespace}.")]
+        if names:
+            asyncio.run(_delete_queues(request.getfixturevalue("rabbitmq_url"), names))
+
+
+async def _delete_queues(url: str, names: list[str]) -> None:
+    async with await aio_pika.connect(url, timeout=5) as connection:
+        channel = await connection.channel()
+        for name in names:  # quorum queues refuse if-unused
+            await channel.queue_delete(name, if_unused=False, if_empty=False)
 
 
 @pytest.fixture(params=["embedded", "postgres_rabbitmq"])

@@ -16,7 +16,6 @@ from enum import IntEnum
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-import aio_pika
 import psycopg
 import typer
 from pydantic import ValidationError
@@ -27,6 +26,8 @@ from infra.bootstrap import System, bootstrap, make_bus
 from infra.cli.stores import NoStoreError, find_bus_queues, find_event_stores, keeps_data_dir
 from infra.eventstore.databases import CannotCreateDatabaseError, create_database, database_exists
 from infra.messaging.bus import Bus
+from infra.messaging.rabbitmq_connection import connect
+from infra.messaging.rabbitmq_queues import QueueTypeError
 from infra.settings import PostgresDsn, Settings
 
 
@@ -158,7 +159,7 @@ async def reach_broker(settings: Settings) -> None:
     if settings.amqp_url:
         try:
             with libraries_quiet():
-                connection = await aio_pika.connect(settings.amqp_url, timeout=CONNECT_TIMEOUT)
+                connection = await connect(settings.amqp_url, attempt_within=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as error:
             _broker_unreachable(settings, error)
         await connection.close()
@@ -179,12 +180,14 @@ async def started_bus(settings: Settings) -> AsyncIterator[Bus]:
         _broker_unreachable(settings, error)
     try:
         yield bus
+    except QueueTypeError as error:
+        fail(ExitCode.FAILED, str(error))
     finally:
         await bus.close()
 
 
 def _broker_unreachable(settings: Settings, error: BaseException) -> NoReturn:
-    parts = urlsplit(settings.amqp_url or "")
-    where = f"amqp://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+    nodes = [urlsplit(url) for url in (settings.amqp_url or "").split(",")]
+    where = ", ".join(f"amqp://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}" for parts in nodes)
     reason = str(error) or type(error).__name__
     fail(ExitCode.UNREACHABLE, f"cannot reach the broker at {where} (AMQP_URL): {reason}")

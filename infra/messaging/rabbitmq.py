@@ -54,6 +54,7 @@ from infra.messaging.bus import (
     Subscription,
     UnroutableError,
 )
+from infra.messaging.rabbitmq_connection import connect_robust
 from infra.messaging.rabbitmq_consumer import Consumer, put_back
 from infra.messaging.rabbitmq_counts import count_consumers
 from infra.messaging.rabbitmq_messages import (
@@ -65,7 +66,7 @@ from infra.messaging.rabbitmq_messages import (
     letter_id,
     own_headers,
 )
-from infra.messaging.rabbitmq_queues import QueueType, queue_arguments, retry_arguments
+from infra.messaging.rabbitmq_queues import QueueType, declare_typed, queue_arguments, retry_arguments
 from infra.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -121,9 +122,8 @@ class RabbitBus:
         return f"{self._namespace}.{name}" if self._namespace else name
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self._url, timeout=self._timeout, reconnect_interval=self._reconnect_interval
-        )
+        self._connection = await connect_robust(
+            self._url, attempt_within=self._timeout, reconnect_interval=self._reconnect_interval)
         self._publisher = await self._open_channel()
         self._admin = await self._open_channel()
         for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
@@ -194,14 +194,13 @@ class RabbitBus:
         exchange = await channel.declare_exchange(
             self.name(binding.exchange), aio_pika.ExchangeType.TOPIC, durable=True
         )
-        name = self.name(binding.queue)
-        queue = await channel.declare_queue(name, durable=True, arguments=queue_arguments(self._queue_type))
+        name, kind = self.name(binding.queue), self._queue_type
+        queue = await declare_typed(channel, name, kind, queue_arguments(kind))
         for key in binding.routing_keys:
             await queue.bind(exchange, key)
         for attempt, delay in enumerate(self._retry_delays, start=1):
-            await channel.declare_queue(f"{name}.retry.{attempt}", durable=True,
-                                        arguments=retry_arguments(self._queue_type, name, delay))
-        await channel.declare_queue(f"{name}.dead", durable=True, arguments=queue_arguments(self._queue_type))
+            await declare_typed(channel, f"{name}.retry.{attempt}", kind, retry_arguments(kind, name, delay))
+        await declare_typed(channel, f"{name}.dead", kind, queue_arguments(kind))
         return queue
 
     async def consumer_counts(self) -> dict[str, int] | None:

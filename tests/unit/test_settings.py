@@ -77,11 +77,11 @@ def test_log_format_is_text_by_default_and_json_when_asked(monkeypatch: pytest.M
         Settings(_env_file=None)
 
 
-def test_queues_are_classic_unless_quorum_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_queues_are_quorum_unless_classic_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QUEUE_TYPE", raising=False)
-    assert Settings(_env_file=None).queue_type == "classic"
-    monkeypatch.setenv("QUEUE_TYPE", "quorum")
     assert Settings(_env_file=None).queue_type == "quorum"
+    monkeypatch.setenv("QUEUE_TYPE", "classic")
+    assert Settings(_env_file=None).queue_type == "classic"
     monkeypatch.setenv("QUEUE_TYPE", "stream")
     with pytest.raises(ValidationError, match="queue_type"):
         Settings(_env_file=None)
