@@ -144,7 +144,8 @@ class Runtime:
             self._read_model = None
 
     async def check(self) -> dict[str, Any]:
-        """Whether the broker and every event store answer, and every loop runs, naming each that does not.
+        """Whether the broker and every event store answer, and every loop runs, naming each that does not;
+        `leads` names what the process leads (`leads`).
 
         For health probes: a loop counts as down once it has failed for the supervisor's grace period.
 
@@ -159,7 +160,13 @@ class Runtime:
         reports = [broker, await asyncio.to_thread(self.system.check), self.supervisor.check()]
         if self.roles & PUBLISHING_ROLES and (roles := await self.waiting_for()) is not None:
             reports.append(waiting(roles))
-        return merged(*reports)
+        return {**merged(*reports), **({"leads": leads} if (leads := self.leads()) else {})}
+
+    def leads(self) -> list[str]:
+        """What this process leads among copies of its roles (a standby leads nothing, and is ready)."""
+        projector = self.projector if "projector" in self.roles else None
+        held = sorted(projector.leading.held) if projector is not None else []
+        return held + (["saga deadlines"] if self._deadlines is not None and self._deadlines.leads else [])
 
     async def waiting_for(self) -> list[str] | None:
         """The roles nobody runs, by their queues' consumers and what the relays could not publish.

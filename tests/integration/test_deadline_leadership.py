@@ -17,7 +17,9 @@ from infra.settings import Settings
 from process_managers.application import Sagas
 from process_managers.scheduler import DeadlineScheduler
 from process_managers.steps import StepName
+from projections.catalog import all_projections
 from tests.integration.test_projector_leadership import lock_key, within
+from tests.saga_harness import started
 from tests.sagas import T0, TIMEOUT, Order
 
 
@@ -111,3 +113,18 @@ async def kill_leader(settings: Settings, copy: SagaCopy) -> None:
     copy.task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await copy.task
+
+
+async def test_of_two_processes_with_the_projector_and_saga_roles_one_leads_and_the_other_stands_by_ready(
+    postgres_settings: Settings,
+) -> None:
+    roles = ("projector", "saga")
+    everything = sorted([*(p.name for p in all_projections()), "dead_letters", "saga deadlines"])
+    async with started(postgres_settings, roles=roles) as first:
+        await within(10, lambda: sorted(first.leads()) == everything)
+        async with started(postgres_settings, roles=roles) as second:
+            await asyncio.sleep(0.5)
+            reports = [await first.check(), await second.check()]
+    assert [r["status"] for r in reports] == ["ok", "ok"], "a standby is ready"
+    assert sorted(reports[0]["leads"]) == everything
+    assert "leads" not in reports[1], "the standby leads nothing"
