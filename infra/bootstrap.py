@@ -46,6 +46,7 @@ from infra.readstore.opening import read_store_opener
 from infra.settings import Settings
 from infra.supervision import Loop
 from process_managers.application import Sagas, utc_now
+from process_managers.compensation_retries import Retries
 from projections.runner import Projector
 
 A = TypeVar("A", bound=ContextApplication)
@@ -116,9 +117,10 @@ class System:
 
     @property
     def sagas(self) -> Sagas:
-        timeout = timedelta(seconds=self.settings.step_timeout_seconds)
-        clock = self._overrides.get("clock") or utc_now
-        return self._app(Sagas.name, lambda env: Sagas(env, step_timeout=timeout, clock=clock))
+        s = self.settings
+        timeout, clock = timedelta(seconds=s.step_timeout_seconds), self._overrides.get("clock") or utc_now
+        retries = Retries(s.compensation_attempts, timedelta(seconds=s.compensation_backoff_seconds))
+        return self._app(Sagas.name, lambda e: Sagas(e, step_timeout=timeout, clock=clock, retries=retries))
 
     @property
     def contexts(self) -> tuple[ContextApplication, ...]:

@@ -107,6 +107,25 @@ class StoreReadModel:
     async def sagas_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, SagaRow]:
         return await self._by_order(SagaProgress(), order_ids)
 
+    async def list_sagas(
+        self, *, status: str | None = None, first: int = 20, after: UUID | None = None
+    ) -> list[SagaRow]:
+        projection, args = SagaProgress(), list[Any]()
+        conditions = ["1 = 1"]
+        if status is not None:
+            args.append(status)
+            conditions.append(f"status = ${len(args)}")
+        if after is not None:
+            args.append(after)
+            conditions.append(f"id > ${len(args)}")
+        args.append(max(0, min(first, MAX_PAGE)))
+        records = await self.store.fetch(
+            f"SELECT {', '.join(projection.table.column_names)} FROM {projection.table.name} "
+            f"WHERE {' AND '.join(conditions)} ORDER BY id LIMIT ${len(args)}",
+            *args,
+        )
+        return [projection.decode(r) for r in records]
+
     async def products(self) -> list[ProductRow]:
         return await products(self.store)
 

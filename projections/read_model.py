@@ -219,6 +219,15 @@ class ReadModel(Protocol):
 
     async def sagas_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, SagaRow]: ...
 
+    async def list_sagas(
+        self, *, status: str | None = None, first: int = 20, after: UUID | None = None
+    ) -> list[SagaRow]:
+        """Sagas in a stable order (by saga id), so paging never skips or repeats one while they move on.
+
+        `after` is the id of the last saga of the previous page; `status` keeps only those in it.
+        """
+        ...
+
     async def products(self) -> list[ProductRow]: ...
 
     async def products_by_id(self, ids: Sequence[UUID]) -> dict[UUID, ProductRow]: ...

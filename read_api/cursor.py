@@ -1,4 +1,4 @@
-"""Opaque page cursors: for the newest-first order list, and for a stream's events.
+"""Opaque page cursors: for the newest-first order list, a stream's events and the sagas.
 
 An order cursor is where a page ended (the last row's creation time and id), so
 the next page starts after it even while new orders arrive at the top. An event
@@ -17,6 +17,7 @@ from projections.read_model import OrderCursor
 
 _VERSION = "o1"
 _EVENTS = "e1"
+_SAGAS = "s1"
 
 
 class InvalidCursorError(ValueError):
@@ -55,6 +56,21 @@ def decode_event_cursor(value: str, stream_id: UUID) -> int:
         return int(version)
     except (ValueError, UnicodeDecodeError, binascii.Error) as error:
         raise InvalidCursorError(f"{value!r} is not a cursor of this stream's events") from error
+
+
+def encode_saga_cursor(saga_id: UUID) -> str:
+    """The cursor after which `sagas(after:)` reads the next page."""
+    return _encode(f"{_SAGAS}|{saga_id}")
+
+
+def decode_saga_cursor(value: str) -> UUID:
+    try:
+        kind, saga_id = _decode(value).split("|")
+        if kind != _SAGAS:
+            raise ValueError(kind)
+        return UUID(saga_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as error:
+        raise InvalidCursorError(f"{value!r} is not a cursor of the sagas") from error
 
 
 def _encode(text: str) -> str:

@@ -15,7 +15,7 @@ import strawberry
 
 from domain.base import DomainError
 from read_api.errors import NOT_FOUND, UNAVAILABLE, Problem, problem_from
-from read_api.types import Info, Order, Product, UserError
+from read_api.types import Info, Order, Product, Saga, UserError
 from read_api.write_side import BusUnavailableError
 
 
@@ -89,6 +89,12 @@ class ForgetCustomerPayload:
 
 
 @strawberry.type
+class RetrySagaPayload:
+    saga: Saga | None
+    errors: list[UserError]
+
+
+@strawberry.type
 class RedrivePayload:
     ok: bool
     errors: list[UserError]
@@ -144,6 +150,18 @@ class Mutation:
             cancelled=[strawberry.ID(str(o)) for o in done.cancelled],
             forgotten_before=done.forgotten_before, errors=[],
         )
+
+    @strawberry.mutation(description=(
+        "Admin: resume a saga that NEEDS_ATTENTION: its stuck undoing is sent again with fresh attempts, "
+        "and once confirmed the compensation goes on and the order is cancelled. Any other saga, or an "
+        "order without one, is refused and nothing is written"
+    ))
+    async def retry_saga(self, info: Info, order_id: strawberry.ID) -> RetrySagaPayload:
+        try:
+            row = await info.context.services.retry_saga(order_id)
+        except DomainError as error:
+            return RetrySagaPayload(saga=None, errors=refused(error, order_id="orderId"))
+        return RetrySagaPayload(saga=None if row is None else Saga.from_row(row), errors=[])
 
     @strawberry.mutation(description="Admin: send a parked message back to its queue as a first attempt")
     async def redrive_dead_letter(self, info: Info, id: strawberry.ID) -> RedrivePayload:

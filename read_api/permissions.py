@@ -42,11 +42,13 @@ GRAPHQL_FIELDS: Mapping[str, Rule] = {
     "Query.deadLetters": Rule.OPERATOR,
     "Query.projections": Rule.OPERATOR,
     "Query.streamIntegrity": Rule.OPERATOR,
+    "Query.sagas": Rule.OPERATOR,
     "Mutation.placeOrder": Rule.ORDERS,
     "Mutation.cancelOrder": Rule.ORDERS,
     "Mutation.restock": Rule.ADMIN,
     "Mutation.redriveDeadLetter": Rule.ADMIN,
     "Mutation.forgetCustomer": Rule.ADMIN,
+    "Mutation.retrySaga": Rule.ADMIN,
     "Subscription.orderUpdated": Rule.ORDERS,
 }
 """Each root field of the schema, `Type.field` as clients spell it, and who may ask for it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 from commands.base import ContextApplication
 from commands.inventory import Inventory
@@ -21,6 +22,14 @@ ReadyCheck = Callable[[], Awaitable[dict[str, Any]]]
 """Reports whether the stores and the broker behind the API answer: `{"status": "ok", ...}` when they do."""
 
 
+class RetriesSagas(Protocol):
+    """The saga application, as far as the API asks it to act: an operator's retry."""
+
+    def retry_saga(self, order_id: UUID) -> int:
+        """Resume a saga that NEEDS_ATTENTION; its version afterwards. Refusals are DomainErrors."""
+        ...
+
+
 class WriteSystem(Protocol):
     """The write side: the applications whose commands the mutations send and whose streams audits read."""
 
@@ -29,6 +38,9 @@ class WriteSystem(Protocol):
 
     @property
     def inventory(self) -> Inventory: ...
+
+    @property
+    def sagas(self) -> RetriesSagas: ...
 
     @property
     def applications(self) -> tuple[ContextApplication, ...]: ...

@@ -10,12 +10,28 @@ from graphql import GraphQLError
 
 from domain.base import DomainError
 from projections.read_model import OrderCursor
-from read_api.cursor import InvalidCursorError, decode_cursor, decode_event_cursor, encode_cursor
+from read_api.cursor import (
+    InvalidCursorError,
+    decode_cursor,
+    decode_event_cursor,
+    decode_saga_cursor,
+    encode_cursor,
+)
 from read_api.errors import VALIDATION_ERROR, problem_from
 from read_api.integrity import StreamIntegrity
 from read_api.operations import DeadLetter, ProjectionStatus, RecordedEvent
 from read_api.services import parse_uuid
-from read_api.types import Info, Order, OrderConnection, OrderEdge, OrderStatus, PageInfo, Product, Saga
+from read_api.types import (
+    Info,
+    Order,
+    OrderConnection,
+    OrderEdge,
+    OrderStatus,
+    PageInfo,
+    Product,
+    Saga,
+    SagaStatus,
+)
 
 MAX_PAGE = 100
 MAX_EVENTS_PAGE = 500
@@ -90,6 +106,24 @@ class Query:
     async def saga(self, info: Info, order_id: strawberry.ID) -> Saga | None:
         row = await info.context.loaders.sagas.load(argument_id(order_id, "orderId"))
         return None if row is None else Saga.from_row(row)
+
+    @strawberry.field(description=f"Operator: sagas, in a stable order, `first` (1 to {MAX_PAGE}) a page; "
+                                  "`after` is the last one's `cursor`. `status: NEEDS_ATTENTION` lists those "
+                                  "waiting for an operator's `retrySaga`")
+    async def sagas(
+        self, info: Info, status: SagaStatus | None = None, first: int | None = 20, after: str | None = None,
+    ) -> list[Saga]:
+        first = 20 if first is None else first
+        if not 1 <= first <= MAX_PAGE:
+            raise bad_input(f"first must be between 1 and {MAX_PAGE}, not {first}", "first")
+        try:
+            last = None if after is None else decode_saga_cursor(after)
+        except InvalidCursorError as error:
+            raise bad_input(str(error), "after", "INVALID_CURSOR") from None
+        rows = await info.context.services.read_model.list_sagas(
+            status=None if status is None else status.value, first=first, after=last,
+        )
+        return [Saga.from_row(row) for row in rows]
 
     @strawberry.field(description="Audit: one stream's events in order, read from the event store. "
                                   "Any stream: an order, payment, stock, reservation, shipment, notification "

@@ -8,6 +8,7 @@ the version it wrote, and answers from the event store if the projection is late
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from commands.inventory import Restock
 from commands.orders import OrderNotFoundError, PlaceOrder, RequestCancellation
 from commands.privacy import Forgotten
 from domain.base import ValidationError
-from projections.read_model import OrderRow, ParkedMessage, ProductRow, ReadModel
+from projections.read_model import OrderRow, ParkedMessage, ProductRow, ReadModel, SagaRow
 from read_api.identity import Authenticator
 from read_api.permissions import Access
 from read_api.quota import SubscriptionQuota
@@ -79,6 +80,23 @@ class Services:
         except ValueError:
             raise ValidationError(f"{customer_id!r} is not a customer id", field="customer_id") from None
         return await self.write.forget_customer(subject, access.principal.subject or "an admin")
+
+    async def retry_saga(self, order_id: str) -> SagaRow | None:
+        """Resume a saga that NEEDS_ATTENTION: its stuck undoing is sent again, with fresh attempts."""
+        order = parse_uuid(order_id, "order_id")
+        version = await self.write.retry_saga(order)
+        return await self.saga_after_write(order, version=version)
+
+    async def saga_after_write(self, order_id: UUID, *, version: int) -> SagaRow | None:
+        """The saga once the projection shows `version`, or as far as it got when the wait ends."""
+        waited, step, row = 0.0, 0.05, None
+        while waited < self.read_your_writes_timeout:
+            row = (await self.read_model.sagas_by_order([order_id])).get(order_id)
+            if row is not None and row.timeline and row.timeline[-1].version >= version:
+                return row
+            await asyncio.sleep(step)
+            waited += step
+        return row
 
     async def order_after_write(self, order_id: UUID, *, version: int) -> OrderRow:
         """The order once the projection shows `version`, or as the event store has it if the wait ends."""

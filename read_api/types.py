@@ -22,6 +22,7 @@ from projections.read_model import (
     ShipmentRow,
 )
 from read_api.context import Context
+from read_api.cursor import encode_saga_cursor
 from read_api.errors import Problem
 from read_api.integrity import StreamIntegrity
 
@@ -42,6 +43,7 @@ class SagaStatus(Enum):
     COMPENSATING = "COMPENSATING"
     COMPLETED = "COMPLETED"
     COMPENSATED = "COMPENSATED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"  # an undoing went unconfirmed every time: retrySaga resumes it
 
 
 @strawberry.type(description="Why a request was refused: a stable code, a message and the input at fault")
@@ -136,12 +138,13 @@ class Saga:
     steps: list[SagaStep]
     timeline: list[SagaDecision]
     updated_at: datetime
+    cursor: str = strawberry.field(description="Opaque: `sagas(after: <cursor>)` reads the ones after it")
 
     @classmethod
     def from_row(cls, row: SagaRow) -> Saga:
         return cls(
             id=strawberry.ID(str(row.id)), order_id=strawberry.ID(str(row.order_id)),
-            status=SagaStatus(row.status), current_step=row.current_step,
+            status=SagaStatus(row.status), current_step=row.current_step, cursor=encode_saga_cursor(row.id),
             steps=[SagaStep(name=s.name, status=s.status, attempts=s.attempts) for s in row.steps],
             timeline=[
                 SagaDecision(version=e.version, type=e.type, step=e.step, detail=e.detail,

@@ -167,6 +167,13 @@ class RowsReadModel:
         self.calls["sagas_by_order"] += 1
         return {i: self.sagas[i] for i in order_ids if i in self.sagas}
 
+    async def list_sagas(
+        self, *, status: str | None = None, first: int = 20, after: UUID | None = None
+    ) -> list[SagaRow]:
+        rows = sorted(self.sagas.values(), key=lambda s: str(s.id))
+        rows = [s for s in rows if status in (None, s.status) and (after is None or str(s.id) > str(after))]
+        return rows[:first]
+
     async def products(self) -> list[ProductRow]:
         return sorted(self.product_rows.values(), key=lambda p: (p.name, p.id))
 

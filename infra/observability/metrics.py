@@ -40,6 +40,8 @@ CONSUMED_OUTCOMES = {Verdict.DONE: "done", Verdict.RETRY: "retried", Verdict.PAR
 SAGA_OUTCOMES = {
     get_topic(OrderFulfillment.Completed): "completed",
     get_topic(OrderFulfillment.Compensated): "compensated",
+    # Not an end: the saga waits for an operator's retrySaga, so someone must be told.
+    get_topic(OrderFulfillment.AttentionNeeded): "needs_attention",
 }
 LAG = "saga_relay_lag_notifications"
 LAG_HELP = "Notifications an application recorded that its relay has not yet published"
@@ -77,7 +79,8 @@ class SagaMetrics:
             ["exchange", "routing_key"], registry=self.registry,
         )
         self.sagas = Counter(
-            "saga_outcomes", "Sagas that finished, as their relay saw them", ["outcome"],
+            "saga_outcomes", "Sagas that finished (completed, compensated), or that reached NEEDS_ATTENTION "
+            "(needs_attention), as their relay saw them", ["outcome"],
             registry=self.registry,
         )
         self.step_seconds = Histogram(
@@ -143,7 +146,7 @@ class SagaMetrics:
         self.published.labels(exchange, routing_key).inc(count)
 
     def finished_sagas(self, notifications: Iterable[Notification]) -> None:
-        """Count the Completed and Compensated events among a relay's notifications."""
+        """Count the Completed, Compensated and AttentionNeeded events among a relay's notifications."""
         for notification in notifications:
             outcome = SAGA_OUTCOMES.get(notification.topic)
             if outcome is not None:
