@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,14 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate as LibraryAggregate
 from eventsourcing.domain import event
+from eventsourcing.persistence import Tracking
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.throughput.plain import unchained
-from commands.orders import CatalogueEntry, Orders, PlaceOrder
+from commands.contract.messages import ProductListed
+from commands.orders import Orders, PlaceOrder
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
 from infra.eventstore.persistence import application_env
@@ -58,9 +60,10 @@ PRODUCT = uuid.UUID("550e8400-e29b-41d4-a716-446655440002")
 ADDRESS = Address(street="1 Main St", city="Springfield", state="IL", zip_code="62701", country="US")
 
 
-def catalogue(ids: Iterable[uuid.UUID]) -> Mapping[uuid.UUID, CatalogueEntry]:
-    price = Money.of("49.99")
-    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=price) for i in ids}
+def hear_the_mouse(orders: Orders) -> None:
+    """Orders hears Inventory list the one product the orders name, as its consumer would deliver it."""
+    listed = ProductListed(product_id=PRODUCT, name="Wireless Mouse", price=Money.of("49.99"))
+    orders.hear_listing(listed, Tracking("Inventory", 1))
 
 
 class Plain(LibraryAggregate):
@@ -155,7 +158,8 @@ def run_once(
 ) -> dict[str, float]:
     with Store(kind, server) as settings:
         env = application_env(settings, "Orders")
-        ours = Orders(env, catalogue=catalogue)
+        ours = Orders(env)
+        hear_the_mouse(ours)
         # As the composition root attaches them: addresses sealed, their keys kept by the saves.
         keys = personal_data_keys(ours.recorder.key_table, settings)  # type: ignore[attr-defined]
         ours.mapper.personal = ours.recorder.personal = keys  # type: ignore[attr-defined]

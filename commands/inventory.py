@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from commands.base import ContextApplication
 from commands.command import Command, handles
-from commands.orders import CatalogueEntry
 from domain.base import Aggregate, InvalidStateError, NotFoundError
 from domain.reservation import MAX_LINE_QUANTITY, MAX_LINES, Reservation, StockLine
 from domain.stock import MAX_RESTOCK, Stock, UnknownProductError
@@ -119,7 +118,6 @@ class Inventory(ContextApplication):
         self._indexed_up_to = 0
         self._listings = self.follower(window=INDEX_PAGE, topics=[LISTED_TOPIC], woken_by_saves=False)
         self._index_lock = threading.Lock()
-        self._entries: dict[UUID, CatalogueEntry] = {}
 
     @handles(ListProduct)
     def list_product(self, command: ListProduct) -> bool:
@@ -181,28 +179,6 @@ class Inventory(ContextApplication):
             return [*stocks.values(), reservation]
 
         return self.execute(command, decide, correlation_id=command.order_id)
-
-    def catalogue(self, product_ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
-        """The listed products among `product_ids`; unknown ids are left out."""
-        entries = {}
-        for product_id in product_ids:
-            entry = self._catalogue_entry(product_id)
-            if entry is not None:
-                entries[product_id] = entry
-        return entries
-
-    def _catalogue_entry(self, product_id: UUID) -> CatalogueEntry | None:
-        # A product's name and price are fixed when it is listed (no event changes them),
-        # so an entry once read stays true; a Stock busy with every order need not be
-        # loaded again for each order placed.
-        entry = self._entries.get(product_id)
-        if entry is None:
-            stock = self.find(product_id, Stock)
-            if stock is None:
-                return None
-            entry = CatalogueEntry(product_id=product_id, name=stock.name, price=stock.price)
-            self._entries[product_id] = entry
-        return entry
 
     def get_stock(self, product_id: UUID, *, version: int | None = None) -> Stock:
         return self._stock(product_id, field="product_id", version=version)

@@ -1,4 +1,10 @@
-"""The orders context: placing, completing and cancelling orders."""
+"""The orders context: placing, completing and cancelling orders, at the prices of its own catalogue.
+
+Orders never reads another context's store. What it knows of the products is
+what Inventory told it (`ProductListed`), heard exactly once each through its
+consumer and kept as `Product` aggregates in Orders' own store; an order naming
+a product not heard of yet is refused, and writes nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,17 @@ from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands.base import ContextApplication
 from commands.command import Command, handles
+from commands.contract.messages import ProductListed
 from domain.base import Aggregate, NotFoundError, ValidationError
 from domain.order import MAX_LINES, MAX_QUANTITY, Order, OrderLine
 from domain.privacy import Forgetting
+from domain.product import Product
 from domain.stock import UnknownProductError
 from domain.values import Address, Money
 
@@ -29,10 +37,6 @@ class CatalogueEntry(BaseModel):
     product_id: UUID
     name: str
     price: Money
-
-
-Catalogue = Callable[[Iterable[UUID]], Mapping[UUID, CatalogueEntry]]
-"""Looks up the listed products among the given ids; unknown ids are absent from the result."""
 
 
 class OrderItem(BaseModel):
@@ -91,9 +95,11 @@ class Orders(ContextApplication):
     handled_log_level = logging.INFO
     personal_data_enters = True  # a customer's address enters with their order
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, catalogue: Catalogue) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        self.catalogue = catalogue
+        # A product heard never changes (Inventory fixes its name and price when it lists it),
+        # so an entry once read stays true, and an order need not load it again.
+        self._entries: dict[UUID, CatalogueEntry] = {}
 
     @handles(PlaceOrder)
     def place_order(self, command: PlaceOrder) -> UUID:
@@ -146,6 +152,33 @@ class Orders(ContextApplication):
             return changed
 
         return self.execute(command, decide)
+
+    def hear_listing(self, fact: ProductListed, tracking: Tracking) -> bool:
+        """Keep the product Inventory listed, once per tracking row (its origin in Inventory's log).
+
+        Returns False for a redelivery. A product already heard, through another row, is left as it is.
+        """
+
+        def decide() -> list[Product]:
+            if self.find(fact.product_id, Product) is not None:
+                return []
+            return [Product.hear(fact.product_id, fact.name, fact.price)]
+
+        origin = f"{tracking.application_name}:{tracking.notification_id}"
+        return self.execute_once(tracking, decide, correlation_id=None, causation_id=origin,
+                                 message="ProductListed")
+
+    def catalogue(self, product_ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
+        """The products heard of among `product_ids`, from Orders' own store; unknown ids are left out."""
+        entries = {}
+        for product_id in product_ids:
+            entry = self._entries.get(product_id)
+            if entry is None and (product := self.find(product_id, Product)) is not None:
+                entry = CatalogueEntry(product_id=product_id, name=product.name, price=product.price)
+                self._entries[product_id] = entry
+            if entry is not None:
+                entries[product_id] = entry
+        return entries
 
     def was_forgotten(self, customer_id: UUID) -> bool:
         return self.find(Forgetting.create_id(customer_id), Forgetting) is not None

@@ -38,7 +38,8 @@ from infra.eventstore.persistence import PydanticMapper, application_env
 from infra.eventstore.privacy import PersonalDataKeys, personal_data_keys
 from infra.eventstore.probes import StoreProbe
 from infra.messaging.bus import Bus, Subscription
-from infra.messaging.consumers import CONSUMERS, CONTEXTS, command_subscription, event_subscription
+from infra.messaging.consumers import CONTEXTS, TOPOLOGY, command_subscription, event_subscription
+from infra.messaging.consumers import catalogue_subscription as catalogue_of
 from infra.messaging.leadership import AdvisoryLockLeadership, Leadership, SoleLeader
 from infra.messaging.relay import FromStoredState, OutboxRelay, Translate, integration_messages, saga_commands
 from infra.observability.metrics import SagaMetrics
@@ -91,7 +92,7 @@ class System:
 
     @property
     def orders(self) -> Orders:
-        return self._app(Orders.name, lambda env: Orders(env, catalogue=self.inventory.catalogue))
+        return self._app(Orders.name, Orders)  # its catalogue is its own, fed by Inventory's listings
 
     @property
     def payments(self) -> Payments:
@@ -203,6 +204,8 @@ class Assembly:
         """What each consumer role among the roles takes from the bus, its verdicts counted."""
         taken = [command_subscription(getattr(self.system, role), role)
                  for role in CONTEXTS if role in self.roles]
+        if "orders" in self.roles:
+            taken.append(catalogue_of(self.system.orders, self.system.orders))
         if "saga" in self.roles:
             taken.append(event_subscription(self.system.sagas, self.system.sagas))
         return [self.metrics.instrumented(subscription) for subscription in taken]
@@ -270,7 +273,7 @@ def make_bus(settings: Settings) -> Bus:
 
         # Every consumer queue: `saga dlq list` without a queue lists them all, `saga migrate`
         # declares them, and readiness counts their consumers.
-        topology = list(CONSUMERS.values())
+        topology = list(TOPOLOGY)
         return RabbitBus(settings.amqp_url, namespace=settings.bus_namespace, topology=topology,
                          queue_type=settings.queue_type)
     from infra.messaging.in_process import InProcessBus

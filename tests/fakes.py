@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from uuid import UUID
 
-from commands.contract.messages import Envelope
-from commands.orders import CatalogueEntry
+from eventsourcing.persistence import Tracking
+
+from commands.contract.messages import Envelope, ProductListed
+from commands.orders import Orders
 from commands.simulation import (
     Accepted,
     Approved,
@@ -27,10 +29,20 @@ ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_cod
            "country": "US"}
 
 
-def mouse_only_catalogue(ids: Iterable[UUID]) -> Mapping[UUID, CatalogueEntry]:
-    """A catalogue that lists the wireless mouse at 49.99 and nothing else."""
-    return {i: CatalogueEntry(product_id=i, name="Wireless Mouse", price=Money.of("49.99"))
-            for i in ids if i == MOUSE}
+def hear_listing(orders: Orders, product_id: UUID, name: str, price: str) -> bool:
+    """Orders hears that Inventory listed a product, as its catalogue consumer delivers it.
+
+    The listing's origin in Inventory's log is made of the product id, so each product is
+    heard at a position of its own, and hearing one twice is a redelivery.
+    """
+    fact = ProductListed(product_id=product_id, name=name, price=Money.of(price))
+    return orders.hear_listing(fact, Tracking("Inventory", product_id.int % 2**62 + 1))
+
+
+def listed_mouse(orders: Orders) -> Orders:
+    """Orders, having heard Inventory list the wireless mouse at 49.99 (and nothing else)."""
+    hear_listing(orders, MOUSE, "Wireless Mouse", "49.99")
+    return orders
 
 
 class FakeGateway:

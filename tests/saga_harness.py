@@ -1,18 +1,27 @@
-"""Runs the whole system in the test's event loop and follows orders to their end."""
+"""Runs the whole system in the test's event loop and follows orders to their end.
+
+Orders prices from a catalogue of its own, fed by Inventory's listings through the
+relay and Orders' catalogue consumer. `hear_catalogue` carries them the same way
+for a test that runs neither; `started` waits until Orders has heard the seed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
+from commands.inventory import LISTED_TOPIC, SEED_CATALOGUE
 from commands.orders import PlaceOrder
 from infra.bootstrap import System, assemble
-from infra.messaging.bus import Bus
-from infra.messaging.in_process import InProcessBus
+from infra.messaging.bus import Bus, Delivery, Outcome
+from infra.messaging.consumers import catalogue_subscription
+from infra.messaging.in_process import InProcessBus, topic_matches
+from infra.messaging.relay import integration_messages
 from infra.observability.metrics import SagaMetrics
 from infra.runtime import CONTEXT_ROLES, Runtime
 from infra.settings import Settings
@@ -55,14 +64,49 @@ async def started(
     assembly = assemble(settings, roles, bus=bus or test_bus(), metrics=metrics, seed=True,
                         **{**world, **overrides})
     runtime = Runtime(assembly)
+    roles = set(roles)
     try:
         if before is not None:
             await before(runtime)
+        if not {"orders", "relay"} <= roles:
+            await asyncio.to_thread(hear_catalogue, assembly.system)  # nobody runs to carry it
         await runtime.start()
+        await until(lambda: heard_seed(assembly.system))
         yield runtime
     finally:
         await runtime.stop()
         assembly.system.close()
+
+
+def hear_catalogue(system: System) -> list[Outcome]:
+    """Carry Inventory's listings to Orders as the relay and Orders' catalogue consumer would.
+
+    The relay's own translation of Inventory's log, handed to the consumer's own handler,
+    without a bus: what a test needs that places orders with neither running. A listing
+    carried twice changes nothing, as with a redelivery.
+    """
+    inventory = system.inventory
+    listed = inventory.recorder.select_notifications(0, 100_000, topics=[LISTED_TOPIC])
+    subscription = catalogue_subscription(system.orders, system.orders)
+    deliveries = [
+        Delivery(envelope)
+        for notification in listed
+        for _, envelope in integration_messages(
+            inventory.name, notification, inventory.mapper.to_domain_event(notification))
+        if any(topic_matches(key, envelope.routing_key) for key in subscription.routing_keys)
+    ]
+    # The handler is a coroutine; a thread of its own runs it whether or not a loop runs here.
+    async def handle() -> Sequence[Outcome]:
+        return await subscription.handler(deliveries)
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return list(thread.submit(asyncio.run, handle()).result())
+
+
+def heard_seed(system: System) -> bool:
+    """Whether Orders has heard of every seed product."""
+    ids = [product.product_id for product in SEED_CATALOGUE]
+    return len(system.orders.catalogue(ids)) == len(ids)
 
 
 def place(system: System, *lines: tuple[UUID, int]) -> UUID:

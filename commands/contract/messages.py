@@ -37,19 +37,32 @@ class Envelope(BaseModel):
     """W3C trace context (`traceparent`, `tracestate`), so every hop of an order shares one trace."""
 
 
-class IntegrationEvent(BaseModel):
-    """Base of the facts one context tells the others."""
+class Fact(BaseModel):
+    """Base of the facts one context tells the others: about an order, or about the catalogue."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     context: ClassVar[str]
     schema_version: ClassVar[int] = 1
 
-    order_id: UUID
-
     @classmethod
     def routing_key(cls) -> str:
         return f"{cls.context}.{cls.__name__}"
+
+
+class IntegrationEvent(Fact):
+    """A fact about one order: what the saga hears."""
+
+    order_id: UUID
+
+
+class ProductListed(Fact):
+    """Inventory listed a product: the name and price other contexts keep of it (Orders prices from it)."""
+
+    context = "inventory"
+    product_id: UUID
+    name: str
+    price: Money
 
 
 class OrderLineFact(BaseModel):
@@ -160,3 +173,10 @@ INTEGRATION_EVENTS: dict[str, type[IntegrationEvent]] = {
         NotificationSent, NotificationFailed,
     )
 }
+"""The facts about orders, by name: what the saga hears."""
+
+CATALOGUE_EVENTS: dict[str, type[Fact]] = {ProductListed.__name__: ProductListed}
+"""The facts about the catalogue, by name: what Orders keeps a catalogue of its own from."""
+
+FACTS: dict[str, type[Fact]] = {**INTEGRATION_EVENTS, **CATALOGUE_EVENTS}
+"""Every fact the contract knows: a consumer acknowledges one it does not hear, and parks one unknown."""

@@ -1,8 +1,10 @@
 """From each context's domain events to the integration events its neighbours hear.
 
 Events with no translation stay inside their context (a Stock's per-product
-moves, a shipment's dispatch). The correlation id of every saga-related event is
-its order id, which lets events that do not repeat the order id be translated.
+moves, a shipment's dispatch). A product's listing is told too: Orders keeps the
+names and prices it prices orders from, and never reads Inventory's store. The
+correlation id of every saga-related event is its order id, which lets events
+that do not repeat the order id be translated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from domain.order import Order
 from domain.payment import Payment
 from domain.reservation import Reservation
 from domain.shipment import Shipment
+from domain.stock import Stock
 
 
 def _order_id(event: Any) -> UUID:
@@ -45,7 +48,7 @@ def _reservation_rejected(e: Reservation.Rejected) -> m.StockReservationRejected
     return m.StockReservationRejected(order_id=e.order_id, code=e.code, reason=e.reason)
 
 
-TRANSLATIONS: dict[type[Any], Callable[[Any], m.IntegrationEvent]] = {
+TRANSLATIONS: dict[type[Any], Callable[[Any], m.Fact]] = {
     Order.Placed: _placed,
     Order.CancellationRequested: lambda e: m.OrderCancellationRequested(
         order_id=e.originator_id, reason=e.reason
@@ -60,6 +63,7 @@ TRANSLATIONS: dict[type[Any], Callable[[Any], m.IntegrationEvent]] = {
         order_id=_order_id(e), amount=e.amount, reference=e.reference
     ),
     Payment.Voided: lambda e: m.PaymentVoided(order_id=e.order_id, reason=e.reason),
+    Stock.Listed: lambda e: m.ProductListed(product_id=e.originator_id, name=e.name, price=e.price),
     Reservation.Reserved: lambda e: m.StockReserved(order_id=e.order_id),
     Reservation.Rejected: _reservation_rejected,
     Reservation.Released: lambda e: m.StockReleased(order_id=e.order_id),
@@ -75,7 +79,7 @@ TRANSLATIONS: dict[type[Any], Callable[[Any], m.IntegrationEvent]] = {
 }
 
 
-def to_integration_event(event: DomainEvent) -> m.IntegrationEvent | None:
+def to_integration_event(event: DomainEvent) -> m.Fact | None:
     """The integration event a domain event is published as, or None if it stays private."""
     translate = TRANSLATIONS.get(type(event))
     return translate(event) if translate else None

@@ -4,7 +4,9 @@ It reads the catalogue and its stock once and draws every order of the run.
 When the stock will not cover them it says so, and restocks first with
 --restock, or when the person at the terminal says yes (`demo_stock`). Then it
 places the N orders C at a time and follows every order until it is COMPLETED
-or CANCELLED, or until the overall timeout. The orders are followed in
+or CANCELLED, or until the overall timeout. An order refused for a product
+Orders has not heard of yet (the catalogue reaches it through the relay, moments
+after a first start lists the seed) is placed again for up to NOT_HEARD_WAIT. The orders are followed in
 batches: one GraphQL request asks for up to POLL_BATCH orders at once
 (`o0: order(id: …)`, `o1: …`), every POLL_INTERVAL seconds, so following a
 thousand orders costs a few requests a second, not thousands. The summary
@@ -42,6 +44,8 @@ from read_api.schema import MAX_ALIASES
 POLL_INTERVAL = 0.5  # seconds between two rounds of following the unfinished orders
 POLL_BATCH = MAX_ALIASES  # orders asked for in one GraphQL request: one alias each, as many as the API allows
 PLACE_ATTEMPTS = 3  # a request lost on the way is sent again with the same idempotency key
+NOT_HEARD_WAIT = 15.0  # seconds an order of a product Orders has not heard of yet is placed again
+NOT_HEARD_PAUSE = 0.25
 ADDRESS = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zipCode": "62701", "country": "US"}
 
 PLACE = """
@@ -85,22 +89,14 @@ def lines_of(order: dict[str, Any]) -> Lines:
 
 async def place(run: Run, index: int, slots: asyncio.Semaphore) -> None:
     outcome = run.outcomes[index]
-    variables = {"input": run.plan[index]}
+    not_heard_until = time.monotonic() + NOT_HEARD_WAIT
     async with slots:
-        for attempt in range(1, PLACE_ATTEMPTS + 1):
-            try:
-                data = await graphql(run.client, PLACE, variables)
-                break
-            except httpx.TransportError as error:
-                if attempt == PLACE_ATTEMPTS:  # the same idempotency key makes a resend safe
-                    outcome.error_code = type(error).__name__
-                    return
-            except httpx.HTTPStatusError as error:
-                outcome.error_code = f"HTTP_{error.response.status_code}"
-                return
-            except GraphQLError as error:
-                outcome.error_code = error.code
-                return
+        data = await send(run, index)
+        while data is not None and _not_heard(data) and time.monotonic() < not_heard_until:
+            await asyncio.sleep(NOT_HEARD_PAUSE)  # Orders hears the listing moments after a first start
+            data = await send(run, index)
+    if data is None:
+        return
     now = time.monotonic()
     payload = data["placeOrder"]
     if payload["errors"] or payload["order"] is None:
@@ -111,6 +107,31 @@ async def place(run: Run, index: int, slots: asyncio.Semaphore) -> None:
     run.progress.advance(run.placed_task)
     if order["status"] in TERMINAL:
         run.finish(outcome, order["status"], order.get("failureReason"), now)
+
+
+async def send(run: Run, index: int) -> dict[str, Any] | None:
+    """Ask the API to place order `index`; None, its error code noted, when the request failed."""
+    outcome, variables = run.outcomes[index], {"input": run.plan[index]}
+    for attempt in range(1, PLACE_ATTEMPTS + 1):
+        try:
+            data: dict[str, Any] = await graphql(run.client, PLACE, variables)
+            return data
+        except httpx.TransportError as error:
+            if attempt == PLACE_ATTEMPTS:  # the same idempotency key makes a resend safe
+                outcome.error_code = type(error).__name__
+        except httpx.HTTPStatusError as error:
+            outcome.error_code = f"HTTP_{error.response.status_code}"
+            return None
+        except GraphQLError as error:
+            outcome.error_code = error.code
+            return None
+    return None
+
+
+def _not_heard(data: dict[str, Any]) -> bool:
+    # The demo draws only products of the catalogue it read; Orders refuses one as unknown
+    # only until it has heard Inventory list it, moments after the seed's first start.
+    return any(e["code"] == "UNKNOWN_PRODUCT" for e in data["placeOrder"]["errors"])
 
 
 def follow_query(order_ids: Sequence[str]) -> str:

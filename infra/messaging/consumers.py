@@ -1,7 +1,8 @@
 """Consumers: bus messages in, exactly-once effects out.
 
 Each context consumes the commands addressed to it; the saga consumes every
-integration event. A command is recorded with its command id, and an event
+integration event about an order; Orders also hears Inventory's listings, into a
+catalogue of its own (its second queue). A command is recorded with its command id, and an event
 with its origin (application name and notification id), in the same
 transaction as the events it causes, so a redelivered message changes nothing.
 
@@ -16,9 +17,11 @@ rather than per batch, because a batch mixes orders and so traces, and a span
 per message is what shows an order's path. With no tracer provider installed
 the spans are skipped entirely.
 
-`CONSUMERS` says which role consumes which queue with which bindings: the
-subscriptions are built from it, a broker's topology can be declared from it
-before any consumer runs, and a message nobody consumes names the role to start.
+`CONSUMERS` says which role consumes which queues with which bindings: the
+subscriptions are built from it, a broker's topology (`TOPOLOGY`) can be declared
+from it before any consumer runs, and a message nobody consumes names the role to
+start. A queue bound to every event acknowledges, and does nothing with, a fact of
+the contract its consumer does not hear; a fact the contract does not know is parked.
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from pydantic import ValidationError as PydanticValidationError
 
 from commands.base import ContextApplication
 from commands.command import ConcurrencyError
-from commands.contract.messages import INTEGRATION_EVENTS, Envelope, IntegrationEvent
+from commands.contract.messages import (
+    CATALOGUE_EVENTS,
+    FACTS,
+    INTEGRATION_EVENTS,
+    Envelope,
+    Fact,
+    IntegrationEvent,
+    ProductListed,
+)
 from domain.base import DomainError
 from infra.messaging.bus import (
     COMMANDS_EXCHANGE,
@@ -52,6 +63,7 @@ log = logging.getLogger(__name__)
 
 CONTEXTS = ("orders", "payments", "inventory", "shipping", "notifications")
 SAGA_QUEUE = "order_fulfillment"
+CATALOGUE_QUEUE = "orders_catalogue"
 
 Parse = Callable[[Delivery], Any]
 Apply = Callable[[Any], object]
@@ -61,6 +73,12 @@ class EventHandler(Protocol):
     """What the saga consumer needs of the saga application."""
 
     def handle_event(self, event: IntegrationEvent, tracking: Tracking | None) -> bool: ...
+
+
+class ListingHandler(Protocol):
+    """What the catalogue consumer needs of the Orders application."""
+
+    def hear_listing(self, fact: ProductListed, tracking: Tracking) -> bool: ...
 
 
 def command_binding(context: str) -> QueueBinding:
@@ -73,22 +91,36 @@ def event_binding(queue: str = SAGA_QUEUE) -> QueueBinding:
     return QueueBinding(queue, EVENTS_EXCHANGE, ("#",))
 
 
-CONSUMERS: dict[str, QueueBinding] = {
-    **{context: command_binding(context) for context in CONTEXTS}, "saga": event_binding(),
+def catalogue_binding() -> QueueBinding:
+    """Orders' second queue, bound to the facts about the catalogue."""
+    return QueueBinding(CATALOGUE_QUEUE, EVENTS_EXCHANGE,
+                        tuple(event.routing_key() for event in CATALOGUE_EVENTS.values()))
+
+
+CONSUMERS: dict[str, tuple[QueueBinding, ...]] = {
+    "orders": (command_binding("orders"), catalogue_binding()),
+    **{context: (command_binding(context),) for context in CONTEXTS if context != "orders"},
+    "saga": (event_binding(),),
 }
-"""The queue each role (`saga serve --role R`) consumes: a context its commands, the saga every event."""
+"""The queues each role (`saga serve --role R`) consumes: a context its commands (Orders the
+catalogue's facts too), the saga every event."""
+
+TOPOLOGY: tuple[QueueBinding, ...] = tuple(binding for bindings in CONSUMERS.values() for binding in bindings)
+"""Every consumer queue, for a broker to declare before its consumers run."""
 
 
 def roles_for(exchange: str, routing_keys: Iterable[str]) -> list[str]:
     """The roles that consume messages with these keys on `exchange`, in the order of CONSUMERS."""
     keys = set(routing_keys)
-    return [role for role, binding in CONSUMERS.items() if binding.exchange == exchange
-            and any(topic_matches(pattern, key) for pattern in binding.routing_keys for key in keys)]
+    return [role for role, bindings in CONSUMERS.items() if any(
+        binding.exchange == exchange and topic_matches(pattern, key)
+        for binding in bindings for pattern in binding.routing_keys for key in keys)]
 
 
 def idle_roles(counts: Mapping[str, int]) -> list[str]:
-    """The roles whose queue has no consumer in these counts (by queue), in the order of CONSUMERS."""
-    return [role for role, binding in CONSUMERS.items() if counts.get(binding.queue) == 0]
+    """The roles with a queue that has no consumer in these counts (by queue), in the order of CONSUMERS."""
+    return [role for role, bindings in CONSUMERS.items()
+            if any(counts.get(binding.queue) == 0 for binding in bindings)]
 
 
 def command_subscription(app: ContextApplication, context: str, *, prefetch: int = 100) -> Subscription:
@@ -109,24 +141,48 @@ def command_subscription(app: ContextApplication, context: str, *, prefetch: int
 def event_subscription(
     app: ContextApplication, handler: EventHandler, *, queue: str = SAGA_QUEUE, prefetch: int = 100
 ) -> Subscription:
-    """Every integration event, handled once each by `handler.handle_event`."""
-
-    def parse(delivery: Delivery) -> Any:
-        envelope = delivery.envelope
-        event_type = INTEGRATION_EVENTS.get(envelope.type)
-        if event_type is None:
-            return Outcome.park(f"unknown integration event {envelope.type}")
-        event = _validated(lambda: event_type.model_validate(envelope.payload))
-        if isinstance(event, Outcome):
-            return event
-        return event, Tracking(envelope.source, envelope.position)
+    """Every integration event about an order, handled once each by `handler.handle_event`."""
 
     def apply(message: tuple[IntegrationEvent, Tracking]) -> object:
         return handler.handle_event(*message)
 
     binding = event_binding(queue)
     return Subscription(binding.queue, binding.exchange, binding.routing_keys,
-                        batch_handler(app, parse, apply), prefetch)
+                        batch_handler(app, fact_parser(INTEGRATION_EVENTS), apply), prefetch)
+
+
+def catalogue_subscription(app: ContextApplication, handler: ListingHandler, *,
+                           prefetch: int = 100) -> Subscription:
+    """Inventory's listings, each kept once by `handler.hear_listing` (Orders' catalogue)."""
+
+    def apply(message: tuple[ProductListed, Tracking]) -> object:
+        return handler.hear_listing(*message)
+
+    binding = catalogue_binding()
+    return Subscription(binding.queue, binding.exchange, binding.routing_keys,
+                        batch_handler(app, fact_parser(CATALOGUE_EVENTS), apply), prefetch)
+
+
+def fact_parser(heard: Mapping[str, type[Fact]]) -> Parse:
+    """A delivery as (fact, its tracking row) when it is a fact among `heard`.
+
+    Another fact of the contract is acknowledged and changes nothing; one the contract
+    does not know, or cannot be read, is parked.
+    """
+
+    def parse(delivery: Delivery) -> Any:
+        envelope = delivery.envelope
+        fact_type = heard.get(envelope.type)
+        if fact_type is None:
+            if envelope.type in FACTS:
+                return Outcome.done()
+            return Outcome.park(f"unknown integration event {envelope.type}")
+        fact = _validated(lambda: fact_type.model_validate(envelope.payload))
+        if isinstance(fact, Outcome):
+            return fact
+        return fact, Tracking(envelope.source, envelope.position)
+
+    return parse
 
 
 def batch_handler(app: ContextApplication, parse: Parse, apply: Apply) -> BatchHandler:

@@ -71,7 +71,7 @@ def integration_messages(source: str, notification: Notification, event: Any) ->
         type=type(fact).__name__,
         kind="event",
         schema_version=fact.schema_version,
-        correlation_id=event.correlation_id or fact.order_id,
+        correlation_id=event.correlation_id or getattr(fact, "order_id", None),
         causation_id=event.causation_id,
         occurred_at=event.timestamp,
         source=source,

@@ -19,6 +19,7 @@ from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from tests.e2e.processes import Broker, Cluster
 from tests.integration.test_saga_at_volume import TOP_UP
+from tests.saga_harness import hear_catalogue
 
 FAILURE_SEED = 20_240_611
 CLUSTER = pytest.StashKey[Cluster]()
@@ -51,6 +52,7 @@ def system(cluster: Cluster) -> Iterator[System]:
     """The test process's own view of the stores, for placing orders and reading what happened."""
     with bootstrap(cluster.settings) as system:
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         for product in SEED_CATALOGUE:
             system.inventory.restock(Restock(product_id=product.product_id, quantity=TOP_UP))
         yield system

@@ -25,7 +25,7 @@ from infra.cli.main import ExitCode, app
 from infra.cli.timeline_table import timeline_table
 from infra.settings import Settings
 from tests.fakes import FakeCarrier, FakeGateway
-from tests.saga_harness import LAPTOP, MOUSE, finished, place, running
+from tests.saga_harness import LAPTOP, MOUSE, finished, hear_catalogue, place, running
 
 runner = CliRunner()
 
@@ -141,6 +141,7 @@ def test_an_unknown_order_has_no_timeline(sqlite_settings: Settings) -> None:
 def test_any_stream_is_found_in_the_application_that_holds_it(sqlite_settings: Settings) -> None:
     with bootstrap(sqlite_settings, gateway=FakeGateway()) as system:
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         order_id = place(system)
         charge = ChargePayment(order_id=order_id, customer_id=uuid4(), amount=Decimal("49.99"))
         system.payments.charge_payment(charge)

@@ -14,7 +14,7 @@ from infra.bootstrap import bootstrap, migrate
 from infra.cli.main import app
 from infra.settings import Settings
 from process_managers.state import SagaStatus
-from tests.saga_harness import finished, place, running
+from tests.saga_harness import finished, hear_catalogue, place, running
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +68,7 @@ def test_saga_forget_stops_before_erasing_anything_when_an_order_stays_in_flight
     migrate(settings)
     with bootstrap(settings) as system:  # no role runs: the order stays as placed
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         order_id = place(system)
         customer = system.orders.get_order(order_id).customer_id
 

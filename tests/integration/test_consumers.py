@@ -17,13 +17,13 @@ from infra.eventstore.persistence import application_env
 from infra.messaging.bus import COMMANDS_EXCHANGE, Delivery, Verdict
 from infra.messaging.consumers import command_subscription
 from infra.settings import Settings
-from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
+from tests.fakes import ADDRESS, MOUSE, listed_mouse
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
     settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    app = Orders(application_env(settings, "Orders"), catalogue=mouse_only_catalogue)
+    app = listed_mouse(Orders(application_env(settings, "Orders")))
     yield app
     app.close()
 

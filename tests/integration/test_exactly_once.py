@@ -18,7 +18,7 @@ from infra.settings import Settings
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
     settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    app = Orders(application_env(settings, "Orders"), catalogue=lambda ids: {})
+    app = Orders(application_env(settings, "Orders"))
     yield app
     app.close()
 

@@ -14,7 +14,7 @@ from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import create_app
 from tests.api_harness import ADMIN_TOKEN, RowsReadModel, api_client, data_of
-from tests.saga_harness import MOUSE
+from tests.saga_harness import MOUSE, hear_catalogue
 
 PAGE = """query($stream: ID!, $first: Int, $after: String, $from: Int) {
   events(streamId: $stream, first: $first, after: $after, fromVersion: $from) { version type cursor } }"""
@@ -25,6 +25,7 @@ RESTOCKS = 11
 def system(store_settings: Settings) -> Iterator[System]:
     with bootstrap(store_settings.model_copy(update={"admin_token": ADMIN_TOKEN})) as built:
         built.inventory.seed()
+        hear_catalogue(built)  # as the relay and Orders' consumer would
         for _ in range(RESTOCKS):
             built.inventory.restock(Restock(product_id=MOUSE, quantity=1))
         yield built

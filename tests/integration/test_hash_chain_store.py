@@ -25,7 +25,7 @@ from infra.cli.main import app as cli
 from infra.eventstore.chain import GENESIS, Problem, link_hash
 from infra.eventstore.verification import Verification, chained_store, export_heads, load_heads, verify
 from infra.settings import Settings
-from tests.saga_harness import MOUSE, place
+from tests.saga_harness import MOUSE, hear_catalogue, place
 
 INVENTORY = "Inventory"
 runner = CliRunner()
@@ -66,6 +66,7 @@ def shop(store_settings: Settings) -> Iterator[System]:
     with bootstrap(store_settings) as system:
         system.applications  # noqa: B018 - every application's tables, as a running shop has them
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         for quantity in (5, 7):
             system.inventory.restock(Restock(product_id=MOUSE, quantity=quantity))
         place(system)
@@ -318,6 +319,7 @@ def test_an_embedded_store_chained_in_the_former_form_has_its_hashes_moved_and_c
     with bootstrap(settings) as system:
         system.applications  # noqa: B018
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         system.inventory.restock(Restock(product_id=MOUSE, quantity=5))
         place(system)
         before = checked(system)

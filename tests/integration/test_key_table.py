@@ -20,13 +20,14 @@ from commands.orders import PlaceOrder
 from domain.privacy import ERASED
 from infra.bootstrap import System, bootstrap
 from infra.settings import PostgresDsn, Settings
-from tests.saga_harness import ADDRESS, MOUSE
+from tests.saga_harness import ADDRESS, MOUSE, hear_catalogue
 
 pytestmark = pytest.mark.integration
 
 
 def place_for(system: System, customer_id: UUID) -> UUID:
     system.inventory.seed()  # the catalogue, once
+    hear_catalogue(system)  # as the relay and Orders' consumer would
     items = [{"product_id": MOUSE, "quantity": 1}]
     command = PlaceOrder(customer_id=customer_id, items=items, shipping_address=ADDRESS)
     return system.orders.place_order(command)

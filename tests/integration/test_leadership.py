@@ -14,7 +14,7 @@ from infra.eventstore.persistence import application_env
 from infra.messaging.leadership import AdvisoryLockLeadership
 from infra.messaging.relay import OutboxRelay
 from infra.settings import PostgresDsn, Settings
-from tests.fakes import ADDRESS, MOUSE, RecordingBus, mouse_only_catalogue
+from tests.fakes import ADDRESS, MOUSE, RecordingBus, listed_mouse
 
 
 async def test_only_one_holder_of_a_name_leads_until_it_lets_go(postgres_database: PostgresDsn) -> None:
@@ -34,7 +34,7 @@ async def test_only_one_holder_of_a_name_leads_until_it_lets_go(postgres_databas
 
 
 async def test_two_relays_of_one_application_publish_each_event_once(postgres_settings: Settings) -> None:
-    orders = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    orders = listed_mouse(Orders(application_env(postgres_settings, "Orders")))
     dsn = postgres_settings.postgres
     assert dsn is not None
     name = f"relay:{dsn.schema_name}:Orders"
@@ -67,7 +67,7 @@ async def test_two_relays_of_one_application_publish_each_event_once(postgres_se
 async def test_a_relay_cancelled_while_it_leads_lets_go_at_once_so_a_standby_takes_over(
     postgres_settings: Settings,
 ) -> None:
-    orders = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    orders = listed_mouse(Orders(application_env(postgres_settings, "Orders")))
     dsn = postgres_settings.postgres
     assert dsn is not None
     name = f"relay:{dsn.schema_name}:Orders"

@@ -29,7 +29,7 @@ from infra.settings import Settings
 from infra.supervision import LoopPolicy
 from process_managers.state import SagaStatus
 from tests.fakes import RecordingBus
-from tests.saga_harness import WORKER_ROLES, finished, place
+from tests.saga_harness import WORKER_ROLES, finished, hear_catalogue, place
 
 QUICK = LoopPolicy(first=0.02, cap=0.1, steady=0.3, grace=0.3)
 
@@ -56,6 +56,7 @@ class Switch:
 async def runtime_of(settings: Settings, bus: Bus, roles: Iterable[str]) -> AsyncIterator[Runtime]:
     with bootstrap(settings) as system:
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         runtime = Runtime(assemble(system.settings, roles, system=system, bus=bus, seed=False), loops=QUICK)
         await runtime.start()
         try:

@@ -23,12 +23,12 @@ from domain.order import Order, OrderLine, OrderStatus
 from domain.values import Address, Money
 from infra.eventstore.persistence import application_env
 from infra.settings import Settings
-from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
+from tests.fakes import ADDRESS, MOUSE, listed_mouse
 
 
 @pytest.fixture
 def orders(store_settings: Settings) -> Iterator[Orders]:
-    app = Orders(application_env(store_settings, "Orders"), catalogue=mouse_only_catalogue)
+    app = listed_mouse(Orders(application_env(store_settings, "Orders")))
     yield app
     app.close()
 

@@ -13,7 +13,7 @@ from infra.cli.projections import projections_cli
 from infra.settings import Settings
 from projections import tracking
 from projections.rebuild import Rebuild
-from tests.saga_harness import ADDRESS, MOUSE
+from tests.saga_harness import ADDRESS, MOUSE, hear_catalogue
 
 runner = CliRunner()
 
@@ -21,6 +21,7 @@ runner = CliRunner()
 def test_status_shows_the_lag_and_a_rebuild_brings_it_to_nothing(sqlite_settings: Settings) -> None:
     with bootstrap(sqlite_settings) as system:
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
         items = [{"product_id": MOUSE, "quantity": 1}]
         system.orders.place_order(PlaceOrder(customer_id=uuid4(), items=items, shipping_address=ADDRESS))
     cli = projections_cli(lambda: bootstrap(sqlite_settings))
@@ -59,6 +60,7 @@ def test_a_rebuild_overtaken_by_another_of_the_same_projection_stops_with_one_li
 ) -> None:
     with bootstrap(sqlite_settings) as system:
         system.inventory.seed()
+        hear_catalogue(system)  # as the relay and Orders' consumer would
     prepare = Rebuild.prepare
 
     async def prepared_then_overtaken(self: Rebuild) -> None:

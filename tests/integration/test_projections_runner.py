@@ -28,13 +28,14 @@ from projections.rebuild import Rebuild, rebuild
 from projections.runner import Projector
 from projections.stock_levels import StockLevels
 from projections.store import Tx
-from tests.saga_harness import ADDRESS, MOUSE
+from tests.saga_harness import ADDRESS, MOUSE, hear_catalogue
 
 
 @pytest.fixture
 async def system(store_settings: Settings) -> AsyncIterator[System]:
     built = bootstrap(store_settings)
     await asyncio.to_thread(built.inventory.seed)
+    await asyncio.to_thread(hear_catalogue, built)  # as the relay and Orders' consumer would
     yield built
     built.close()
 

@@ -12,12 +12,12 @@ from infra.eventstore.persistence import application_env
 from infra.messaging.bus import EVENTS_EXCHANGE
 from infra.messaging.relay import OutboxRelay
 from infra.settings import Settings
-from tests.fakes import ADDRESS, MOUSE, RecordingBus, mouse_only_catalogue
+from tests.fakes import ADDRESS, MOUSE, RecordingBus, listed_mouse
 
 
 @pytest.fixture
 def orders(store_settings: Settings) -> Iterator[Orders]:
-    app = Orders(application_env(store_settings, "Orders"), catalogue=mouse_only_catalogue)
+    app = listed_mouse(Orders(application_env(store_settings, "Orders")))
     yield app
     app.close()
 

@@ -26,7 +26,7 @@ from infra.messaging.bus import (
     Subscription,
     UnroutableError,
 )
-from infra.messaging.consumers import CONSUMERS, command_binding, event_binding, idle_roles
+from infra.messaging.consumers import TOPOLOGY, command_binding, event_binding, idle_roles
 from infra.messaging.in_process import InProcessBus
 from infra.messaging.rabbitmq import RabbitBus
 from infra.messaging.relay import OutboxRelay
@@ -34,10 +34,8 @@ from infra.runtime import Runtime
 from infra.settings import Settings
 from read_api.app import create_app, create_health_app
 from tests.api_harness import api_client
-from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
+from tests.fakes import ADDRESS, MOUSE, listed_mouse
 from tests.unit.test_in_process_bus import Recorder, envelope, eventually, settle
-
-TOPOLOGY = list(CONSUMERS.values())
 
 
 class CountingBus(RabbitBus):
@@ -64,7 +62,7 @@ async def bus(rabbitmq_url: str, rabbit_namespace: str) -> AsyncIterator[Countin
 
 @pytest.fixture
 def orders(postgres_settings: Settings) -> Iterator[Orders]:
-    app = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    app = listed_mouse(Orders(application_env(postgres_settings, "Orders")))
     yield app
     app.close()
 
@@ -136,8 +134,8 @@ async def test_the_consumer_counts_name_every_role_but_the_one_running(bus: Coun
 
     counts = await bus.consumer_counts()
 
-    assert counts == {"orders": 0, "payments": 1, "inventory": 0, "shipping": 0, "notifications": 0,
-                      "order_fulfillment": 0}
+    assert counts == {"orders": 0, "orders_catalogue": 0, "payments": 1, "inventory": 0, "shipping": 0,
+                      "notifications": 0, "order_fulfillment": 0}
     assert idle_roles(counts) == ["orders", "inventory", "shipping", "notifications", "saga"]
     assert await bus.healthy()  # a queue not found closed a channel of its own, not the bus's
 

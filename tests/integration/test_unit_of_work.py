@@ -13,13 +13,13 @@ from commands.orders import CompleteOrder, OrderNotFoundError, Orders, PlaceOrde
 from domain.order import OrderStatus
 from infra.eventstore.persistence import application_env
 from infra.settings import Settings
-from tests.fakes import ADDRESS, MOUSE, mouse_only_catalogue
+from tests.fakes import ADDRESS, MOUSE, listed_mouse
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
     settings: Settings = request.getfixturevalue(f"{request.param}_settings")
-    app = Orders(application_env(settings, "Orders"), catalogue=mouse_only_catalogue)
+    app = listed_mouse(Orders(application_env(settings, "Orders")))
     yield app
     app.close()
 
@@ -72,8 +72,8 @@ def test_a_batch_holding_a_message_already_handled_saves_nothing(orders: Orders)
 def test_a_preloaded_batch_sees_what_another_process_wrote_and_asks_the_store_once(
     postgres_settings: Settings,
 ) -> None:
-    here = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
-    elsewhere = Orders(application_env(postgres_settings, "Orders"), catalogue=mouse_only_catalogue)
+    here = listed_mouse(Orders(application_env(postgres_settings, "Orders")))
+    elsewhere = listed_mouse(Orders(application_env(postgres_settings, "Orders")))
     try:
         known, fresh, unknown = placement(), placement(), uuid4()
         here.place_order(known)

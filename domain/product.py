@@ -1,0 +1,34 @@
+"""The Product aggregate (orders context): a product as Orders knows it, one per product id.
+
+Orders prices every order from its own catalogue, never from Inventory's store:
+what it knows of a product is what Inventory told it (`ProductListed`), kept
+here as events of Orders' own. Inventory fixes a product's name and price when
+it lists it, so a product is heard once and never changes after.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Aggregate
+from domain.values import Money
+
+
+class Product(Aggregate):
+    """The name and price of one listed product, as Orders heard them."""
+
+    class Heard(Aggregate.Created):
+        name: str
+        price: Money
+
+    @classmethod
+    def hear(cls, product_id: UUID, name: str, price: Money) -> Product:
+        product: Product = cls._create(cls.Heard, id=product_id, name=name, price=price)
+        return product
+
+    @event(Heard)
+    def __init__(self, name: str, price: Money) -> None:
+        self.name = name
+        self.price = price
