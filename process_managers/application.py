@@ -130,16 +130,16 @@ class Sagas(ContextApplication):
         causation = f"OrderFulfillment:deadline:{name}:{attempt}"
         return self._record_untracked(decide, order_id, causation)
 
-    def retry_saga(self, order_id: UUID) -> int:
+    def retry_saga(self, order_id: UUID, requested_by: str | None = None) -> int:
         """Send the stuck undoing of a saga that NEEDS_ATTENTION again, with fresh attempts.
 
-        Returns the saga's version afterwards. Raises SagaNotFoundError for an order
-        without a saga, and SagaNeedsNoRetryError (recording nothing) for a saga
-        that does not need attention.
+        `requested_by` (who asked) is recorded with it. Returns the saga's version
+        afterwards. Raises SagaNotFoundError for an order without a saga, and
+        SagaNeedsNoRetryError (recording nothing) for a saga that does not need attention.
         """
         def decide() -> list[OrderFulfillment]:
             saga = self.get_saga(order_id)
-            saga.retry(self.clock(), retries=self.retries)
+            saga.retry(self.clock(), retries=self.retries, who=requested_by)
             _log_decisions("an operator's retry", saga.pending_events)
             return [saga]
 

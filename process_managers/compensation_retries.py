@@ -76,8 +76,10 @@ def when_an_undoing_goes_unconfirmed_send_it_again(
     return [Compensate(name)]
 
 
-def when_an_operator_retries_send_the_undoing_again(state: SagaState) -> list[Decision]:
-    """A saga that NEEDS_ATTENTION sends its stuck undoing again, with fresh attempts.
+def when_an_operator_retries_send_the_undoing_again(
+    state: SagaState, requested_by: str | None = None
+) -> list[Decision]:
+    """A saga that NEEDS_ATTENTION sends its stuck undoing again, with fresh attempts; who asked is kept.
 
     Any other saga refuses: nothing of it is stuck, so a retry would only disturb it.
     """
@@ -87,4 +89,4 @@ def when_an_operator_retries_send_the_undoing_again(state: SagaState) -> list[De
             f"the saga of order {state.order.order_id} is {state.status}; only a saga that "
             "NEEDS_ATTENTION can be retried", field="order_id",
         )
-    return [ResumeCompensation(stuck[0]), Compensate(stuck[0])]
+    return [ResumeCompensation(stuck[0], requested_by), Compensate(stuck[0])]

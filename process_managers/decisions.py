@@ -62,9 +62,10 @@ class AskForAttention:
 
 @dataclass(frozen=True)
 class ResumeCompensation:
-    """An operator retries the stuck undoing of `step`, with a fresh round of attempts."""
+    """`requested_by` retries the stuck undoing of `step`, with a fresh round of attempts."""
 
     step: StepName
+    requested_by: str | None = None
 
 
 @dataclass(frozen=True)

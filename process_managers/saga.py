@@ -82,6 +82,7 @@ class OrderFulfillment(Aggregate):
 
     class CompensationResumed(Aggregate.Event):
         step: StepName
+        requested_by: str | None = None  # who retried; None in the events recorded before it was kept
 
     class StepCompensated(Aggregate.Event):
         step: StepName
@@ -169,9 +170,9 @@ class OrderFulfillment(Aggregate):
         decisions = p.decide_timeout(self.state, step, attempt, now, retries)
         return self._carry_out(decisions, now, step_timeout, retries)
 
-    def retry(self, now: datetime, *, retries: cr.Retries = cr.DEFAULT_RETRIES) -> None:
-        """An operator's retry of a saga that NEEDS_ATTENTION (else SagaNeedsNoRetryError)."""
-        decisions = cr.when_an_operator_retries_send_the_undoing_again(self.state)
+    def retry(self, now: datetime, retries: cr.Retries = cr.DEFAULT_RETRIES, who: str | None = None) -> None:
+        """`who`'s retry of a saga that NEEDS_ATTENTION (else SagaNeedsNoRetryError)."""
+        decisions = cr.when_an_operator_retries_send_the_undoing_again(self.state, who)
         self._carry_out(decisions, now, DEFAULT_STEP_TIMEOUT, retries)
 
     def _carry_out(self, decisions: list[d.Decision], now: datetime, step_timeout: timedelta,
@@ -220,8 +221,8 @@ class OrderFulfillment(Aggregate):
                 self._step_compensated(step=step)
             case d.AskForAttention(step=step, attempts=attempts, reason=reason):
                 self._attention_needed(step=step, attempts=attempts, reason=reason)
-            case d.ResumeCompensation(step=step):
-                self._compensation_resumed(step=step)
+            case d.ResumeCompensation(step=step, requested_by=by):
+                self._compensation_resumed(step=step, requested_by=by)
             case d.DeclineCancellation(reason=reason):
                 self._cancellation_declined(reason=reason)
             case d.Finish():
@@ -271,7 +272,7 @@ class OrderFulfillment(Aggregate):
         self.state = self.state.with_step(step, deadline=None).changed(status=SagaStatus.NEEDS_ATTENTION)
 
     @event(CompensationResumed)
-    def _compensation_resumed(self, step: StepName) -> None:
+    def _compensation_resumed(self, step: StepName, requested_by: str | None) -> None:
         self.state = self.state.with_fresh_undo_attempts(step).going_on()
 
     @event(StockCommitRequested)

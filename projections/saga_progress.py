@@ -94,6 +94,8 @@ def current_step(steps: tuple[SagaStepRow, ...]) -> str | None:
 def detail(fact: Fact) -> str | None:
     """What a person reading the timeline wants to know about a decision, in a few words."""
     data = fact.data
+    if fact.name == "CompensationResumed" and data.get("requested_by"):
+        return f"retried by {data['requested_by']}"
     if "reason" in data:
         return str(data["reason"])
     command = data.get("command")

@@ -158,7 +158,7 @@ class Mutation:
     ))
     async def retry_saga(self, info: Info, order_id: strawberry.ID) -> RetrySagaPayload:
         try:
-            row = await info.context.services.retry_saga(order_id)
+            row = await info.context.services.retry_saga(info.context.access, order_id)
         except DomainError as error:
             return RetrySagaPayload(saga=None, errors=refused(error, order_id="orderId"))
         return RetrySagaPayload(saga=None if row is None else Saga.from_row(row), errors=[])

@@ -25,8 +25,11 @@ ReadyCheck = Callable[[], Awaitable[dict[str, Any]]]
 class RetriesSagas(Protocol):
     """The saga application, as far as the API asks it to act: an operator's retry."""
 
-    def retry_saga(self, order_id: UUID) -> int:
-        """Resume a saga that NEEDS_ATTENTION; its version afterwards. Refusals are DomainErrors."""
+    def retry_saga(self, order_id: UUID, requested_by: str | None = None) -> int:
+        """Resume a saga that NEEDS_ATTENTION, recording who asked; its version afterwards.
+
+        Refusals are DomainErrors.
+        """
         ...
 
 

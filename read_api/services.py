@@ -81,10 +81,10 @@ class Services:
             raise ValidationError(f"{customer_id!r} is not a customer id", field="customer_id") from None
         return await self.write.forget_customer(subject, access.principal.subject or "an admin")
 
-    async def retry_saga(self, order_id: str) -> SagaRow | None:
+    async def retry_saga(self, access: Access, order_id: str) -> SagaRow | None:
         """Resume a saga that NEEDS_ATTENTION: its stuck undoing is sent again, with fresh attempts."""
         order = parse_uuid(order_id, "order_id")
-        version = await self.write.retry_saga(order)
+        version = await self.write.retry_saga(order, access.principal.subject or "an admin")
         return await self.saga_after_write(order, version=version)
 
     async def saga_after_write(self, order_id: UUID, *, version: int) -> SagaRow | None:

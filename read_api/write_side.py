@@ -72,9 +72,9 @@ class WriteSide:
         return await forget_customer(self._system.orders, keys, customer_id, requested_by)
 
     @retried_on_conflict
-    async def retry_saga(self, order_id: UUID) -> int:
+    async def retry_saga(self, order_id: UUID, requested_by: str) -> int:
         """Resume the order's saga that NEEDS_ATTENTION; returns the saga's version afterwards."""
-        return await asyncio.to_thread(self._system.sagas.retry_saga, order_id)
+        return await asyncio.to_thread(self._system.sagas.retry_saga, order_id, requested_by)
 
     @retried_on_conflict
     async def restock(self, command: Restock) -> ProductRow:

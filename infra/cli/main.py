@@ -18,6 +18,7 @@ from domain.base import NotFoundError
 from infra.bootstrap import migrate
 from infra.cli import dlq as dlq_commands
 from infra.cli import forget as forget_command
+from infra.cli import retry as retry_command
 from infra.cli import serve as serve_command
 from infra.cli import token as token_command
 from infra.cli import verify as verify_command
@@ -228,6 +229,7 @@ app.command(help=token_command.HELP, epilog=token_command.EPILOG)(token_command.
 app.command(name="verify", help=verify_command.HELP, epilog=verify_command.EPILOG)(
     verify_command.verify_command)
 app.command(name="forget", help=forget_command.HELP, epilog=forget_command.EPILOG)(forget_command.forget)
+app.command(name="retry", help=retry_command.HELP, epilog=retry_command.EPILOG)(retry_command.retry)
 app.add_typer(dlq_commands.dlq, name="dlq")
 app.command(name="reset", help=RESET_HELP, epilog=RESET_EPILOG)(reset)
 

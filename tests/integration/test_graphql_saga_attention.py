@@ -32,7 +32,7 @@ from tests.tokens import ADMIN_TOKEN, admin, bearer, customer, operator, requiri
 SAGAS = """query($status: SagaStatus, $first: Int, $after: String) {
   sagas(status: $status, first: $first, after: $after) { orderId status cursor } }"""
 RETRY = """mutation($orderId: ID!) { retrySaga(orderId: $orderId) {
-  saga { orderId status timeline { type } } errors { code message field } } }"""
+  saga { orderId status timeline { type detail } } errors { code message field } } }"""
 ORDER = """query($id: ID!) { order(id: $id) {
   status totalAmount payment { status amount refundedAmount } saga { status } } }"""
 Headers = dict[str, str]
@@ -130,7 +130,8 @@ async def test_operators_list_sagas_only_admins_retry_them_and_a_refused_retry_w
     assert [(s["orderId"], s["status"]) for s in still] == [(stuck, "NEEDS_ATTENTION")]
     assert refunded_before == [], "nothing was refunded until the admin's retry"
     assert by_admin["retrySaga"]["errors"] == []
-    assert "CompensationResumed" in [e["type"] for e in by_admin["retrySaga"]["saga"]["timeline"]]
+    timeline = [(e["type"], e["detail"]) for e in by_admin["retrySaga"]["saga"]["timeline"]]
+    assert ("CompensationResumed", "retried by admin-1") in timeline, "the timeline says who retried"
 
 
 async def test_sagas_by_status_lists_exactly_those_in_it_and_pages_without_skipping_or_repeating(

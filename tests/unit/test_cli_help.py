@@ -26,6 +26,8 @@ def saga(*args: str) -> Result:
     (["projections", "status"], ["lag", "parked events", "DATABASE_URL"]),
     (["projections", "rebuild"], ["NAME", "order_summary", "DATABASE_URL", "Examples:"]),
     (["reset"], ["--yes", "DATA_DIR", "DATABASE_URL", "AUTH_MODE", "saga serve", "Examples:"]),
+    (["retry"], ["ORDER_ID", "--yes", "--by", "NEEDS_ATTENTION", "COMPENSATION_ATTEMPTS", "DATABASE_URL",
+                 "Examples:"]),
 ])
 def test_every_command_explains_itself_and_its_exit_statuses(command: list[str], names: list[str]) -> None:
     result = saga(*command, "--help")
