@@ -126,7 +126,8 @@ async def test_a_query_deeper_than_the_limit_is_refused_with_its_code(
 def operations_of_the_dashboard() -> list[str]:
     page = (ROOT / "read_api" / "dashboard.html").read_text(encoding="utf-8")
     constants = dict(re.findall(r"const (\w+) = `([^`]*)`;", page))
-    filled = {name: re.sub(r"\$\{(\w+)\}", lambda m: constants[m.group(1)], text)
+    numbers = dict(re.findall(r"const (\w+) = (\d+);", page))  # page sizes the queries ask for
+    filled = {name: re.sub(r"\$\{(\w+)\}", lambda m: {**constants, **numbers}[m.group(1)], text)
               for name, text in constants.items()}
     return [text for text in filled.values() if re.match(r"\s*(query|mutation|subscription)\b", text)]
 
