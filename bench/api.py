@@ -214,7 +214,7 @@ def fresh_store(store: str, config: Config, work: Path) -> Iterator[dict[str, st
     finally:
         try:
             if vhost is None:
-                asyncio.run(delete_namespace(amqp_url, namespace))
+                delete_namespace(amqp_url, namespace)
             else:
                 rabbitmqctl("delete_vhost", vhost)
         finally:

@@ -97,10 +97,6 @@ class Settings(BaseSettings):
         5, ge=1, description="times an unconfirmed undoing is sent before its saga NEEDS_ATTENTION")
     compensation_backoff_seconds: float = Field(
         30, gt=0, description="wait for the first attempt at an undoing; each further attempt doubles it")
-    compensation_attempts: int = Field(
-        5, ge=1, description="times an unconfirmed undoing is sent before its saga NEEDS_ATTENTION")
-    compensation_backoff_seconds: float = Field(
-        30, gt=0, description="wait for the first attempt at an undoing; each further attempt doubles it")
 
     admin_token: str | None = Field(None, description="an opaque bearer token that is operator and admin")
     auth_mode: Literal["dev", "required", "off"] | None = Field(

@@ -21,7 +21,10 @@ MODES = {
     "b": "PostgreSQL + RabbitMQ, every role in one process",
     "c": "PostgreSQL + RabbitMQ, one process per role",
     "b0": "mode b with personal data in clear and no hash chain: the baseline that prices them",
+    "d": "one process per role, each context on a database of its own, quorum queues on a three-node cluster",
 }
+CONTEXT_DATABASES = ("ORDERS", "PAYMENTS", "INVENTORY", "SHIPPING", "NOTIFICATIONS", "SAGAS", "READ")
+"""Mode d's databases: each `<NAME>_DATABASE_URL` of the settings."""
 
 FAILURE_RATES = {
     name: Settings.model_fields[name].default

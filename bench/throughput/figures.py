@@ -137,6 +137,8 @@ def summarize(report: dict[str, Any]) -> None:
         lines.append(f"  peer ({pm.get('runner')}): {pm.get('completed_sagas_per_s')} completed sagas/s, "
                      f"{pm.get('sagas_per_s')} terminal/s; latency {pm.get('latency_ms')}")
         lines.append(f"  ratio of completed sagas/s to the peer's: {report.get('ratios_vs_peer')}")
+    if "ratio_d_to_c" in report:
+        lines.append(f"  mode d's completed sagas/s to mode c's: {report['ratio_d_to_c']}")
     lines.append("  all checks passed" if report["verified"] else "  SOME CHECKS FAILED")
     print("\n".join(lines), file=sys.stderr, flush=True)
 

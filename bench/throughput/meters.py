@@ -93,10 +93,12 @@ class CpuMeter:
 
 
 class ConnectionSampler:
-    """The most server connections the run's database had at once, sampled every second."""
+    """The most server connections the run's databases had at once, sampled every second."""
 
     def __init__(self, settings: Settings) -> None:
-        self.dsn = settings.postgres
+        databases = list(settings.databases)
+        self.dsn = databases[0] if databases else None
+        self.names = sorted({dsn.dbname for dsn in databases})
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-connections", daemon=True)
@@ -118,7 +120,7 @@ class ConnectionSampler:
             with psycopg.connect(self.dsn.url, autocommit=True) as conn:
                 while not self._stop.is_set():
                     row = conn.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)", (self.names,)
                     ).fetchone()
                     self.peak = max(self.peak, int(row[0]) if row else 0)
                     self._stop.wait(1.0)

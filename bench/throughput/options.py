@@ -33,15 +33,19 @@ Modes:
   b0 mode b with the customers' addresses in clear and no hash chain: beside b
      (`--modes b,b0`) it prices sealing personal data and chaining events, as
      `privacy_and_proof_cost` (the share of b0's completed sagas/s that b lacks)
+  d  mode c grown past one box: each context and the read store on a PostgreSQL database
+     of its own (ORDERS_DATABASE_URL ... READ_DATABASE_URL), quorum queues on the
+     three-node RabbitMQ cluster of `python -m infra.messaging.cluster` (ports 5681-5683,
+     started if it is not running; needs root), AMQP_URL listing its three nodes
 After the maximum-rate runs the peer (the same saga on the eventsourcing library's own
 System runner, ../shared/bench/peer_es_saga.py) runs with the same N, and the ratios of
-b and c to its completed sagas/s are reported. Then mode b (--paced-modes) runs again
+b, c and d to its completed sagas/s are reported, and d's to c's. Then mode b (--paced-modes) runs again
 with orders placed at a steady rate, half its measured maximum completed sagas/s (or
 --rate), for the DESIGN bar: p99 under 1 s at half the maximum rate.
 
 Each run also reports where its latency goes (the gaps between an order's consecutive
 events in two applications: one per relay + bus + consumer hop), CPU seconds by process
-(and by role in mode c), the peak PostgreSQL connections, and whether the AMQP client
+(and by role in modes c and d), the peak PostgreSQL connections, and whether the AMQP client
 lost its broker meanwhile (a broker restarted by someone else: "disturbed", the run still
 verifies but its figures are not comparable).
 
@@ -85,7 +89,7 @@ def make_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", "-n", type=int, default=2000, help="orders per run (default 2000)")
-    parser.add_argument("--modes", default="a,b,c", help="any of a,b,c (default a,b,c)")
+    parser.add_argument("--modes", default="a,b,c", help="any of a,b,c,d,b0 (default a,b,c)")
     parser.add_argument("--runs", type=int, default=1, help="runs per mode; medians are reported (default 1)")
     parser.add_argument("--placers", type=int, default=4, help="threads placing orders (default 4)")
     parser.add_argument("--rate", type=float, default=0.0,
@@ -110,8 +114,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile-waits", action="store_true",
                         help="profile every running thread, waiting on I/O included (default: only "
                              "the thread holding the GIL, i.e. where the CPU goes)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the worker logs of mode c")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the worker logs of modes c and d")
     parser.add_argument("--worker-pool-size", type=int, default=None,
-                        help="POSTGRES_POOL_SIZE of each mode c process, per application "
+                        help="POSTGRES_POOL_SIZE of each mode c and d process, per application "
                              "(default: the system's own; 0 opens connections on demand)")
     return parser

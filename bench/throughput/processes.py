@@ -1,5 +1,6 @@
-"""Mode c: each role its own `python -m infra.cli serve --role R` process on PostgreSQL + RabbitMQ, started
-after one `migrate`, stopped after the run; orders placed from the bench process."""
+"""Modes c and d: each role its own `python -m infra.cli serve --role R` process on PostgreSQL + RabbitMQ,
+started after one `migrate`, stopped after the run; orders placed from the bench process. Mode d's
+processes find each context's database, and the cluster's nodes, in their environment."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.throughput.config import FAILURE_RATES, QUEUES, WORKER_ROLES, Config, RunFailed
+from bench.throughput.config import CONTEXT_DATABASES, FAILURE_RATES, QUEUES, WORKER_ROLES, Config, RunFailed
 from bench.throughput.figures import figures
 from bench.throughput.hops import hop_latencies
 from bench.throughput.load import drive
@@ -42,14 +43,17 @@ class Worker:
     log_path: Path
 
 
-def run_processes(config: Config, commands: Sequence[PlaceOrder], rate: float) -> dict[str, Any]:
-    """Mode c: one process per role, orders placed from here."""
-    with fresh_store("c", config) as settings, tempfile.TemporaryDirectory(prefix="bench_saga_c_") as tmp:
+def run_processes(
+    config: Config, commands: Sequence[PlaceOrder], rate: float, mode: str = "c"
+) -> dict[str, Any]:
+    """Mode c or d: one process per role, orders placed from here."""
+    scratch = tempfile.TemporaryDirectory(prefix=f"bench_saga_{mode}_")
+    with fresh_store(mode, config) as settings, scratch as tmp:
         work = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "RABBITMQ_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DB_", "RABBITMQ_")) and not k.endswith("DATABASE_URL")}
         env.update({
-            "DATABASE_URL": str(settings.database_url),
-            "AMQP_URL": config.amqp_url,
+            **stores_environment(settings),
             "BUS_NAMESPACE": settings.bus_namespace,
             "FAILURE_SEED": str(config.failure_seed),
             **{name.upper(): str(value) for name, value in FAILURE_RATES.items()},
@@ -84,23 +88,31 @@ def run_processes(config: Config, commands: Sequence[PlaceOrder], rate: float) -
             for worker in workers:
                 wait_for_health(worker, within=120)
             time.sleep(1.0)  # the relay publishes the seed events before the clock starts
-            return _measure_processes(config, system, workers, commands, rate)
+            return _measure_processes(mode, config, system, workers, commands, rate)
         finally:
             stop_workers(workers)
             system.close()
             if config.keep_logs:
-                kept = Path(tempfile.gettempdir()) / f"bench_saga_c_logs_{os.getpid()}"
+                kept = Path(tempfile.gettempdir()) / f"bench_saga_{mode}_logs_{os.getpid()}"
                 shutil.copytree(work, kept, dirs_exist_ok=True)
                 print(f"worker logs kept in {kept}", file=sys.stderr)
 
 
+def stores_environment(settings: Settings) -> dict[str, str]:
+    """The variables that point a role process at the run's databases and broker."""
+    names = ["database_url", *(f"{context.lower()}_database_url" for context in CONTEXT_DATABASES)]
+    env = {name.upper(): str(value) for name in names if (value := getattr(settings, name)) is not None}
+    return env | {"AMQP_URL": str(settings.amqp_url), "QUEUE_TYPE": settings.queue_type}
+
+
 def _measure_processes(
-    config: Config, system: System, workers: list[Worker], commands: Sequence[PlaceOrder], rate: float
+    mode: str, config: Config, system: System, workers: list[Worker], commands: Sequence[PlaceOrder],
+    rate: float,
 ) -> dict[str, Any]:
     before = before_run(system)
     pids = {w.role: w.process.pid for w in workers}
     meter, connections = CpuMeter(pids), ConnectionSampler(system.settings)
-    profiler = Profiler(config.profile, f"c{'-paced' if rate else ''}", gil=config.profile_gil)
+    profiler = Profiler(config.profile, f"{mode}{'-paced' if rate else ''}", gil=config.profile_gil)
 
     def started() -> None:
         profiler.attach({**pids, "bench": os.getpid()})
@@ -122,7 +134,7 @@ def _measure_processes(
     parked = asyncio.run(count_parked(system.settings))
     fails, facts = verify(system, commands, before)
     facts["hops"] = hop_latencies(system, before, {c.order_id for c in commands})
-    return figures("c", config, commands, rate, timing, fails, facts, cpu, parked)
+    return figures(mode, config, commands, rate, timing, fails, facts, cpu, parked)
 
 
 async def count_parked(settings: Settings) -> int:

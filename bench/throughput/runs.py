@@ -62,10 +62,15 @@ def run_all(
         report["peer"] = run_peer(args.peer, config)
         peer_rate = report["peer"]["median"].get("completed_sagas_per_s")
         ours = {mode: report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")
-                for mode in ("b", "c")}
+                for mode in ("b", "c", "d")}
         report["ratios_vs_peer"] = {
             mode: round(rate / peer_rate, 2) for mode, rate in ours.items() if rate and peer_rate
         }
+    one_box, grown = (report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")
+                      for mode in ("c", "d"))
+    if one_box and grown:
+        # What a database per context and replicated queues cost a process per role, on this one machine.
+        report["ratio_d_to_c"] = round(grown / one_box, 2)
 
     rates = {mode: report["modes"].get(mode, {}).get("median", {}).get("completed_sagas_per_s")
              for mode in ("b", "b0")}
@@ -114,8 +119,8 @@ def one_run(
     print(f"[{label}] run {index + 1}/{config.runs}: {MODES[mode]}, N={len(commands)}",
           file=sys.stderr, flush=True)
     try:
-        if mode == "c":
-            result = run_processes(config, commands, rate)
+        if mode in ("c", "d"):
+            result = run_processes(config, commands, rate, mode)
         else:
             result = run_in_process(mode, config, commands, rate)
     except Exception as error:

@@ -1,4 +1,4 @@
-"""A fresh store for each run (SQLite files, or a new PostgreSQL database and RabbitMQ namespace), removed
+"""A fresh store for each run (SQLite files, or new PostgreSQL databases and a RabbitMQ namespace), removed
 afterwards, and the checkpoint that lets one run's aftermath pass before the next."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import tempfile
 import time
 import uuid
@@ -17,14 +18,19 @@ import aio_pika
 import psycopg
 from psycopg import sql
 
-from bench.throughput.config import FAILURE_RATES, QUEUES, Config
+from bench.throughput.config import CONTEXT_DATABASES, FAILURE_RATES, QUEUES, Config
+from infra.messaging import cluster
 from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, RETRY_DELAYS_SECONDS
 from infra.settings import PostgresDsn, Settings
 
 
 @contextlib.contextmanager
 def fresh_store(mode: str, config: Config) -> Iterator[Settings]:
-    """Settings for a new SQLite directory, or a new database and bus namespace."""
+    """Settings for a new SQLite directory, or new databases and a bus namespace.
+
+    Mode d gives each context and the read store a database of its own, and runs its bus on the three-node
+    cluster of `infra.messaging.cluster` (started if it is not running) with quorum queues.
+    """
     common: dict[str, Any] = {
         "_env_file": None,
         "failure_seed": config.failure_seed,
@@ -38,21 +44,31 @@ def fresh_store(mode: str, config: Config) -> Iterator[Settings]:
     server = config.server
     name = f"bench_saga_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     namespace = f"bench{uuid.uuid4().hex[:10]}"
+    names = [f"{name}_{context.lower()}" for context in CONTEXT_DATABASES] if mode == "d" else [name]
+    amqp_url = cluster.start(cluster.nodes()) if mode == "d" else config.amqp_url
     settle(config)
     with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = PostgresDsn(server.host, server.port, name, server.user, server.password)
+        for database in names:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    urls = [PostgresDsn(server.host, server.port, database, server.user, server.password).url
+            for database in names]
+    where: dict[str, Any] = (
+        {"database_url": None} | {f"{context.lower()}_database_url": url for context, url in zip(
+            CONTEXT_DATABASES, urls, strict=True)}
+        | {"queue_type": "quorum"} if mode == "d" else {"database_url": urls[0]}
+    )
     try:
-        yield Settings(**common, database_url=dsn.url, amqp_url=config.amqp_url, bus_namespace=namespace,
+        yield Settings(**common, **where, amqp_url=amqp_url, bus_namespace=namespace,
                        personal_data_encryption=mode != "b0")
     finally:
         try:
-            asyncio.run(delete_namespace(config.amqp_url, namespace))
+            delete_namespace(amqp_url, namespace, cluster.nodes()[0] if mode == "d" else None)
         finally:
             with psycopg.connect(server.url, autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
+                for database in names:
+                    conn.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+                    )
 
 
 def settle(config: Config) -> None:
@@ -67,18 +83,32 @@ def settle(config: Config) -> None:
     time.sleep(2)
 
 
-async def delete_namespace(url: str, namespace: str) -> None:
-    """Delete every queue and exchange a namespace can have (see infra.messaging.rabbitmq)."""
-    names = []
-    for queue in QUEUES:
-        names += [f"{namespace}.{queue}", f"{namespace}.{queue}.dead"]
-        names += [f"{namespace}.{queue}.retry.{n}" for n in range(1, len(RETRY_DELAYS_SECONDS) + 1)]
+def delete_namespace(url: str, namespace: str, node: cluster.Node | None = None) -> None:
+    """Delete every queue and exchange of a namespace: quorum queues hold the broker's file handles.
+
+    The queues are listed by `rabbitmqctl` (of the cluster's node, with `node`); where it cannot list them,
+    the topology's own names are tried.
+    """
+    try:
+        listed = cluster.queue_names(node) if node is not None else subprocess.run(
+            ["rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name"],
+            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        names = [queue for queue in listed if queue.startswith(f"{namespace}.")]
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        names = []
+        for queue in QUEUES:
+            names += [f"{namespace}.{queue}", f"{namespace}.{queue}.dead"]
+            names += [f"{namespace}.{queue}.retry.{n}" for n in range(1, len(RETRY_DELAYS_SECONDS) + 1)]
+    asyncio.run(_delete(url.split(",")[0], namespace, names))
+
+
+async def _delete(url: str, namespace: str, names: list[str]) -> None:
     connection = await aio_pika.connect(url, timeout=10)
     async with connection:
         channel = await connection.channel()
         for queue_name in names:
             try:
-                await channel.queue_delete(queue_name)
+                await channel.queue_delete(queue_name, if_unused=False, if_empty=False)
             except aio_pika.exceptions.AMQPError:  # absent: the channel closes, open another
                 channel = await connection.channel()
         for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):

@@ -131,6 +131,11 @@ def members(node: Node) -> set[str]:
     return set(status.get("running_nodes", []))
 
 
+def queue_names(node: Node, vhost: str = "/") -> list[str]:
+    """The names of the queues of a vhost, as the node lists them."""
+    return _ctl(node, "list_queues", "-p", vhost, "-q", "--no-table-headers", "name", timeout=60).split()
+
+
 def start(cluster: list[Node], *, fresh: bool = False) -> str:
     """Start the three nodes (the first one alone, the others joining it); their URLs.
 
