@@ -160,7 +160,7 @@ class Orders(ContextApplication):
         """
 
         def decide() -> list[Product]:
-            if self.find(fact.product_id, Product) is not None:
+            if self.find(Product.create_id(fact.product_id), Product) is not None:
                 return []
             return [Product.hear(fact.product_id, fact.name, fact.price)]
 
@@ -173,7 +173,7 @@ class Orders(ContextApplication):
         entries = {}
         for product_id in product_ids:
             entry = self._entries.get(product_id)
-            if entry is None and (product := self.find(product_id, Product)) is not None:
+            if entry is None and (product := self.find(Product.create_id(product_id), Product)) is not None:
                 entry = CatalogueEntry(product_id=product_id, name=product.name, price=product.price)
                 self._entries[product_id] = entry
             if entry is not None:

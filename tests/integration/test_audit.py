@@ -20,6 +20,7 @@ from commands.audit.summaries import Flag
 from commands.audit.timeline import TimelineEntry, find_stream, timeline
 from commands.orders import OrderNotFoundError
 from commands.payments import ChargePayment
+from domain.product import Product
 from infra.bootstrap import bootstrap
 from infra.cli.main import ExitCode, app
 from infra.cli.timeline_table import timeline_table
@@ -147,13 +148,16 @@ def test_any_stream_is_found_in_the_application_that_holds_it(sqlite_settings: S
         system.payments.charge_payment(charge)
         payment_id = system.payments.get_payment(order_id).id
 
-        found = {stream_id: find_stream(system, stream_id) for stream_id in (order_id, payment_id, MOUSE)}
+        heard = Product.create_id(MOUSE)  # what Orders heard of the mouse, in a stream of its own
+        streams = (order_id, payment_id, MOUSE, heard)
+        found = {stream_id: find_stream(system, stream_id) for stream_id in streams}
         assert find_stream(system, uuid4()) is None
 
     assert {stream_id: (f.application.name, f.aggregate) for stream_id, f in found.items() if f} == {
         order_id: ("Orders", "Order"),
         payment_id: ("Payments", "Payment"),
         MOUSE: ("Inventory", "Stock"),
+        heard: ("Orders", "Product"),
     }
 
 
