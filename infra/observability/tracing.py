@@ -92,13 +92,15 @@ def names_a_message(cause: str) -> bool:
 def trace_context_for(envelope: Envelope, cause: str | None = None) -> dict[str, str]:
     """W3C `traceparent` (and `tracestate` naming the cause's span) for `envelope`.
 
-    `cause` defaults to the envelope's causation id.
+    `cause` defaults to the envelope's causation id. A message of no order (a product's
+    listing) starts a trace of its own, so its cause, whose span is in no such trace, is no parent.
     """
     key = span_key(envelope)
     cause = envelope.causation_id if cause is None else cause
     trace_id = trace_id_of(envelope.correlation_id, envelope.message_id)
     context = {"traceparent": f"{VERSION}-{trace_id}-{span_id_of(key)}-{SAMPLED}"}
-    if cause and cause not in (key, envelope.message_id) and names_a_message(cause):
+    of_an_order = envelope.correlation_id is not None and envelope.correlation_id.int != 0
+    if of_an_order and cause and cause not in (key, envelope.message_id) and names_a_message(cause):
         context["tracestate"] = f"{STATE_KEY}={span_id_of(cause)}"
     return context
 

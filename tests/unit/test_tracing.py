@@ -93,3 +93,10 @@ def test_a_message_of_no_order_and_no_cause_still_has_a_valid_context() -> None:
     envelope = event(uuid4(), "Inventory:9", None).model_copy(update={"correlation_id": None, "trace": None})
     context = trace_context_for(envelope)
     assert TRACEPARENT.fullmatch(context["traceparent"]) and "tracestate" not in context
+
+
+def test_a_message_of_no_order_starts_a_trace_of_its_own_whatever_caused_it() -> None:
+    listed = event(uuid4(), "Inventory:9", "command:listing", "ProductListed").model_copy(
+        update={"correlation_id": None, "trace": None})
+    context = trace_context_for(listed)
+    assert parent_span_id(context) is None and "tracestate" not in context
