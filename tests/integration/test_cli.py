@@ -24,7 +24,8 @@ from infra.cli.main import app
 from infra.settings import Settings
 
 runner = CliRunner()
-QUEUES = ("orders", "payments", "inventory", "shipping", "notifications", "order_fulfillment")
+QUEUES = ("orders", "orders_catalogue", "payments", "inventory", "shipping", "notifications",
+          "order_fulfillment")
 WIDE = {"COLUMNS": "200"}  # help and messages on one line each, as in a wide terminal
 
 

@@ -84,7 +84,8 @@ async def down_then_up(runtime: Runtime, loop: str, mend: Callable[[], None]) ->
     mend()
 
     async def ready() -> bool:
-        return await runtime.check() == {"status": "ok"}
+        report = await runtime.check()  # it may also name what it leads (`leads`)
+        return report["status"] == "ok" and "down" not in report
 
     await eventually(ready)
 

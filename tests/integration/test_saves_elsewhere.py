@@ -15,7 +15,7 @@ from infra.messaging.in_process import InProcessBus
 from infra.runtime import Runtime
 from infra.settings import Settings
 from tests.fakes import RecordingBus
-from tests.saga_harness import place
+from tests.saga_harness import hear_catalogue, place
 
 SLOW_POLL = 60.0
 
@@ -25,6 +25,7 @@ async def test_a_relay_and_a_projector_hear_of_another_process_s_save_long_befor
 ) -> None:
     with bootstrap(postgres_settings) as writer, bootstrap(postgres_settings) as follower:
         writer.inventory.seed()
+        hear_catalogue(writer)  # as the relay and Orders' consumer would
         relaying = Runtime(assemble(follower.settings, ["relay"], system=follower, bus=RecordingBus(),
                                     seed=False))
         projecting = Runtime(assemble(follower.settings, ["projector"], system=follower, bus=InProcessBus(),
