@@ -15,10 +15,9 @@ constructs applications or adapters.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
-from uuid import UUID
 
 from commands.base import ContextApplication
 from commands.inventory import Inventory
@@ -34,6 +33,7 @@ from commands.simulation import (
 )
 from infra.elections import projection_leads
 from infra.eventstore.ddl import create_schema
+from infra.eventstore.every_store import EveryStoresKeys
 from infra.eventstore.persistence import PydanticMapper, application_env
 from infra.eventstore.privacy import PersonalDataKeys, personal_data_keys
 from infra.eventstore.probes import StoreProbe
@@ -52,19 +52,6 @@ from projections.runner import Projector
 
 A = TypeVar("A", bound=ContextApplication)
 
-
-class EveryStoresKeys:
-    """The keepers of every event store's key table, as one: forgetting a person forgets them in each."""
-
-    def __init__(self, keepers: Sequence[PersonalDataKeys]) -> None:
-        self.keepers = list({id(keeper): keeper for keeper in keepers}.values())
-
-    def forget(self, subject: UUID) -> bool:
-        """Delete the person's key in every store; whether any store had one."""
-        return any([keeper.forget(subject) for keeper in self.keepers])
-
-    def knows(self, subject: UUID) -> bool:
-        return any(keeper.knows(subject) for keeper in self.keepers)
 
 class System:
     """Every bounded context's application, built from one set of settings.
@@ -192,11 +179,13 @@ class Assembly:
     the relays when the runtime starts them, so their applications' stores open only then.
     """
 
-    def __init__(self, system: System, bus: Bus, roles: Iterable[str], metrics: SagaMetrics) -> None:
+    def __init__(self, system: System, bus: Bus, roles: Iterable[str], metrics: SagaMetrics, *,
+                 seeded: bool = False) -> None:
         self.system = system
         self.bus = bus
         self.roles = frozenset(roles)
         self.metrics = metrics
+        self.seeded = seeded  # it listed the seed catalogue: ready once Orders has heard it
         # The API answers queries from the read store; the projector role keeps it up to date.
         self.projector = projector(system, bus=bus, elect=True) if self.roles & {"api", "projector"} else None
 
@@ -255,12 +244,13 @@ def assemble(
     """
     if system is None:
         system = bootstrap(settings, **overrides)
-    if seed or (seed is None and system.settings.is_embedded):
+    seeded = bool(seed or (seed is None and system.settings.is_embedded))
+    if seeded:
         system.inventory.seed()
     bus = make_bus(system.settings) if bus is None else bus
     metrics = SagaMetrics() if metrics is None else metrics
     metrics.count_retries()
-    return Assembly(system, bus, roles, metrics)
+    return Assembly(system, bus, roles, metrics, seeded=seeded)
 
 
 def make_bus(settings: Settings) -> Bus:

@@ -9,6 +9,11 @@ runtime starts it, supervises its loops and stops it.
 The api and the relay publish for the other roles: their readiness names, in
 `waiting_for`, the roles nobody runs for the queues they publish to, when the
 broker can tell. They stay ready: what they send waits for those roles.
+
+A process that listed the seed catalogue (the embedded default) is not ready
+until Orders has heard every seed product, through the relay and its catalogue
+queue: until then an order would be refused as naming an unknown product, so
+readiness names `catalogue: ...` with how many are not heard yet.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from commands.inventory import SEED_CATALOGUE
 from infra.bootstrap import Assembly
 from infra.elections import deadline_leadership
 from infra.messaging.consumers import CONSUMERS, CONTEXTS, idle_roles
@@ -93,6 +99,7 @@ class Runtime:
         self._deadlines: DeadlineScheduler | None = None
         self._outages = Outages()
         self._read_model: ReadModel | None = None
+        self._heard_seed = not parts.seeded  # once heard, a product stays heard: asked until then
 
     async def open_read_side(self) -> ReadModel | None:
         """Open the read store (creating its tables) and return its queries; None without one."""
@@ -144,8 +151,8 @@ class Runtime:
             self._read_model = None
 
     async def check(self) -> dict[str, Any]:
-        """Whether the broker and every event store answer, and every loop runs, naming each that does not;
-        `leads` names what the process leads (`leads`).
+        """Whether the broker and every event store answer, every loop runs and, in a process that listed
+        the seed catalogue, Orders has heard it, naming each that does not; `leads` names what it leads.
 
         For health probes: a loop counts as down once it has failed for the supervisor's grace period.
 
@@ -158,9 +165,22 @@ class Runtime:
             self._outages.failed("broker")
             broker = report(["broker"])
         reports = [broker, await asyncio.to_thread(self.system.check), self.supervisor.check()]
+        if not self._heard_seed:
+            reports.append(await asyncio.to_thread(self._seed_heard))
         if self.roles & PUBLISHING_ROLES and (roles := await self.waiting_for()) is not None:
             reports.append(waiting(roles))
         return {**merged(*reports), **({"leads": leads} if (leads := self.leads()) else {})}
+
+    def _seed_heard(self) -> dict[str, Any]:
+        """Ok once Orders has heard every seed product; else names how many it has not heard yet."""
+        ids = [product.product_id for product in SEED_CATALOGUE]
+        try:
+            unheard = len(ids) - len(self.system.orders.catalogue(ids))
+        except Exception:  # Orders' store is down: its own probe names it
+            return report()
+        self._heard_seed = unheard == 0
+        return report([f"catalogue: Orders has not heard {unheard} of the {len(ids)} seed products yet"]
+                      if unheard else [])
 
     def leads(self) -> list[str]:
         """What this process leads among copies of its roles (a standby leads nothing, and is ready)."""

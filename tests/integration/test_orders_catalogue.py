@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -13,11 +14,13 @@ from commands.inventory import SEED_CATALOGUE, ListProduct
 from commands.orders import PlaceOrder
 from domain.stock import UnknownProductError
 from domain.values import Money
-from infra.bootstrap import bootstrap
+from infra.bootstrap import assemble, bootstrap
 from infra.messaging.bus import Verdict
 from infra.messaging.consumers import CATALOGUE_QUEUE, SAGA_QUEUE
+from infra.runtime import Runtime
 from infra.settings import Settings
 from tests.saga_harness import ADDRESS, Stack, finished, hear_catalogue, running, until
+from tests.saga_harness import test_bus as quick_bus
 
 HUB = "USB-C Hub (limited)"
 
@@ -94,6 +97,29 @@ async def test_a_product_listed_while_the_system_runs_is_sold_at_its_price_momen
         # Every queue bound to the listings took them: none parked, not even the saga's, which hears all.
         assert await bus.dead_letters(SAGA_QUEUE) == []
         assert await bus.dead_letters(CATALOGUE_QUEUE) == []
+
+
+async def test_a_process_that_listed_the_seed_is_ready_only_once_orders_has_heard_it(
+    store_settings: Settings,
+) -> None:
+    unheard = "catalogue: Orders has not heard 5 of the 5 seed products yet"
+    seeding = Runtime(assemble(store_settings, ["orders"], bus=quick_bus(), seed=True))  # and no relay
+    not_seeding = Runtime(assemble(store_settings, ["orders"], bus=quick_bus(), seed=False))
+    await seeding.start()
+    await not_seeding.start()
+    try:
+        before = await seeding.check()
+        assert (before["status"], before["down"]) == ("unavailable", [unheard])
+        assert "down" not in await not_seeding.check()  # it promised no catalogue
+
+        await asyncio.to_thread(hear_catalogue, seeding.system)  # as the relay would carry it
+
+        after = await seeding.check()
+        assert after["status"] == "ok" and "down" not in after
+    finally:
+        for runtime in (seeding, not_seeding):
+            await runtime.stop()
+            runtime.system.close()
 
 
 GARBAGE = b"not a database any more" * 100
