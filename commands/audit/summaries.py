@@ -99,6 +99,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "Order.Cancelled": lambda d: f"cancelled: {_text(d['reason'])}",
     "Order.Completed": lambda d: "completed",
     "Order.PersonalDataErased": lambda d: f"personal data erased, by {_text(d['requested_by'])}",
+    "Product.Heard": lambda d: f"heard Inventory list {_text(d['name'])} at {_money(d['price'])}",
     "Payment.Charged": lambda d: f"charged {_money(d['amount'])}, transaction {d['transaction_id']}",
     "Payment.Declined": lambda d: f"declined {_money(d['amount'])}: {_text(d['reason'])}",
     "Payment.Voided": lambda d: f"voided before any charge: {_text(d['reason'])}",

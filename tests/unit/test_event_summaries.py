@@ -32,3 +32,9 @@ def test_failures_compensations_and_completions_are_flagged() -> None:
     assert flag_of("Payment.Refunded") is Flag.COMPENSATION
     assert flag_of("Order.Completed") is Flag.COMPLETION
     assert flag_of("Payment.Charged") is None
+
+
+def test_what_orders_heard_of_a_product_reads_as_its_name_and_price() -> None:
+    heard = {"name": "Wireless Mouse", "price": {"amount": "49.99", "currency": "USD"}}
+
+    assert summarise("Product.Heard", heard) == "heard Inventory list Wireless Mouse at 49.99 USD"
