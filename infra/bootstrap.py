@@ -31,6 +31,7 @@ from commands.simulation import (
     SimulatedGateway,
     SimulatedNotifier,
 )
+from infra.catalogue import hear_earlier_listings
 from infra.elections import projection_leads
 from infra.eventstore.ddl import create_schema
 from infra.eventstore.every_store import EveryStoresKeys
@@ -292,4 +293,5 @@ def migrate(settings: Settings) -> list[str]:
     creating = settings.model_copy(update={"create_table": True})
     with bootstrap(creating) as system:
         system.applications  # noqa: B018 - building each application creates its tables
+        hear_earlier_listings(system)
     return list(APPLICATION_NAMES)

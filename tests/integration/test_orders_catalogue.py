@@ -14,7 +14,7 @@ from commands.inventory import SEED_CATALOGUE, ListProduct
 from commands.orders import PlaceOrder
 from domain.stock import UnknownProductError
 from domain.values import Money
-from infra.bootstrap import assemble, bootstrap
+from infra.bootstrap import assemble, bootstrap, migrate
 from infra.messaging.bus import Verdict
 from infra.messaging.consumers import CATALOGUE_QUEUE, SAGA_QUEUE
 from infra.runtime import Runtime
@@ -145,3 +145,25 @@ def _inventory_store_still_destroyed(settings: Settings) -> bool:
         found = connection.execute("SELECT to_regclass(%s)", (table,))
         row = found.fetchone()
     return row is not None and row[0] is None
+
+
+def test_migrate_has_orders_hear_the_listings_of_a_store_from_before_they_were_published(
+    store_settings: Settings,
+) -> None:
+    hub = uuid4()
+    with bootstrap(store_settings) as system:  # listed, and never carried to Orders
+        system.inventory.seed()
+        system.inventory.list_product(ListProduct(product_id=hub, name=HUB, price=Decimal("9.90")))
+
+    assert migrate(store_settings)
+    with bootstrap(store_settings) as system:
+        heard = system.orders.recorder.max_notification_id()
+        assert migrate(store_settings)  # again: nothing more is heard
+        assert system.orders.recorder.max_notification_id() == heard
+        hear_catalogue(system)  # and the relay's late delivery of the same listings is a repeat
+        assert system.orders.recorder.max_notification_id() == heard
+
+        order_id = system.orders.place_order(order_of(hub, 3))
+        assert system.orders.get_order(order_id).total == Money.of("29.70")
+        ids = [product.product_id for product in SEED_CATALOGUE]
+        assert len(system.orders.catalogue(ids)) == len(SEED_CATALOGUE)
