@@ -76,7 +76,8 @@ async def connect_robust(
                 connection_class=NodeRotatingConnection, nodes=nodes)
         except (*CONNECTION_EXCEPTIONS, TimeoutError) as error:
             failure = error
-            logger.warning("node %d of AMQP_URL does not answer: %r", start + 1, error)
+            if start + 1 < len(nodes):  # the last node's failure is the caller's to report
+                logger.warning("node %d of AMQP_URL does not answer, trying the next: %r", start + 1, error)
     assert failure is not None
     raise failure
 
