@@ -83,6 +83,8 @@ class SagaMetrics:
             "(needs_attention), as their relay saw them", ["outcome"],
             registry=self.registry,
         )
+        for outcome in SAGA_OUTCOMES.values():  # at 0 from the start, so an alert on an increase can fire
+            self.sagas.labels(outcome)
         self.step_seconds = Histogram(
             "saga_step_seconds", "Time from the saga asking for a step (or for its undoing, outcome "
             "compensated) to recording its outcome, as the saga's relay reads them", ["step", "outcome"],

@@ -42,6 +42,8 @@ async def test_a_refund_that_keeps_failing_needs_attention_and_a_retry_cancels_t
     settings, bus = stack
     settings = settings.model_copy(update={"compensation_attempts": 2, "compensation_backoff_seconds": 0.3})
     gateway, metrics = RefundsFailUntilMended(), SagaMetrics()
+    # Exported at 0 before any saga is stuck, so that an alert on its increase has a series to watch.
+    assert b'saga_outcomes_total{outcome="needs_attention"} 0.0' in generate_latest(metrics.registry)
     async with running(settings, bus, gateway=gateway, metrics=metrics) as system:
         order_id = place(system, (MOUSE, 2), (KEYBOARD, 31))  # charged, then the stock is short: refund
         sagas = system.sagas
