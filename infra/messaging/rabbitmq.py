@@ -5,9 +5,7 @@ durable topic exchanges `saga.events` and `saga.commands`; per consumer role a
 durable queue `<queue>` bound with its subscription's keys; TTL queues
 `<queue>.retry.<n>` that dead-letter back to `<queue>` through the default
 exchange, so a retry returns to this consumer only; and `<queue>.dead`, where
-messages are parked with the error in their headers (see `rabbitmq_consumer`),
-through the exchange `saga.parked` that records each parking in the stream
-`saga.parked.log`, read to list them (`rabbitmq_parked`).
+messages are parked with the error in their headers (see `rabbitmq_consumer`).
 The consumer queues it is built with (`topology`) can be declared before their
 consumers run, so that messages for a role started later wait for it, and
 their consumers counted, so that readiness can name a role nobody runs.
@@ -34,6 +32,7 @@ from typing import TypeVar
 import aio_pika
 from aio_pika.abc import (
     AbstractExchange,
+    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
@@ -56,10 +55,17 @@ from infra.messaging.bus import (
     UnroutableError,
 )
 from infra.messaging.rabbitmq_connection import connect_robust
-from infra.messaging.rabbitmq_consumer import Consumer
+from infra.messaging.rabbitmq_consumer import Consumer, put_back
 from infra.messaging.rabbitmq_counts import count_consumers
-from infra.messaging.rabbitmq_messages import batch_message, envelope_message
-from infra.messaging.rabbitmq_parked import PARKED_EXCHANGE, ParkedRecord
+from infra.messaging.rabbitmq_messages import (
+    PARK_HEADERS,
+    batch_message,
+    copy_message,
+    dead_letter,
+    envelope_message,
+    letter_id,
+    own_headers,
+)
 from infra.messaging.rabbitmq_queues import QueueType, declare_typed, queue_arguments, retry_arguments
 from infra.supervision import Supervisor
 
@@ -87,11 +93,10 @@ class RabbitBus:
         counts_fresh_for: float = COUNTS_FRESH_SECONDS,
         queue_type: QueueType = "classic",
     ) -> None:
-        """`queues`: consumer queues whose unrecorded parked messages `declare_topology()` records.
+        """`queues`: consumer queues whose parked messages `dead_letters()` lists without subscribing.
 
-        `topology`: the consumer queues that `declare_topology()` declares, records the
-        unrecorded parked messages of, and `consumer_counts()` counts. `dead_letters()`
-        lists every parking recorded in the namespace, whatever the queue.
+        `topology`: the consumer queues that `declare_topology()` declares and
+        `consumer_counts()` counts; their parked messages are listed too.
         """
         self._url = url
         self._namespace = namespace
@@ -110,9 +115,7 @@ class RabbitBus:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._consumers: list[Consumer] = []
         self._loops = Supervisor()  # for consumers subscribed without a supervisor of the process's
-        self._parked = ParkedRecord(
-            self.name, lambda: _required(self._connection), lambda: _required(self._admin),
-            queue_arguments(queue_type), connect_timeout)
+        self._admin_lock = asyncio.Lock()
 
     def name(self, name: str) -> str:
         """The broker's name for an exchange or queue of this namespace."""
@@ -170,8 +173,7 @@ class RabbitBus:
         channel = await self._open_channel()  # one per consumer, so one ack can cover a batch
         await channel.set_qos(prefetch_count=subscription.prefetch)
         queue = await self._declare_queues(channel, subscription.binding)
-        parked = await channel.get_exchange(self.name(PARKED_EXCHANGE), ensure=False)
-        consumer = Consumer(channel, subscription, queue.name, self._retry_delays, self._timeout, parked)
+        consumer = Consumer(channel, subscription, queue.name, self._retry_delays, self._timeout)
         self._consumers.append(consumer)
         self._queues[subscription.queue] = None
         await queue.consume(consumer.on_message)
@@ -184,7 +186,6 @@ class RabbitBus:
                 await self._declare_queues(channel, binding)
         finally:
             await channel.close()
-        await self._parked.reconcile(list(self._queues))  # parked before their parking was recorded
         return [binding.queue for binding in self._topology]
 
     async def _declare_queues(self, channel: AbstractRobustChannel, binding: QueueBinding) -> AbstractQueue:
@@ -199,8 +200,7 @@ class RabbitBus:
             await queue.bind(exchange, key)
         for attempt, delay in enumerate(self._retry_delays, start=1):
             await declare_typed(channel, f"{name}.retry.{attempt}", kind, retry_arguments(kind, name, delay))
-        dead = await declare_typed(channel, f"{name}.dead", kind, queue_arguments(kind))
-        await self._parked.declare(channel, dead, name)
+        await declare_typed(channel, f"{name}.dead", kind, queue_arguments(kind))
         return queue
 
     async def consumer_counts(self) -> dict[str, int] | None:
@@ -220,10 +220,48 @@ class RabbitBus:
             return dict(self._counted[1])
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
-        return await self._parked.letters(queue)
+        letters: list[DeadLetter] = []
+        async with self._admin_lock:
+            for name in [queue] if queue is not None else list(self._queues):
+                parked = await self._take_parked(name)
+                try:
+                    letters += [dead_letter(name, message) for message in parked]
+                finally:
+                    await put_back(parked)
+        return letters
 
     async def redrive(self, dead_letter_id: str) -> bool:
-        return await self._parked.redrive(dead_letter_id)
+        queue, separator, _ = dead_letter_id.rpartition(":")
+        if not separator or not queue:
+            return False
+        async with self._admin_lock:
+            parked = await self._take_parked(queue)
+            try:
+                found = next((m for m in parked if letter_id(queue, m) == dead_letter_id), None)
+                if found is not None:
+                    headers = {k: v for k, v in own_headers(found).items() if k not in PARK_HEADERS}
+                    await _required(self._admin).default_exchange.publish(
+                        copy_message(found, headers), self.name(queue), mandatory=True, timeout=self._timeout
+                    )
+                    await found.ack()
+            finally:
+                await put_back(parked)
+        return found is not None
+
+    async def _take_parked(self, queue: str) -> list[AbstractIncomingMessage]:
+        """Every parked message of a queue, held unacknowledged until `put_back` returns them in order."""
+        channel = _required(self._admin)
+        await self._ready(channel)
+        dead = await channel.declare_queue(f"{self.name(queue)}.dead", durable=True, robust=False,
+                                           arguments=queue_arguments(self._queue_type))
+        parked: list[AbstractIncomingMessage] = []
+        try:
+            while (message := await dead.get(no_ack=False, fail=False, timeout=self._timeout)) is not None:
+                parked.append(message)
+        except BaseException:
+            await put_back(parked)
+            raise
+        return parked
 
     async def _open_channel(self) -> AbstractRobustChannel:
         connection = _required(self._connection)

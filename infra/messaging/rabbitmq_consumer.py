@@ -4,8 +4,7 @@ A consumer hands the messages available now (up to the prefetch) to its handler 
 once, then settles each by its outcome: a retry is republished to the queue's TTL
 retry queue for its attempt, with the attempt count in `x-attempt`; a message that
 is out of attempts, cannot be parsed, or is parked by its handler goes to
-`<queue>.dead` with the error, attempts, parking time and origin in its headers,
-through the exchange that records it as it parks it (`rabbitmq_parked`).
+`<queue>.dead` with the error, attempts, parking time and origin in its headers.
 Only then is the batch acknowledged, with one ack (DESIGN §9).
 
 The relay sends the envelopes of a window that share a routing key as one AMQP
@@ -25,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 from pamqp.common import FieldTable
 
@@ -58,10 +57,8 @@ class Consumer:
     """Hands one queue's messages to its handler in batches, then acks, retries or parks each."""
 
     def __init__(self, channel: AbstractChannel, subscription: Subscription, queue: str,
-                 retry_delays: tuple[float, ...], timeout: float, parked: AbstractExchange) -> None:
-        """`parked`: the exchange that routes a parked message to `<queue>.dead` and to its record."""
+                 retry_delays: tuple[float, ...], timeout: float) -> None:
         self._channel = channel
-        self._parked = parked
         self._subscription = subscription
         self._queue = queue
         self._retry_delays = retry_delays
@@ -150,8 +147,7 @@ class Consumer:
             return None
         if outcome.verdict is Verdict.RETRY and attempt <= len(self._retry_delays):
             retry: FieldTable = {ATTEMPT: attempt + 1, LAST_ERROR: error[:4000]}
-            retry_queue = f"{self._queue}.retry.{attempt}"
-            return self._send(message, self._channel.default_exchange, retry_queue, retry, envelope)
+            return self._send(message, f"{self._queue}.retry.{attempt}", retry, envelope)
         return self._park(message, error, envelope)
 
     def _park(
@@ -163,10 +159,11 @@ class Consumer:
             PARKED_AT: datetime.now(UTC).isoformat(),
             DEAD_LETTER_ID: f"{self._subscription.queue}:{uuid.uuid4().hex}",
         }
-        return self._send(message, self._parked, self._queue, park, envelope)
+        return self._send(message, f"{self._queue}.dead", park, envelope)
 
-    def _send(self, message: AbstractIncomingMessage, exchange: AbstractExchange, routing_key: str,
-              extra: FieldTable, envelope: Envelope | None) -> Awaitable[object]:
+    def _send(
+        self, message: AbstractIncomingMessage, queue: str, extra: FieldTable, envelope: Envelope | None
+    ) -> Awaitable[object]:
         headers = own_headers(message) if envelope is None else envelope_headers(envelope)
         headers.setdefault(ORIGINAL_EXCHANGE, message.exchange or "")
         headers.setdefault(ORIGINAL_ROUTING_KEY, message.routing_key or "")
@@ -174,7 +171,7 @@ class Consumer:
             moved = copy_message(message, headers | extra)
         else:
             moved = envelope_message(envelope, headers | extra)
-        return exchange.publish(moved, routing_key, mandatory=True, timeout=self._timeout)
+        return self._channel.default_exchange.publish(moved, queue, mandatory=True, timeout=self._timeout)
 
 
 def is_live(message: AbstractIncomingMessage) -> bool:

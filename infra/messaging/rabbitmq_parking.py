@@ -1,0 +1,83 @@
+"""Reading the parking queues: one reader at a time, across every process of a namespace.
+
+A RabbitMQ queue cannot be read without taking its messages: to list `<queue>.dead`,
+or to find one letter in it for a redrive, a reader holds every parked message
+unacknowledged for a moment and then returns them in order. Two readers at once
+would each miss what the other holds, so a redrive in one process while another
+lists (the projector does every few seconds) would answer "not found". So every
+reader of the parking queues first holds this lock: an exclusive queue of the
+namespace (`saga.parked.lock`), which only one connection at a time may declare,
+in a cluster too, and which the broker deletes with its connection, so a process
+that dies while it reads holds nothing. No consumer reads a parking queue; with
+the lock, no reader can see a letter missing because another holds it. A reader
+that finds the lock taken tries again every few milliseconds, up to its timeout.
+
+A record of parked messages outside their queue (a stream the parking also fed)
+was weighed and set aside: on RabbitMQ 3.10 a stream's readers, created and
+cancelled as often as listings are, stopped being answered after a while, and
+the broker with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aio_pika
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractRobustChannel
+from aiormq.exceptions import ChannelLockedResource
+from pamqp.common import FieldTable
+
+from infra.messaging.rabbitmq_consumer import put_back
+
+PARKING_LOCK = "saga.parked.lock"
+RETRY_SECONDS = 0.02
+
+
+@asynccontextmanager
+async def holding_the_parking_queues(
+    connection: AbstractConnection, name: str, *, within: float
+) -> AsyncIterator[None]:
+    """Hold the namespace's lock (`name`, the broker's name of PARKING_LOCK) while the body runs.
+
+    TimeoutError when another process holds it for longer than `within` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        # A channel of its own, not robust: the broker closes it when the lock is taken, and a
+        # robust channel would open itself again behind our back.
+        channel = aio_pika.Channel(connection, publisher_confirms=False)
+        await channel.initialize(timeout=within)
+        try:
+            lock = await channel.declare_queue(name, exclusive=True, auto_delete=False, timeout=within)
+            break
+        except ChannelLockedResource:
+            if loop.time() > deadline:
+                raise TimeoutError("another process kept the parking queues locked") from None
+            await asyncio.sleep(RETRY_SECONDS)
+    try:
+        yield
+    finally:
+        # The lock goes with the connection in any case; deleting it frees it for the next reader now.
+        await lock.delete(if_unused=False, if_empty=False, timeout=within)
+        await channel.close()
+
+
+async def take_parked(
+    channel: AbstractRobustChannel, name: str, arguments: FieldTable, *, within: float
+) -> list[AbstractIncomingMessage]:
+    """Every message of the parking queue `name`, held unacknowledged until `put_back` returns them in order.
+
+    Only while holding the parking queues' lock.
+    """
+    dead = await channel.declare_queue(name, durable=True, robust=False, arguments=arguments)
+    parked: list[AbstractIncomingMessage] = []
+    try:
+        while (message := await dead.get(no_ack=False, fail=False, timeout=within)) is not None:
+            parked.append(message)
+    except BaseException:
+        await put_back(parked)
+        raise
+    return parked
