@@ -5,7 +5,8 @@ durable topic exchanges `saga.events` and `saga.commands`; per consumer role a
 durable queue `<queue>` bound with its subscription's keys; TTL queues
 `<queue>.retry.<n>` that dead-letter back to `<queue>` through the default
 exchange, so a retry returns to this consumer only; and `<queue>.dead`, where
-messages are parked with the error in their headers (see `rabbitmq_consumer`).
+messages are parked with the error in their headers (see `rabbitmq_consumer`),
+and read, to list or redrive them, by one process at a time (`rabbitmq_parking`).
 The consumer queues it is built with (`topology`) can be declared before their
 consumers run, so that messages for a role started later wait for it, and
 their consumers counted, so that readiness can name a role nobody runs.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 import aio_pika
@@ -66,6 +68,7 @@ from infra.messaging.rabbitmq_messages import (
     letter_id,
     own_headers,
 )
+from infra.messaging.rabbitmq_parking import PARKING_LOCK, holding_the_parking_queues, take_parked
 from infra.messaging.rabbitmq_queues import QueueType, declare_typed, queue_arguments, retry_arguments
 from infra.supervision import Supervisor
 
@@ -221,7 +224,7 @@ class RabbitBus:
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = []
-        async with self._admin_lock:
+        async with self._admin_lock, self._parking_queues():
             for name in [queue] if queue is not None else list(self._queues):
                 parked = await self._take_parked(name)
                 try:
@@ -234,7 +237,7 @@ class RabbitBus:
         queue, separator, _ = dead_letter_id.rpartition(":")
         if not separator or not queue:
             return False
-        async with self._admin_lock:
+        async with self._admin_lock, self._parking_queues():
             parked = await self._take_parked(queue)
             try:
                 found = next((m for m in parked if letter_id(queue, m) == dead_letter_id), None)
@@ -248,20 +251,16 @@ class RabbitBus:
                 await put_back(parked)
         return found is not None
 
+    def _parking_queues(self) -> AbstractAsyncContextManager[None]:
+        """The lock every process takes before it reads a parking queue (`rabbitmq_parking`)."""
+        return holding_the_parking_queues(_required(self._connection), self.name(PARKING_LOCK),
+                                          within=self._timeout)
+
     async def _take_parked(self, queue: str) -> list[AbstractIncomingMessage]:
-        """Every parked message of a queue, held unacknowledged until `put_back` returns them in order."""
         channel = _required(self._admin)
         await self._ready(channel)
-        dead = await channel.declare_queue(f"{self.name(queue)}.dead", durable=True, robust=False,
-                                           arguments=queue_arguments(self._queue_type))
-        parked: list[AbstractIncomingMessage] = []
-        try:
-            while (message := await dead.get(no_ack=False, fail=False, timeout=self._timeout)) is not None:
-                parked.append(message)
-        except BaseException:
-            await put_back(parked)
-            raise
-        return parked
+        return await take_parked(channel, f"{self.name(queue)}.dead", queue_arguments(self._queue_type),
+                                 within=self._timeout)
 
     async def _open_channel(self) -> AbstractRobustChannel:
         connection = _required(self._connection)
