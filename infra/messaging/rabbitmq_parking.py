@@ -23,9 +23,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractRobustChannel
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aiormq.exceptions import ChannelLockedResource
 from pamqp.common import FieldTable
 
@@ -50,9 +51,16 @@ async def holding_the_parking_queues(
         # robust channel would open itself again behind our back.
         channel = aio_pika.Channel(connection, publisher_confirms=False)
         await channel.initialize(timeout=within)
+        declaring = asyncio.ensure_future(
+            channel.declare_queue(name, exclusive=True, auto_delete=False, timeout=within))
         try:
-            lock = await channel.declare_queue(name, exclusive=True, auto_delete=False, timeout=within)
+            lock = await asyncio.shield(declaring)
             break
+        except asyncio.CancelledError:
+            # Cancelled while the broker may be granting it: once granted, let it go at once, or the
+            # lock would stay with this connection, and keep every other process out, while it lives.
+            declaring.add_done_callback(_let_go_if_granted)
+            raise
         except ChannelLockedResource:
             if loop.time() > deadline:
                 raise TimeoutError("another process kept the parking queues locked") from None
@@ -61,8 +69,18 @@ async def holding_the_parking_queues(
         yield
     finally:
         # The lock goes with the connection in any case; deleting it frees it for the next reader now.
-        await lock.delete(if_unused=False, if_empty=False, timeout=within)
+        await asyncio.shield(lock.delete(if_unused=False, if_empty=False, timeout=within))
         await channel.close()
+
+
+def _let_go_if_granted(declaring: asyncio.Future[AbstractQueue]) -> None:
+    if not declaring.cancelled() and declaring.exception() is None:
+        lock = declaring.result()
+        _letting_go.add(task := asyncio.ensure_future(lock.delete(if_unused=False, if_empty=False)))
+        task.add_done_callback(_letting_go.discard)
+
+
+_letting_go: set[asyncio.Future[Any]] = set()  # the deletes under way, kept from the garbage collector
 
 
 async def take_parked(
