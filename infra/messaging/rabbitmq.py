@@ -230,7 +230,7 @@ class RabbitBus:
                 try:
                     letters += [dead_letter(name, message) for message in parked]
                 finally:
-                    await put_back(parked)
+                    await asyncio.shield(put_back(parked))  # even when cancelled: no letter left held
         return letters
 
     async def redrive(self, dead_letter_id: str) -> bool:
@@ -248,7 +248,7 @@ class RabbitBus:
                     )
                     await found.ack()
             finally:
-                await put_back(parked)
+                await asyncio.shield(put_back(parked))  # even when cancelled: no letter left held
         return found is not None
 
     def _parking_queues(self) -> AbstractAsyncContextManager[None]:

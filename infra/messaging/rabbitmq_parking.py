@@ -96,6 +96,6 @@ async def take_parked(
         while (message := await dead.get(no_ack=False, fail=False, timeout=within)) is not None:
             parked.append(message)
     except BaseException:
-        await put_back(parked)
+        await asyncio.shield(put_back(parked))  # even when cancelled: no letter left held
         raise
     return parked
