@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 
 from projections.read_model import ReadModel
+from read_api.answer_cache import AnswerCache, Freshness
 from read_api.context import Context
-from read_api.graphql_guard import FieldGuard
+from read_api.graphql_guard import CacheableQueries, FieldGuard
 from read_api.guard import ClosedRouteError, RouteGuard, closed_route_refused, closed_unless_listed
 from read_api.health import UNAVAILABLE, Outages, down_parts, merged
 from read_api.ide import GraphiQLRouter, add_documentation_routes
@@ -66,6 +67,7 @@ def create_app(
     limits: ApiLimits = ApiLimits(),
     lifespan: Lifespan | None = None,
     registry: CollectorRegistry | None = None,
+    freshness: Freshness | None = None,
 ) -> FastAPI:
     """Build the API: GraphQL at /graphql, the dashboard, the old REST routes, health, readiness and metrics.
 
@@ -78,6 +80,8 @@ def create_app(
     whether the projections do. `lifespan` runs what the process does beside
     serving (its consumers, relays, projector);
     `registry` holds that work's metrics, served at /metrics beside the API's.
+    With `freshness` (where the read model stands), answers of `order` and
+    `orders` are kept while it does not move (see `answer_cache`).
     """
     if (system is None) != (read_model is None):
         raise ValueError("the API needs both a system and a read model, or neither")
@@ -100,7 +104,8 @@ def create_app(
             ),
         )
         schema = build_schema(
-            extensions=[metrics.graphql_extension(), FieldGuard], introspection=introspection,
+            extensions=[metrics.graphql_extension(), FieldGuard, CacheableQueries],
+            introspection=introspection,
             max_depth=limits.max_depth, max_tokens=limits.max_tokens,
             max_aliases=limits.max_aliases, max_fields=limits.max_fields,
         )
@@ -117,6 +122,8 @@ def create_app(
         api.include_router(rest_router(services))
         install_rest_errors(api)
         add_dashboard_routes(api)
+    if freshness is not None and read_model is not None:  # inside the guard: it runs after the guard decided
+        api.add_middleware(AnswerCache, freshness=freshness)
     api.add_middleware(RouteGuard, authenticator=authenticator, documentation=introspection)
     api.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
     api.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -17,6 +17,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from projections.read_model import OrderRow, PaymentRow, ProductRow, ReadModel, SagaRow, ShipmentRow
+from read_api.answer_cache import verdict_of
 from read_api.permissions import Access
 from read_api.services import Services
 
@@ -117,6 +118,12 @@ class Context(BaseContext):
     def refresh(self) -> None:
         """Forget what was loaded: the next push of a subscription is a new state, not a cached one."""
         self._loaders = None
+
+    def reads_beyond_read_model(self) -> None:
+        """This request's answer read the event store: it may not be kept as the read model's."""
+        verdict = verdict_of(None if self.request is None else self.request.scope)
+        if verdict is not None:
+            verdict.veto()
 
     @property
     def authorization(self) -> str | None:

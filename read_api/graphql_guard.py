@@ -20,6 +20,7 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     get_operation_ast,
 )
@@ -29,6 +30,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
+from read_api.answer_cache import CACHEABLE_ROOTS, verdict_of
 from read_api.context import Context
 from read_api.permissions import Access, AccessDeniedError, Rule, UnauthenticatedError
 
@@ -60,6 +62,24 @@ class FieldGuard(SchemaExtension):
                     caller.access.require_field(type_name, name)
                 except AccessDeniedError as error:
                     raise denied(error) from None
+        yield
+
+
+class CacheableQueries(SchemaExtension):
+    """Allows keeping the answer of a query that selects only CACHEABLE_ROOTS (resolvers may still veto)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        request = getattr(context.context, "request", None)
+        verdict = verdict_of(None if request is None else request.scope)
+        operation = None if document is None else get_operation_ast(document, context.operation_name)
+        if verdict is not None and document is not None and operation is not None \
+                and operation.operation is OperationType.QUERY:
+            fragments = {
+                d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+            if root_fields(operation, fragments) <= CACHEABLE_ROOTS:
+                verdict.allow()
         yield
 
 

@@ -56,7 +56,8 @@ class Query:
     @strawberry.field(description="One order, as projected (or from the event store if it is too new)")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         context = info.context
-        row = await context.services.find_order(context.access, argument_id(id, "id"))
+        row = await context.services.find_order(context.access, argument_id(id, "id"),
+                                                beyond=context.reads_beyond_read_model)
         if row is None:
             return None
         context.loaders.remember(row)

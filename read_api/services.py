@@ -9,7 +9,7 @@ the version it wrote, and answers from the event store if the projection is late
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -113,10 +113,18 @@ class Services:
             return await self.write.dead_letters(queue)
         return await self.read_model.dead_letters(queue)
 
-    async def find_order(self, access: Access, order_id: UUID) -> OrderRow | None:
-        """The projected order, or from the event store if too new for the projection; None if not visible."""
-        found = await self.read_model.orders_by_id([order_id])
-        row = found.get(order_id) or await self.write.order(order_id)
+    async def find_order(
+        self, access: Access, order_id: UUID, *, beyond: Callable[[], None] | None = None,
+    ) -> OrderRow | None:
+        """The projected order, or from the event store if too new for the projection; None if not visible.
+
+        `beyond` is called when the read model did not have it and the event store was asked.
+        """
+        row = (await self.read_model.orders_by_id([order_id])).get(order_id)
+        if row is None:
+            if beyond is not None:
+                beyond()
+            row = await self.write.order(order_id)
         return row if row is not None and access.sees_order_of(row.customer_id) else None
 
 

@@ -224,6 +224,7 @@ class Order:
     async def integrity(self, info: Info) -> list[StreamIntegrity] | None:
         if not info.context.access.may_see("Order", "integrity"):
             return None
+        info.context.reads_beyond_read_model()
         streams = await info.context.services.write.order_integrity(UUID(self.id))
         return [StreamIntegrity.of(stream_id, report, kind) for kind, stream_id, report in streams]
 

@@ -1,0 +1,178 @@
+"""Answers to `order(id)` and `orders(...)` kept while the read model has not moved.
+
+An answer is kept under the caller's `Access` (as the permission layer decided it
+for this request), the exact request body (document, variables, operation name)
+and the `Accept` header, and only while every projection's position is the one
+read before the answer was computed. Each request reads the positions first
+(one small query): a kept answer is served only if they have not moved since,
+so it is as fresh as reading the read model at that moment; any move forgets
+every kept answer. The positions are read before the rows, so a kept answer
+reflects those positions or later ones, never earlier.
+
+Only an operation the GraphQL layer marks as reading the read model alone is
+kept (a `Verdict`, allowed by `graphql_guard.CacheableQueries`): a query whose
+root fields are all in CACHEABLE_ROOTS, with no error, which no resolver marked
+as reading elsewhere (an order too new for the
+projection is read from the event store; `integrity` recomputes hash chains).
+The cache sits behind the permission layer (`guard.RouteGuard` runs first and
+decides the caller), so two callers share an answer only when that layer
+decided they are the same caller.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from read_api.permissions import Access
+
+Freshness = Callable[[], Awaitable[Hashable]]
+"""Reads where the read model stands (every projection's position): equal values, equal rows."""
+
+CACHEABLE_ROOTS = frozenset({"order", "orders"})
+"""Root fields whose answers come from the read model alone (but for the marked exceptions)."""
+KEPT_ANSWERS = 4096
+VERDICT = "answer_cache.verdict"
+MAX_KEPT_BODY = 64 << 10
+"""Request bodies over this are never kept: a cache key is the whole body."""
+
+
+@dataclass
+class Verdict:
+    """Whether this request's answer may be kept; the GraphQL layer decides, resolvers can veto."""
+
+    cacheable: bool = False
+    vetoed: bool = False
+
+    def allow(self) -> None:
+        self.cacheable = True
+
+    def veto(self) -> None:
+        """This answer read something besides the read model: it is never kept."""
+        self.vetoed = True
+
+    @property
+    def keep(self) -> bool:
+        return self.cacheable and not self.vetoed
+
+
+def verdict_of(scope: Scope | None) -> Verdict | None:
+    state = None if scope is None else scope.get("state")
+    found = None if state is None else state.get(VERDICT)
+    return found if isinstance(found, Verdict) else None
+
+
+@dataclass(frozen=True)
+class Kept:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class AnswerCache:
+    """ASGI middleware for POST /graphql, placed inside the permission layer's `RouteGuard`."""
+
+    def __init__(self, app: ASGIApp, *, freshness: Freshness, path: str = "/graphql",
+                 size: int = KEPT_ANSWERS) -> None:
+        self.app = app
+        self.freshness = freshness
+        self.path = path
+        self.size = size
+        self._at: Hashable = None
+        self._kept: OrderedDict[Hashable, Kept] = OrderedDict()
+        self.hits = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state") or {}
+        access = state.get("access")
+        if (scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path
+                or not isinstance(access, Access)):
+            await self.app(scope, receive, send)
+            return
+        body, more = await _body(receive)
+        if more or len(body) > MAX_KEPT_BODY:
+            await self.app(scope, _replay(body, more, receive), send)
+            return
+        at = await self.freshness()
+        if at != self._at:
+            self._kept.clear()
+            self._at = at
+        key = (access, _header(scope, b"accept"), _header(scope, b"content-type"), body)
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+            self.hits += 1
+            await _answer(send, kept)
+            return
+        verdict = state[VERDICT] = Verdict()
+        answer = await _recorded(self.app, scope, _replay(body, False, receive), send)
+        if answer is not None and verdict.keep and at == self._at and answer.status == 200 \
+                and b'"errors"' not in answer.body:
+            self._kept[key] = answer
+            if len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    return next((value for key, value in scope["headers"] if key == name), b"")
+
+
+async def _body(receive: Receive) -> tuple[bytes, bool]:
+    """The request body if it arrives within MAX_KEPT_BODY; `more` when reading stopped before its end."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if size > MAX_KEPT_BODY:
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    """The body already read, then whatever the client still sends."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    return again
+
+
+async def _recorded(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Kept | None:
+    """Run the app, sending its answer on, and return it when it came in one piece."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+    whole = True
+
+    async def noting(message: Message) -> None:
+        nonlocal start, whole
+        if message["type"] == "http.response.start":
+            start = message
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+        else:
+            whole = False
+        await send(message)
+
+    await app(scope, receive, noting)
+    if start is None or not whole:
+        return None
+    return Kept(start["status"], list(start.get("headers", [])), b"".join(chunks))
+
+
+async def _answer(send: Send, kept: Kept) -> None:
+    await send({"type": "http.response.start", "status": kept.status, "headers": kept.headers})
+    await send({"type": "http.response.body", "body": kept.body})
