@@ -135,7 +135,7 @@ class Applier:
         )
         if not claimed:
             return None
-        keyed = [(_key(projection, i), i) for i in items if i.topic in projection.topics]
+        keyed = keyed_items(projection, items)
         keys = {k for k, _ in keyed if k is not None}
         if cache is None:
             rows = await projection.load(tx, keys)
@@ -153,11 +153,16 @@ class Applier:
 
 
 class RowCache:
-    """The rows a writer last wrote, newest last, up to `size` of them."""
+    """The rows a writer last wrote, newest last, up to `size` of them.
+
+    `dropped` counts the rows let go for want of room: while it is 0, every row
+    the writer has written is here, and a key not here is in no table either.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.rows: dict[UUID, Any] = {}
+        self.dropped = 0
 
     def take(self, keys: Iterable[UUID]) -> dict[UUID, Any]:
         """The cached rows of these keys, out of the cache (`keep` puts them back)."""
@@ -167,6 +172,7 @@ class RowCache:
         self.rows.update(rows)
         for key in list(itertools.islice(self.rows, max(0, len(self.rows) - self.size))):
             del self.rows[key]
+            self.dropped += 1
 
 
 def fold(
@@ -189,6 +195,11 @@ def fold(
         except Exception as error:
             failures.append(_failure(projection, item, error))
     return changed, failures
+
+
+def keyed_items(projection: AnyProjection, items: Sequence[Item]) -> list[tuple[UUID | None, Item]]:
+    """The items of the projection's topics, each with the key of its row (None where it has none)."""
+    return [(_key(projection, i), i) for i in items if i.topic in projection.topics]
 
 
 def _key(projection: AnyProjection, item: Item) -> UUID | None:

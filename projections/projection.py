@@ -83,6 +83,10 @@ class Projection(ABC, Generic[R]):
     async def save(self, tx: Tx, rows: Mapping[UUID, R]) -> None:
         await tx.executemany(self.table.upsert_statement(), [self.encode(row) for row in rows.values()])
 
+    async def insert(self, tx: Tx, rows: Iterable[R]) -> None:
+        """Write rows the table does not hold yet, in bulk: a rebuild's new rows."""
+        await tx.copy_in(self.table, [self.encode(row) for row in rows])
+
     def key_of(self, row: R) -> UUID:
         key = getattr(row, "id", None)
         if not isinstance(key, UUID):

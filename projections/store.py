@@ -75,6 +75,11 @@ class TableSpec:
     def index_statement(self, index: Index, table: str) -> str:
         return f"CREATE INDEX IF NOT EXISTS {table}_{index.suffix} ON {table} ({index.columns})"
 
+    def insert_statement(self) -> str:
+        names = self.column_names
+        placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+        return f"INSERT INTO {self.name} ({', '.join(names)}) VALUES ({placeholders})"
+
     def upsert_statement(self) -> str:
         names = self.column_names
         placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
@@ -91,6 +96,13 @@ class Tx(Protocol):
     async def execute(self, sql: str, *args: Any) -> None: ...
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def copy_in(self, table: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows whose keys the table does not hold yet (one there fails the transaction).
+
+        PostgreSQL copies them in, several times faster than upserts; SQLite inserts them.
+        """
+        ...
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
 

@@ -80,6 +80,12 @@ class _PostgresTx:
         if rows:
             await self._connection.executemany(sql, [_pg_args(row) for row in rows])
 
+    async def copy_in(self, table: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._connection.copy_records_to_table(
+                table.name, records=[_pg_args(row) for row in rows], columns=list(table.column_names)
+            )
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         rows = await self._connection.fetch(sql, *_pg_args(args))
         return cast(list[Row], rows)

@@ -106,6 +106,9 @@ class _SQLiteTx:
         if rows:
             await self._connection.executemany(_sqlite_sql(sql), [_sqlite_args(row) for row in rows])
 
+    async def copy_in(self, table: TableSpec, rows: Sequence[Sequence[Any]]) -> None:
+        await self.executemany(table.insert_statement(), rows)
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         rows = await self._connection.execute_fetchall(_sqlite_sql(sql), _sqlite_args(args))
         return cast(list[Row], list(rows))
