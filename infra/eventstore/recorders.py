@@ -44,6 +44,7 @@ from infra.eventstore.ddl import (
     SerialisedDDL,
     SerialisedTrackingRecorder,
 )
+from infra.eventstore.event_rows import EventRows
 from infra.eventstore.key_tables import MemoryKeyTable, PostgresKeyTable, SQLiteKeyTable
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.sealing import settling_seals
@@ -60,6 +61,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         )
         self.hashes = PostgresHashes(datastore, events_table_name)
         self.key_table = PostgresKeyTable(datastore)
+        self.event_rows = EventRows(datastore.schema, events_table_name, datastore.originator_id_type)
+        self._notify = sql.SQL("NOTIFY {}").format(sql.Identifier(self.channel_name)).as_bytes(None)
         self.personal: PersonalDataKeys | None = None  # attached by the composition root
         self.sql_create_statements += [self.hashes.create_statement, self.key_table.create_statement]
 
@@ -80,7 +83,10 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         chained = self.hashes.chained(curs, stored_events)  # before the table's lock: see chain_tables
-        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # The library's steps (lock the table, notify, insert), the insert bound in binary (`event_rows`).
+        self._lock_table(curs)
+        curs.execute(self._notify)
+        self.event_rows.insert(curs, stored_events)
         self.hashes.insert(curs, chained)
 
     def chain_snapshot(self, stream_id: UUID | None = None) -> AbstractContextManager[ChainSnapshot]:
