@@ -55,13 +55,25 @@ class SoleLeader:
         return None
 
 
+CHECK_EVERY_SECONDS = 1.0
+"""How long a session that answered counts as alive: a leader asks it again no sooner.
+
+A relay asks for its lead before every window; asking the server each time cost
+a round trip per window, on a session the leads of every relay share. A session
+the server ends is seen closed at once (its socket closes); only one cut off
+silently goes unseen this long, and a window published meanwhile by a leader that
+has lost its lock is published twice, which consumers take once."""
+
+
 class AdvisoryLocks:
     """One PostgreSQL session and the advisory locks it holds, one per role it leads."""
 
-    def __init__(self, dsn: PostgresDsn) -> None:
+    def __init__(self, dsn: PostgresDsn, *, check_every: float = CHECK_EVERY_SECONDS) -> None:
         self.dsn = dsn
+        self.check_every = check_every
         self._connection: asyncpg.Connection | None = None
         self._held: set[int] = set()
+        self._answered_at = float("-inf")  # when the session last answered, on the loop's clock
         # One query at a time on the session: the leads of several loops share it.
         self._turn = asyncio.Lock()
 
@@ -70,6 +82,11 @@ class AdvisoryLocks:
 
     async def hold(self, key: int, name: str) -> bool:
         """Whether the session holds the lock `key`, trying for it when it does not."""
+        loop = asyncio.get_running_loop()
+        connection = self._connection
+        if (key in self._held and connection is not None and not connection.is_closed()
+                and loop.time() - self._answered_at < self.check_every):
+            return True
         async with self._turn:
             try:
                 if self._connection is None or self._connection.is_closed():
@@ -84,6 +101,7 @@ class AdvisoryLocks:
                 elif await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", key, timeout=5):
                     self._held.add(key)
                     log.info("this process now leads %s", name)
+                self._answered_at = loop.time()
             except LOST_SESSION as error:
                 if self._held:
                     log.warning("lost the lead of %s, and of every role on its session: %s", name, error)
@@ -110,6 +128,7 @@ class AdvisoryLocks:
 
     async def _drop(self) -> None:
         self._held.clear()
+        self._answered_at = float("-inf")
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
             try:
@@ -124,11 +143,15 @@ class AdvisoryLockLeadership:
     On a session of its own, or on `session`, shared with the leads of other roles.
     """
 
-    def __init__(self, dsn: PostgresDsn, name: str, *, session: AdvisoryLocks | None = None) -> None:
+    def __init__(
+        self, dsn: PostgresDsn, name: str, *, session: AdvisoryLocks | None = None,
+        check_every: float = CHECK_EVERY_SECONDS,
+    ) -> None:
+        """`check_every`: on a session of its own, how long an answer from it counts (`AdvisoryLocks`)."""
         self.dsn = dsn
         self.name = name
         self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        self.session = session or AdvisoryLocks(dsn)
+        self.session = session or AdvisoryLocks(dsn, check_every=check_every)
 
     @property
     def _leading(self) -> bool:

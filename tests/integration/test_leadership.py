@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -95,7 +96,7 @@ async def test_a_lock_check_that_fails_unexpectedly_lets_go_of_the_lead_and_rais
     postgres_database: PostgresDsn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = f"relay:test:{uuid4()}"
-    leader = AdvisoryLockLeadership(postgres_database, name)
+    leader = AdvisoryLockLeadership(postgres_database, name, check_every=0)  # asks its session every time
     standby = AdvisoryLockLeadership(postgres_database, name)
     try:
         assert await leader.acquire()
@@ -109,6 +110,59 @@ async def test_a_lock_check_that_fails_unexpectedly_lets_go_of_the_lead_and_rais
         monkeypatch.undo()
 
         assert await standby.acquire(), "the lead went with the session it let go"
+    finally:
+        await leader.release()
+        await standby.release()
+
+
+async def test_a_leader_asks_its_session_again_only_once_its_last_answer_is_old(
+    postgres_database: PostgresDsn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leader = AdvisoryLockLeadership(postgres_database, f"relay:test:{uuid4()}", check_every=0.3)
+    asked: list[str] = []
+    fetchval = asyncpg.connection.Connection.fetchval
+
+    async def counted(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(query)
+        return await fetchval(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetchval", counted)
+    try:
+        assert await leader.acquire()
+        for _ in range(20):
+            assert await leader.acquire()
+        assert asked == ["SELECT pg_try_advisory_lock($1)"], "a fresh answer is asked again"
+        await asyncio.sleep(0.35)
+        assert await leader.acquire()
+        assert asked[1:] == ["SELECT 1"], "an old answer is not asked again"
+    finally:
+        await leader.release()
+
+
+async def test_a_leader_whose_session_the_server_ends_knows_it_at_once(
+    postgres_database: PostgresDsn,
+) -> None:
+    name = f"relay:test:{uuid4()}"
+    leader = AdvisoryLockLeadership(postgres_database, name, check_every=3600)
+    standby = AdvisoryLockLeadership(postgres_database, name)
+    try:
+        assert await leader.acquire()
+        connection = leader.session._connection
+        assert connection is not None
+        admin = await asyncpg.connect(
+            host=postgres_database.host, port=postgres_database.port, user=postgres_database.user,
+            database=postgres_database.dbname,
+        )
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", connection.get_server_pid())
+        finally:
+            await admin.close()
+        for _ in range(50):  # the loop hears the socket close
+            if connection.is_closed():
+                break
+            await asyncio.sleep(0.02)
+        assert await standby.acquire(), "the server let the lock go with the session"
+        assert not await leader.acquire(), "a leader whose session ended still leads"
     finally:
         await leader.release()
         await standby.release()
