@@ -201,10 +201,9 @@ class OutboxRelay:
     async def _pump(self) -> int:
         if self.position is None:
             self.position = await asyncio.to_thread(self._recorded_position)
-        notifications = await asyncio.to_thread(self.follower.read, self.position)
+        notifications, outgoing = await asyncio.to_thread(self._next_window, self.position)
         if not notifications:
             return 0
-        outgoing = await asyncio.to_thread(self._messages, notifications)
         published: Counter[tuple[str, str]] = Counter()
         for exchange in (EVENTS_EXCHANGE, COMMANDS_EXCHANGE):
             envelopes = [envelope for target, envelope in outgoing if target == exchange]
@@ -252,6 +251,11 @@ class OutboxRelay:
             if (recorder.max_tracking_id(self.tracking_name) or 0) < position:
                 raise
             log.info("relay of %s found position %d already recorded; going on", self.app.name, position)
+
+    def _next_window(self, position: int) -> tuple[Sequence[Notification], list[Outgoing]]:
+        """The window after `position` and its messages, in one trip to a worker thread."""
+        notifications = self.follower.read(position)
+        return notifications, self._messages(notifications) if notifications else []
 
     def _messages(self, notifications: Sequence[Notification]) -> list[Outgoing]:
         have_keys_for(self.app.mapper, notifications)
