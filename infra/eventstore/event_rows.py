@@ -1,4 +1,5 @@
-"""Writing a save's events to a PostgreSQL events table, with its parameters bound in binary.
+"""Writing a save's events to a PostgreSQL events table with its parameters bound in binary, and
+reading the newest events of many streams at once.
 
 The library binds a save's events as one array of a composite type, which psycopg
 builds and escapes in Python, value by value: for a window of 50 events that cost
@@ -20,7 +21,7 @@ ROWS_AS_VALUES = 8
 
 
 class EventRows:
-    """The insert of one events table, returning the events' notification ids in their order."""
+    """The insert of one events table, returning the events' notification ids in their order; `after`."""
 
     def __init__(self, schema: str, table: str, id_type: str) -> None:
         self._names = {"schema": sql.Identifier(schema), "table": sql.Identifier(table),
@@ -29,6 +30,15 @@ class EventRows:
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id").format(**self._names)
+        # Each stream looked up by its key. Joined as sets, the planner, guessing at a young table,
+        # scanned all of it for every batch of messages; OFFSET 0 keeps the subquery a lookup.
+        self.after = sql.SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            " FROM unnest(%b::{id_type}[], %b::bigint[]) AS c(id, v)"
+            " CROSS JOIN LATERAL (SELECT * FROM {schema}.{table} s"
+            " WHERE s.originator_id = c.id AND s.originator_version > c.v OFFSET 0) e"
+            " ORDER BY e.originator_id, e.originator_version").format(**self._names)
+        """Every event of the streams `(ids, versions)` above the version given for each."""
 
     def insert(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
         """Queue the insert on `curs`; its rows, once fetched, are the events' notification ids."""

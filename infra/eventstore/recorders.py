@@ -141,14 +141,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         """
         if not versions:
             return []
-        statement = sql.SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {}.{} e"
-            " JOIN unnest(%b::uuid[], %b::bigint[]) AS c(id, v)"
-            " ON e.originator_id = c.id AND e.originator_version > c.v"
-            " ORDER BY e.originator_id, e.originator_version"
-        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(versions), list(versions.values())), prepare=True)
+            curs.execute(self.event_rows.after, (list(versions), list(versions.values())), prepare=True)
             return [
                 StoredEvent(
                     originator_id=row["originator_id"], originator_version=row["originator_version"],

@@ -7,10 +7,12 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
+from psycopg import sql
 
 from commands.orders import Orders
 from infra.eventstore.event_rows import ROWS_AS_VALUES
 from infra.eventstore.persistence import application_env
+from infra.eventstore.recorders import PostgresExactlyOnceRecorder
 from infra.settings import Settings
 
 
@@ -54,5 +56,31 @@ def test_a_save_that_repeats_a_version_writes_none_of_its_events(
         with pytest.raises(IntegrityError):
             recorder.insert_events([*clash, StoredEvent(stream, 1, "tests.topic:Event", b"{}")])
         assert [n.originator_id for n in recorder.select_notifications(1, 100)] == [stream]
+    finally:
+        orders.close()
+
+
+def test_the_newest_events_of_a_batch_of_streams_are_looked_up_by_key_never_by_scanning_the_table(
+    postgres_settings: Settings,
+) -> None:
+    orders = Orders(application_env(postgres_settings, "Orders"))
+    try:
+        recorder = orders.process_recorder
+        assert isinstance(recorder, PostgresExactlyOnceRecorder)
+        streams = [uuid4() for _ in range(300)]
+        recorder.insert_events([StoredEvent(s, v, "tests.topic:E", b"{}") for s in streams for v in (1, 2)])
+        asked = {streams[0]: 1, streams[7]: 0, uuid4(): 0}
+        found = recorder.select_events_after(asked)
+        assert [(e.originator_id, e.originator_version) for e in found] == sorted(
+            [(streams[0], 2), (streams[7], 1), (streams[7], 2)])
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            # A prepared statement's plan is made once for any values: the generic plan is the one to check.
+            curs.execute("SET plan_cache_mode = force_generic_plan")
+            plan = curs.execute(
+                sql.SQL("EXPLAIN ") + recorder.event_rows.after, (list(asked), list(asked.values()))
+            ).fetchall()
+            curs.execute("RESET plan_cache_mode")
+        text = "\n".join(str(next(iter(row.values()))) for row in plan)
+        assert "Seq Scan" not in text, text
     finally:
         orders.close()
