@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Hashable
 from contextlib import ExitStack
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
-from infra.bootstrap import assemble
+from infra.bootstrap import assemble, migrate
 from infra.cli.base import (
     ExitCode,
     console,
@@ -22,14 +24,21 @@ from infra.cli.base import (
 )
 from infra.cli.ports import PortUnavailableError, check_port
 from infra.cli.serve_banner import banner
+from infra.cli.serve_workers import run_workers, shared_socket, worker_number
 from infra.cli.stores import StoreInUseError, holding, keeps_data_dir
 from infra.eventstore.ddl import create_schema
 from infra.observability.logs import configure_logging
 from infra.observability.tracing import configure_tracing
+from infra.readstore.opening import migrate_read_store
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, run_event_loop
 from infra.settings import Settings
+from projections.queries import StoreReadModel
+from projections.read_model import ReadModel
+from projections.tracking import all_positions
+from read_api.answer_cache import Freshness
 from read_api.app import create_app, create_health_app
 from read_api.identity import AuthMode, is_loopback, resolve_mode
+from read_api.ports import ReadyCheck
 
 HELP = paragraphs(
     "Run the system: every role in one process, or only the roles chosen with --role.",
@@ -61,6 +70,10 @@ def serve(
         f"Run only this role; repeat it for several: {', '.join(ROLES)}. Default: every role. "
         "Roles in separate processes need AMQP_URL."
     ))] = None,
+    workers: Annotated[int, typer.Option(min=0, help=(
+        "Processes serving the api role, sharing the port; 0 for one per core. More than one needs "
+        "--role api alone on PostgreSQL."
+    ))] = 1,
 ) -> None:
     settings = load_settings()
     roles = set(role or ROLES)
@@ -73,10 +86,16 @@ def serve(
     if "api" in roles:
         check_exposure(settings, listen_on)
     listen = port or (settings.port if "api" in roles else WORKER_PORTS.get(_health_role(roles), 8000))
-    try:
-        check_port(listen_on, listen, choose_with="--port (or PORT)" if "api" in roles else "--port")
-    except PortUnavailableError as error:
-        fail(ExitCode.FAILED, str(error))
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and (roles != {"api"} or settings.is_embedded):
+        fail(ExitCode.USAGE, "--workers above 1 needs --role api alone, on PostgreSQL (DATABASE_URL)")
+    if worker_number() is None:  # a worker's siblings hold the port already
+        try:
+            check_port(listen_on, listen, choose_with="--port (or PORT)" if "api" in roles else "--port")
+        except PortUnavailableError as error:
+            fail(ExitCode.FAILED, str(error))
+    if workers > 1:
+        raise typer.Exit(_serve_in_workers(settings, workers, listen_on, listen))
     with ExitStack() as alone:
         if keeps_data_dir(settings):  # one server to a store, and no `saga reset` under it
             try:
@@ -90,6 +109,20 @@ def serve(
             create_schema(database)  # creating the tables creates where they go
         if not run_event_loop(_serve(settings, roles, listen_on, listen)):
             fail(ExitCode.FAILED, "the server did not start; see the log above")
+
+
+def _serve_in_workers(settings: Settings, workers: int, host: str, port: int) -> int:
+    """Create every table once, as `saga migrate` does, then start the workers with CREATE_TABLE=n.
+
+    The workers' event stores create no table of their own, so without this step a
+    fresh database leaves them unready for good.
+    """
+    configure_logging(settings.log_level, json=settings.log_format == "json")
+    reach_database(settings)
+    if settings.create_table:
+        migrate(settings)
+        run_event_loop(migrate_read_store(settings))
+    return run_workers(workers, host, port)
 
 
 def _health_role(roles: set[str]) -> str:
@@ -107,8 +140,9 @@ async def _serve(settings: Settings, roles: set[str], host: str, listen: int) ->
     read_model = await runtime.open_read_side()
     if "api" in roles:
         assert read_model is not None
-        web = create_app(ready=runtime.check, system=system, read_model=read_model, bus=assembly.bus,
-                         settings=settings, lifespan=runtime.lifespan, registry=runtime.metrics.registry)
+        web = create_app(ready=_numbered(runtime.check), system=system, read_model=read_model,
+                         bus=assembly.bus, settings=settings, lifespan=runtime.lifespan,
+                         registry=runtime.metrics.registry, freshness=_freshness(read_model))
     else:
         web = create_health_app(_health_role(roles), runtime.check, lifespan=runtime.lifespan,
                                 registry=runtime.metrics.registry)
@@ -119,7 +153,7 @@ async def _serve(settings: Settings, roles: set[str], host: str, listen: int) ->
     server = uvicorn.Server(uvicorn.Config(web, host=host, port=listen, log_level=settings.log_level.lower(),
                                            log_config=log_config))
     try:
-        await server.serve()
+        await server.serve(sockets=None if worker_number() is None else [shared_socket(host, listen)])
         if not server.started:
             await runtime.stop()  # a lifespan that failed to start never stops what it opened
         return server.started
@@ -127,6 +161,30 @@ async def _serve(settings: Settings, roles: set[str], host: str, listen: int) ->
         return False
     finally:
         system.close()
+
+
+def _numbered(ready: ReadyCheck) -> ReadyCheck:
+    """Readiness that names which of the API's workers answered, when there are several."""
+    number = worker_number()
+    if number is None:
+        return ready
+
+    async def check() -> dict[str, Any]:
+        return {**await ready(), "worker": number}
+
+    return check
+
+
+def _freshness(read_model: ReadModel) -> Freshness | None:
+    """Where the read model stands: every projection's position, read in one query."""
+    if not isinstance(read_model, StoreReadModel):
+        return None
+    store = read_model.store
+
+    async def positions() -> Hashable:
+        return frozenset((await all_positions(store)).items())
+
+    return positions
 
 
 def check_exposure(settings: Settings, host: str) -> None:
