@@ -74,10 +74,16 @@ class Fact:
     timestamp: datetime
     data: Mapping[str, Any]
 
-    @functools.cached_property
+    @property
     def name(self) -> str:
         """The event's class name without its aggregate: "Placed"."""
-        return self.topic.rsplit(".", 1)[-1]
+        return _event_name(self.topic)
+
+
+@functools.cache
+def _event_name(topic: str) -> str:
+    # Cached by topic: a replay asks each of its million facts, and there are a few dozen topics.
+    return topic.rsplit(".", 1)[-1]
 
 
 def decode(
@@ -157,9 +163,16 @@ def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str,
     data = _plain(mapper, notification)
     state = _object(mapper, notification.topic, data)
     personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
-    if personal is not None and personal.may_hold_sealed(data):
+    # Only the topics that declare personal fields are sealed: the others are not searched for seals.
+    if personal is not None and _declares(personal, notification.topic) and personal.may_hold_sealed(data):
         state = _opened(mapper, notification, state)
     return state
+
+
+@functools.cache
+def _declares(personal: RevealsPersonalData, topic: str) -> bool:
+    # Asking a store's keys costs more than searching a short event for a seal: once a topic.
+    return personal.declares(topic)
 
 
 def _opened(mapper: Mapper[UUID], notification: Notification, state: dict[str, Any]) -> dict[str, Any]:
@@ -180,6 +193,8 @@ class RevealsPersonalData(Protocol):
     def may_hold_sealed(self, data: bytes) -> bool: ...
 
     def load_for(self, stored: Iterable[tuple[str, dict[str, Any]]]) -> None: ...
+
+    def __hash__(self) -> int: ...
 
 
 def fact_of(event: Any, application: str, notification_id: int) -> Fact:

@@ -48,7 +48,7 @@ def evolve(row: SagaRow | None, fact: Fact) -> SagaRow:
         )
     else:
         saga = require(row, fact)
-    status, steps = saga.status, saga.steps
+    status, steps, step = saga.status, saga.steps, saga.current_step
     if name in _STEP_STATUS:
         steps = _step_changed(steps, name, fact)
         if name in _GOES_ON and status == "NEEDS_ATTENTION":
@@ -68,7 +68,8 @@ def evolve(row: SagaRow | None, fact: Fact) -> SagaRow:
     )
     # One new row per event, built at once: replace() per field costs more than the rest of evolve.
     return SagaRow(
-        id=saga.id, order_id=saga.order_id, status=status, current_step=current_step(steps), steps=steps,
+        id=saga.id, order_id=saga.order_id, status=status,
+        current_step=step if steps is saga.steps else current_step(steps), steps=steps,
         updated_at=fact.timestamp, timeline=(*saga.timeline, entry),
     )
 
