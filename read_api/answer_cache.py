@@ -7,7 +7,10 @@ read before the answer was computed. Each request reads the positions first
 (one small query): a kept answer is served only if they have not moved since,
 so it is as fresh as reading the read model at that moment; any move forgets
 every kept answer. The positions are read before the rows, so a kept answer
-reflects those positions or later ones, never earlier.
+reflects those positions or later ones, never earlier. When they cannot be
+read, the request is answered as if there were no cache, and nothing is kept.
+Kept answers are bounded in number and in bytes (bodies and answers), so that
+a caller varying its requests cannot grow the process without end.
 
 Only an operation the GraphQL layer marks as reading the read model alone is
 kept (a `Verdict`, allowed by `graphql_guard.CacheableQueries`): a query whose
@@ -35,6 +38,8 @@ Freshness = Callable[[], Awaitable[Hashable]]
 CACHEABLE_ROOTS = frozenset({"order", "orders"})
 """Root fields whose answers come from the read model alone (but for the marked exceptions)."""
 KEPT_ANSWERS = 4096
+KEPT_BYTES = 32 << 20
+"""Bodies and answers kept, in all: a caller varying its requests cannot grow a worker past this."""
 VERDICT = "answer_cache.verdict"
 MAX_KEPT_BODY = 64 << 10
 """Request bodies over this are never kept: a cache key is the whole body."""
@@ -76,13 +81,16 @@ class AnswerCache:
     """ASGI middleware for POST /graphql, placed inside the permission layer's `RouteGuard`."""
 
     def __init__(self, app: ASGIApp, *, freshness: Freshness, path: str = "/graphql",
-                 size: int = KEPT_ANSWERS) -> None:
+                 size: int = KEPT_ANSWERS, max_bytes: int = KEPT_BYTES) -> None:
         self.app = app
         self.freshness = freshness
         self.path = path
         self.size = size
+        self.max_bytes = max_bytes
         self._at: Hashable = None
         self._kept: OrderedDict[Hashable, Kept] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
+        self._bytes = 0
         self.hits = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,9 +104,15 @@ class AnswerCache:
         if more or len(body) > MAX_KEPT_BODY:
             await self.app(scope, _replay(body, more, receive), send)
             return
-        at = await self.freshness()
+        try:
+            at = await self.freshness()
+        except Exception:  # the read store is down: answered uncached, the app names the failure as usual
+            await self.app(scope, _replay(body, False, receive), send)
+            return
         if at != self._at:
             self._kept.clear()
+            self._sizes.clear()
+            self._bytes = 0
             self._at = at
         key = (access, _header(scope, b"accept"), _header(scope, b"content-type"), body)
         kept = self._kept.get(key)
@@ -111,9 +125,16 @@ class AnswerCache:
         answer = await _recorded(self.app, scope, _replay(body, False, receive), send)
         if answer is not None and verdict.keep and at == self._at and answer.status == 200 \
                 and b'"errors"' not in answer.body:
-            self._kept[key] = answer
-            if len(self._kept) > self.size:
-                self._kept.popitem(last=False)
+            self._keep(key, answer, len(body) + len(answer.body))
+
+    def _keep(self, key: Hashable, answer: Kept, size: int) -> None:
+        """Keep `answer`, forgetting the least recently used while over KEPT_ANSWERS or KEPT_BYTES."""
+        self._bytes += size - self._sizes.get(key, 0)  # two requests alike may both have missed it
+        self._kept[key] = answer
+        self._sizes[key] = size
+        while len(self._kept) > self.size or self._bytes > self.max_bytes:
+            oldest, _ = self._kept.popitem(last=False)
+            self._bytes -= self._sizes.pop(oldest)
 
 
 def _header(scope: Scope, name: bytes) -> bytes:

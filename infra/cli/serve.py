@@ -30,11 +30,11 @@ from infra.eventstore.ddl import create_schema
 from infra.observability.logs import configure_logging
 from infra.observability.tracing import configure_tracing
 from infra.readstore.opening import migrate_read_store
+from infra.readstore.postgres import PostgresStore
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, run_event_loop
 from infra.settings import Settings
 from projections.queries import StoreReadModel
 from projections.read_model import ReadModel
-from projections.tracking import all_positions
 from read_api.answer_cache import Freshness
 from read_api.app import create_app, create_health_app
 from read_api.identity import AuthMode, is_loopback, resolve_mode
@@ -142,7 +142,7 @@ async def _serve(settings: Settings, roles: set[str], host: str, listen: int) ->
         assert read_model is not None
         web = create_app(ready=_numbered(runtime.check), system=system, read_model=read_model,
                          bus=assembly.bus, settings=settings, lifespan=runtime.lifespan,
-                         registry=runtime.metrics.registry, freshness=_freshness(read_model))
+                         registry=runtime.metrics.registry, freshness=freshness_of(read_model))
     else:
         web = create_health_app(_health_role(roles), runtime.check, lifespan=runtime.lifespan,
                                 registry=runtime.metrics.registry)
@@ -175,14 +175,27 @@ def _numbered(ready: ReadyCheck) -> ReadyCheck:
     return check
 
 
-def _freshness(read_model: ReadModel) -> Freshness | None:
-    """Where the read model stands: every projection's position, read in one query."""
-    if not isinstance(read_model, StoreReadModel):
+POSITIONS = ("SELECT projection, application_name, notification_id, xmin::text AS written "
+             "FROM projection_tracking")
+
+
+def freshness_of(read_model: ReadModel) -> Freshness | None:
+    """Where the read model stands on PostgreSQL: every tracking row's position and the version of the row.
+
+    A projection commits its rows with its tracking row, so equal positions mean
+    equal rows, except where the rows change at a position already seen: a
+    rebuild's swap writes the rebuilt rows with the live position unchanged, and
+    a reset projection replays up to where it was. Either rewrites the tracking
+    row, and every rewrite gives it a new `xmin` (the transaction that wrote it),
+    so the version tells those apart. SQLite has no such version: the embedded
+    store keeps no answers.
+    """
+    if not isinstance(read_model, StoreReadModel) or not isinstance(read_model.store, PostgresStore):
         return None
     store = read_model.store
 
     async def positions() -> Hashable:
-        return frozenset((await all_positions(store)).items())
+        return frozenset(tuple(row.values()) for row in await store.fetch(POSITIONS))
 
     return positions
 

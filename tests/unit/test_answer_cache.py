@@ -7,11 +7,14 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
+from read_api.answer_cache import AnswerCache, verdict_of
 from read_api.app import create_app
-from read_api.identity import mint_token
+from read_api.identity import Principal, mint_token
+from read_api.permissions import Access
 from tests.api_harness import RowsReadModel, api_client, graphql, order_row
 
 pytestmark = pytest.mark.unit
@@ -78,3 +81,67 @@ async def test_an_order_read_from_the_event_store_is_not_kept() -> None:
             await graphql(http, ORDER, {"id": missing}, headers)
             await graphql(http, ORDER, {"id": missing}, headers)
     assert rows.calls["orders_by_id"] == 2  # neither answer was kept: the event store was asked
+
+
+class Unreachable:
+    """A read store that does not answer where it stands."""
+
+    async def __call__(self) -> int:
+        raise ConnectionError("the read store is down")
+
+
+async def test_a_query_is_answered_as_usual_when_the_read_models_position_cannot_be_read() -> None:
+    config, rows = settings(), RowsReadModel()
+    order = rows.add_order(order_row(), fulfilled=True)
+    with bootstrap(config) as system:
+        app = create_app(system=system, read_model=rows, settings=config, freshness=Unreachable())
+        async with api_client(app) as http:
+            headers = bearer(config, str(order.customer_id))
+            answers = [await graphql(http, ORDER, {"id": str(order.id)}, headers) for _ in range(2)]
+    assert [answer["data"]["order"]["id"] for answer in answers] == [str(order.id)] * 2
+    assert rows.calls["orders_by_id"] == 2  # nothing was kept without knowing where the read model stood
+
+
+class Answering:
+    """An app whose every answer may be kept: `size` bytes, naming the request it answered."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.calls = size, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.calls += 1
+        request = (await receive())["body"]
+        verdict = verdict_of(scope)
+        assert verdict is not None
+        verdict.allow()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": request.ljust(self.size, b" ")})
+
+
+OPERATOR = Access(Principal(str(uuid4()), frozenset({"operator"})))
+
+
+async def asked(cache: AnswerCache, body: bytes, access: Access = OPERATOR) -> bytes:
+    sent: list[bytes] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            sent.append(message["body"])  # type: ignore[arg-type]
+
+    scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": [], "state": {"access": access}}
+    await cache(scope, receive, send)  # type: ignore[arg-type]
+    return b"".join(sent)
+
+
+async def test_many_differing_requests_keep_only_the_latest_answers_that_fit_their_bytes() -> None:
+    app = Answering(size=1000)
+    cache = AnswerCache(app, freshness=Positions(), max_bytes=10_000)
+    for n in range(100):
+        assert (await asked(cache, f"query {n}".encode())).startswith(f"query {n}".encode())
+    await asked(cache, b"query 99")
+    assert app.calls == 100  # the latest answer was kept
+    await asked(cache, b"query 0")
+    assert app.calls == 101  # the first was forgotten: a hundred answers of 1,000 bytes do not fit
