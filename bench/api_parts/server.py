@@ -1,0 +1,128 @@
+"""The server: `saga serve` on a free loopback port, every role to prepare, the API alone to measure."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.api_parts.config import RunFailed
+
+SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+@dataclass
+class Server:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    workers: int
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RunFailed(f"saga serve exited with {self.process.returncode}:\n{self.tail()}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], work: Path, name: str, api_workers: int | None = None) -> Iterator[Server]:
+    """`saga serve` on a free loopback port once every process of it is ready; SIGINT at the end.
+
+    Every role in one process, or with `api_workers` the API alone in that many
+    processes (`--role api --workers N`), which is what answers queries in production.
+    """
+    port = free_port()
+    log_path = work / f"serve-{name}.log"
+    argv = [sys.executable, "-m", "infra.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if api_workers is not None:
+        argv += ["--role", "api", "--workers", str(api_workers)]
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(argv, env=env, cwd=work, stdout=log_file, stderr=subprocess.STDOUT)
+    server = Server("127.0.0.1", port, process, log_path, api_workers or 1)
+    try:
+        wait_until_ready(server, within=120)
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def wait_until_ready(server: Server, within: float) -> None:
+    """Until /readyz answers 200 from every worker (each new connection reaches one of them)."""
+    deadline = time.monotonic() + within
+    ready: set[Any] = set()
+    while time.monotonic() < deadline:
+        server.check_alive()
+        try:
+            answer = httpx.get(f"{server.base}/readyz", timeout=2)
+            if answer.status_code == 200:
+                ready.add(answer.json().get("worker") if server.workers > 1 else 1)
+                if len(ready) >= server.workers:
+                    return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RunFailed(f"saga serve was not ready within {within} s ({len(ready)} of {server.workers} "
+                    f"workers):\n{server.tail()}")
+
+
+def answers_kept(server: Server) -> dict[str, Any]:
+    """How many GraphQL requests every worker answered and how many operations it ran since it started.
+
+    The API keeps answers of `order` and `orders` (read_api/answer_cache.py): a kept answer
+    is sent before any route is matched, so `http_requests_total` counts it as a POST to
+    no route ("unmatched"; the bench sends nothing else there), and it runs no operation
+    (`graphql_operations_total`). Each scrape reaches one worker, on a new connection; the
+    workers are told apart by their figures, which stand still once the load has stopped.
+    """
+    seen: set[tuple[float, float, float]] = set()
+    for _ in range(20 * server.workers):
+        try:
+            text = httpx.get(f"{server.base}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            continue
+        routed = kept = operations = 0.0
+        for metric, labels, value in SAMPLE.findall(text):
+            if metric == "http_requests_total" and 'method="POST"' in labels:
+                if 'route="/graphql"' in labels:
+                    routed += float(value)
+                elif 'route="unmatched"' in labels and 'status="200"' in labels:
+                    kept += float(value)
+            elif metric == "graphql_operations_total" and 'type="query"' in labels:
+                operations += float(value)
+        seen.add((routed, kept, operations))
+        if len(seen) >= server.workers:
+            break
+    routed, kept, operations = (sum(figures[i] for figures in seen) for i in range(3))
+    return {
+        "graphql_requests": int(routed + kept), "answered_kept": int(kept), "operations_run": int(operations),
+        "kept_share": round(kept / (routed + kept), 3) if routed + kept else None, "workers_seen": len(seen),
+    }
