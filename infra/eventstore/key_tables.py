@@ -143,6 +143,7 @@ class PostgresKeyTable:
         self.datastore = datastore
         name = sql.SQL(".").join([sql.Identifier(datastore.schema), sql.Identifier(TABLE)]) \
             if datastore.schema else sql.Identifier(TABLE)
+        self.name = name
         self.create_statement = sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (subject uuid PRIMARY KEY, stored bytea NOT NULL,"
             " created_at timestamptz NOT NULL DEFAULT now())"

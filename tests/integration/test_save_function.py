@@ -1,0 +1,129 @@
+"""A save on PostgreSQL is one call of the events table's function, with every step of the pipeline it replaces.
+
+And a store whose function is missing (migrated before it existed, tables not created on
+start) saves as the library does, statement by statement, with the same guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from psycopg import sql
+
+from commands.orders import Orders
+from infra.eventstore.persistence import application_env
+from infra.eventstore.recorders import PostgresExactlyOnceRecorder
+from infra.settings import Settings
+
+
+@pytest.fixture
+def recorder(postgres_settings: Settings) -> Iterator[PostgresExactlyOnceRecorder]:
+    """The Orders application's recorder on a fresh schema."""
+    orders = Orders(application_env(postgres_settings, "Orders"))
+    try:
+        assert isinstance(orders.process_recorder, PostgresExactlyOnceRecorder)
+        yield orders.process_recorder
+    finally:
+        orders.close()
+
+
+@pytest.fixture(params=["function", "statements"])
+def saving(request: pytest.FixtureRequest, recorder: PostgresExactlyOnceRecorder) -> PostgresExactlyOnceRecorder:
+    """The recorder saving through its function, and the same once the store has lost it."""
+    if request.param == "statements":
+        drop_function(recorder)
+    return recorder
+
+
+def drop_function(recorder: PostgresExactlyOnceRecorder) -> None:
+    with recorder.datastore.get_connection() as conn:
+        conn.execute(sql.SQL("DROP FUNCTION {}.{}").format(
+            sql.Identifier(recorder.datastore.schema), sql.Identifier(f"{recorder.events_table_name}_save")))
+    recorder.save_function.missing = None  # as a process started on such a store
+
+
+def rows(recorder: PostgresExactlyOnceRecorder) -> dict[str, list[tuple[object, ...]]]:
+    """Everything a save writes: events, hashes and tracking rows, in key order."""
+    schema = sql.Identifier(recorder.datastore.schema)
+    queries = {
+        "events": sql.SQL("SELECT originator_id, originator_version FROM {}.{} ORDER BY 1, 2").format(
+            schema, sql.Identifier(recorder.events_table_name)),
+        "hashes": sql.SQL("SELECT originator_id, originator_version FROM {}.{} ORDER BY 1, 2").format(
+            schema, sql.Identifier(f"{recorder.events_table_name}_hashes")),
+        "tracking": sql.SQL("SELECT application_name, notification_id FROM {}.{} ORDER BY 1, 2").format(
+            schema, sql.Identifier(recorder.tracking_table_name)),
+    }
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as c:
+        return {name: c.execute(query).fetchall() for name, query in queries.items()}
+
+
+def event(stream: UUID, version: int = 1) -> StoredEvent:
+    return StoredEvent(originator_id=stream, originator_version=version, topic="tests.topic:E", state=b"{}")
+
+
+def test_a_batch_tracking_messages_of_several_applications_commits_every_row_with_its_events(
+    saving: PostgresExactlyOnceRecorder,
+) -> None:
+    first, second = uuid4(), uuid4()
+    ids = saving.insert_events([event(first), event(second), event(first, 2)],
+                               trackings=[Tracking("Payments", 7), Tracking("Inventory", 7), Tracking("Payments", 9)])
+    assert ids is not None and len(ids) == 3 and ids == sorted(ids)
+    found = rows(saving)
+    assert found["events"] == found["hashes"] == sorted([(first, 1), (first, 2), (second, 1)])
+    assert found["tracking"] == [("Inventory", 7), ("Payments", 7), ("Payments", 9)]
+    assert saving.has_tracking_id("Inventory", 7) and not saving.has_tracking_id("Inventory", 9)
+
+
+def test_a_save_repeating_one_tracked_message_writes_nothing_at_all(saving: PostgresExactlyOnceRecorder) -> None:
+    saving.insert_events([event(uuid4())], trackings=[Tracking("Payments", 1)])
+    before = rows(saving)
+    with pytest.raises(IntegrityError):
+        saving.insert_events([event(uuid4()), event(uuid4())], trackings=[Tracking("Payments", 2),
+                                                                          Tracking("Payments", 1)])
+    assert rows(saving) == before
+    # Its hashes were never kept as committed: the stream's next save reads the store and chains on.
+    assert not saving.has_tracking_id("Payments", 2)
+
+
+def test_a_save_of_tracking_rows_alone_records_them_and_no_event(saving: PostgresExactlyOnceRecorder) -> None:
+    assert saving.insert_events([], trackings=[Tracking("Orders", 3)]) in ([], None)
+    assert rows(saving) == {"events": [], "hashes": [], "tracking": [("Orders", 3)]}
+
+
+def test_a_save_wakes_the_followers_of_its_channel(
+    saving: PostgresExactlyOnceRecorder, postgres_settings: Settings
+) -> None:
+    where = postgres_settings.postgres
+    assert where is not None
+    heard: list[str] = []
+    with psycopg.connect(where.url, autocommit=True) as listener:
+        listener.add_notify_handler(lambda notify: heard.append(notify.channel))
+        listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(saving.channel_name)))
+        saving.insert_events([event(uuid4())])
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.05)
+            listener.execute("SELECT 1")  # reads what the server sent meanwhile
+    assert heard == [saving.channel_name]
+
+
+def test_a_store_without_the_function_says_so_once_and_saves_statement_by_statement(
+    recorder: PostgresExactlyOnceRecorder, caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder.insert_events([event(uuid4())])
+    assert recorder.save_function.missing is False
+    drop_function(recorder)
+    with caplog.at_level(logging.WARNING, logger="infra.eventstore.save_function"):
+        for _ in range(3):
+            recorder.insert_events([event(uuid4())])
+    assert recorder.save_function.missing is True
+    assert [r.getMessage() for r in caplog.records].count(
+        f"no function {recorder.datastore.schema}.{recorder.events_table_name}_save in the store "
+        "(`saga migrate` creates it): saving statement by statement") == 1
+    assert len(rows(recorder)["events"]) == 4
