@@ -4,7 +4,8 @@ An answer is kept under the caller's `Access` (as the permission layer decided i
 for this request), the exact request body (document, variables, operation name)
 and the `Accept` header, and only while every projection's position is the one
 read before the answer was computed. Each request reads the positions first
-(one small query): a kept answer is served only if they have not moved since,
+(one small query, shared by the requests waiting together: see `freshness`):
+a kept answer is served only if they have not moved since the request arrived,
 so it is as fresh as reading the read model at that moment; any move forgets
 every kept answer. The positions are read before the rows, so a kept answer
 reflects those positions or later ones, never earlier. When they cannot be
@@ -25,15 +26,15 @@ decided they are the same caller.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from read_api.freshness import Freshness, SharedFreshness
 from read_api.permissions import Access
 
-Freshness = Callable[[], Awaitable[Hashable]]
-"""Reads where the read model stands (every projection's position): equal values, equal rows."""
+__all__ = ["CACHEABLE_ROOTS", "AnswerCache", "Freshness", "Verdict", "verdict_of"]
 
 CACHEABLE_ROOTS = frozenset({"order", "orders"})
 """Root fields whose answers come from the read model alone (but for the marked exceptions)."""
@@ -83,7 +84,7 @@ class AnswerCache:
     def __init__(self, app: ASGIApp, *, freshness: Freshness, path: str = "/graphql",
                  size: int = KEPT_ANSWERS, max_bytes: int = KEPT_BYTES) -> None:
         self.app = app
-        self.freshness = freshness
+        self.freshness = SharedFreshness(freshness)
         self.path = path
         self.size = size
         self.max_bytes = max_bytes
