@@ -1,9 +1,11 @@
 """What the API adds to a trace: a span per request, and a span per command it sends.
 
 The request's span is OpenTelemetry's ASGI middleware's (health, readiness and
-metrics are left out). A command's span is a PRODUCER span in the request's
-trace whose `messaging.message.id` is the command's key (`command:<id>`), the
-cause its events record, and whose `saga.correlation_id` is its order: from
+metrics are left out), run only while a tracer provider is installed: without
+one it would build a span that records nothing, at a cost on every request.
+A command's span is a PRODUCER span in the request's trace whose
+`messaging.message.id` is the command's key (`command:<id>`), the cause its
+events record, and whose `saga.correlation_id` is its order: from
 these the tracer provider of `infra.observability` starts the order's own trace
 with a link back to the request. Nothing is recorded without a provider.
 """
@@ -17,6 +19,7 @@ from uuid import UUID
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from commands.command import Command
 from commands.orders import PlaceOrder, RequestCancellation
@@ -27,9 +30,28 @@ UNTRACED_PATHS = "healthz,readyz,metrics,api/v1/health"
 
 def trace_requests(api: FastAPI) -> None:
     """A server span around each request; added last, so that it wraps the other middleware."""
-    api.add_middleware(
-        OpenTelemetryMiddleware, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
-    )
+    api.add_middleware(TracedWhileRecorded)
+
+
+class TracedWhileRecorded:
+    """OpenTelemetry's ASGI middleware while a tracer provider is installed; the app itself otherwise.
+
+    The provider is looked up on each request, so one installed after the app
+    was built (an exporter configured later, a test's) is used from then on.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.untraced = app
+        # Named `app`: FastAPI finds OpenTelemetry's middleware in its stack and adds no spans of its own.
+        self.app = OpenTelemetryMiddleware(
+            app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+            await self.untraced(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 @contextmanager
