@@ -73,7 +73,7 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
             ) for side in CPU_PER_REQUEST},
             "client_cpu_share": rounded(statistics.median(q["client_cpu_share"] or 0 for q in each), 3),
             "host_busy_pct": round(statistics.median(q["cpu"]["host_busy_pct"] for q in each)),
-            "kept_share": rounded(statistics.median(q["answers_kept"]["kept_share"] or 0 for q in each), 3),
+            "kept_share": rounded(statistics.median(q["answers_kept"]["kept_share"] or 0 for q in each), 4),
             "errors": sum(q["errors"] for q in each),
             "disturbed_runs": sum(1 for q in each if q["disturbed"]),
         }

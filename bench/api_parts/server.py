@@ -98,31 +98,29 @@ def answers_kept(server: Server) -> dict[str, Any]:
     """How many GraphQL requests every worker answered and how many operations it ran since it started.
 
     The API keeps answers of `order` and `orders` (read_api/answer_cache.py): a kept answer
-    is sent before any route is matched, so `http_requests_total` counts it as a POST to
-    no route ("unmatched"; the bench sends nothing else there), and it runs no operation
-    (`graphql_operations_total`). Each scrape reaches one worker, on a new connection; the
-    workers are told apart by their figures, which stand still once the load has stopped.
+    is counted as a request (`http_requests_total`, every POST: the bench posts only to
+    /graphql) but runs no operation (`graphql_operations_total`). Each scrape reaches one
+    worker, on a new connection; the workers are told apart by their figures, which stand
+    still once the load has stopped.
     """
-    seen: set[tuple[float, float, float]] = set()
+    seen: set[tuple[float, float]] = set()
     for _ in range(20 * server.workers):
         try:
             text = httpx.get(f"{server.base}/metrics", timeout=5).text
         except httpx.HTTPError:
             continue
-        routed = kept = operations = 0.0
+        requests = operations = 0.0
         for metric, labels, value in SAMPLE.findall(text):
             if metric == "http_requests_total" and 'method="POST"' in labels:
-                if 'route="/graphql"' in labels:
-                    routed += float(value)
-                elif 'route="unmatched"' in labels and 'status="200"' in labels:
-                    kept += float(value)
+                requests += float(value)
             elif metric == "graphql_operations_total" and 'type="query"' in labels:
                 operations += float(value)
-        seen.add((routed, kept, operations))
+        seen.add((requests, operations))
         if len(seen) >= server.workers:
             break
-    routed, kept, operations = (sum(figures[i] for figures in seen) for i in range(3))
+    requests, operations = sum(r for r, _ in seen), sum(o for _, o in seen)
     return {
-        "graphql_requests": int(routed + kept), "answered_kept": int(kept), "operations_run": int(operations),
-        "kept_share": round(kept / (routed + kept), 3) if routed + kept else None, "workers_seen": len(seen),
+        "graphql_requests": int(requests), "operations_run": int(operations),
+        "answered_kept": int(requests - operations),
+        "kept_share": round(1 - operations / requests, 4) if requests else None, "workers_seen": len(seen),
     }
