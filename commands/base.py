@@ -90,10 +90,10 @@ class ContextApplication(Application[UUID]):
             self._followers.append(follower)
         return follower
 
-    def heard_of_save(self) -> None:
-        """Wake this process's followers of the log: a save (infra hears others' by PostgreSQL's NOTIFY)."""
+    def heard_of_save(self, upto: int | None = None) -> None:
+        """Wake this process's followers of the log: a save up to `upto` if known (infra: NOTIFY)."""
         for follower in self._followers:
-            follower.wake()
+            follower.wake(upto)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         # The library calls this after every save in this process.

@@ -67,12 +67,17 @@ class LogFollower:
         self.poll_interval = poll_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._news: asyncio.Event | None = None
+        self.seen = 0
+        """The last notification this follower has read: every save up to it has been read."""
 
     def read(self, after: int, *, stop: int | None = None) -> Sequence[Notification]:
         """The next window of notifications after position `after`, up to `stop` if given."""
-        return self.log.select_notifications(
+        window = self.log.select_notifications(
             after, self.window, stop=stop, topics=self.topics, inclusive_of_start=False,
         )
+        if window and window[-1].id > self.seen:
+            self.seen = window[-1].id
+        return window
 
     def head(self) -> int:
         """The id of the log's last notification (0 while it is empty)."""
@@ -94,11 +99,18 @@ class LogFollower:
             after = window[-1].id if len(window) == self.window else end
         return after
 
-    def wake(self) -> None:
-        """Run the next step now: there is news of a save. Safe to call from any thread."""
+    def wake(self, upto: int | None = None) -> None:
+        """Run the next step now: there is news of a save. Safe to call from any thread.
+
+        `upto`, when known, is the save's last notification: a follower that has read it
+        already (news of its own process's save, heard again through the store) sleeps on.
+        Notifications commit in the order of their ids, so none below it can appear later.
+        """
         loop, news = self._loop, self._news
         if loop is None or news is None or news.is_set():
             return  # not following yet, or already woken: a burst of saves wakes it once
+        if upto is not None and upto <= self.seen:
+            return
         if _running_loop() is loop:
             news.set()
             return

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor, sql
@@ -76,6 +76,12 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
             return self.save_function.save(
                 conn, stored_events, chained, new_keys(stored_events), kept_keys(stored_events), trackings,
                 self.datastore.lock_timeout)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_tracking(self, tracking: Tracking) -> None:
+        """A position recorded alone (a relay's): one statement committing itself, not BEGIN, it, COMMIT."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            self._insert_tracking(curs, tracking)
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -9,8 +9,9 @@ connections commit each statement). `<events table>_save` is created with the
 application's tables (`saga migrate`, or any role starting with CREATE_TABLE on).
 
 What it does is what the pipeline did, step for step: the events table locked in
-EXCLUSIVE mode (so notification ids commit in their order), its channel notified,
-the events inserted (their notification ids returned, in their order), each
+EXCLUSIVE mode (so notification ids commit in their order), the events inserted
+(their notification ids returned, in their order), its channel notified with the
+last of them (a follower that has read that far is not woken again), each
 event's hash (`chain_tables`: a hash row already there is kept), the keys made for
 the save (a key kept already for the person fails it) and the keys it sealed with
 checked (`key_tables`: one no longer kept fails it), and the tracking rows (one
@@ -35,13 +36,19 @@ from psycopg.rows import tuple_row
 logger = logging.getLogger(__name__)
 
 BODY = """
+DECLARE
+  positions bigint[];
 BEGIN
   IF cardinality(ids) > 0 THEN
     PERFORM set_config('lock_timeout', lock_timeout, true);
     LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE;
-    PERFORM pg_notify({channel}, '');
-    RETURN QUERY INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
-      SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id;
+    WITH inserted AS (
+      INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
+      SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id)
+    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions FROM inserted;
+    -- The last position it holds: a follower that has read past it need not read again.
+    PERFORM pg_notify({channel}, positions[cardinality(positions)]::text);
+    RETURN QUERY SELECT unnest(positions);
     INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash)
       SELECT * FROM unnest(hash_ids, hash_versions, hashes) ON CONFLICT DO NOTHING;
   END IF;

@@ -57,20 +57,23 @@ def saves_elsewhere(settings: Settings, applications: Iterable[ContextApplicatio
     return listen
 
 
-def _waking(channels: dict[str, ContextApplication]) -> Callable[[str], None]:
-    def heard(channel: str) -> None:
-        channels[channel].heard_of_save()
+def _waking(channels: dict[str, ContextApplication]) -> Callable[[str, int | None], None]:
+    def heard(channel: str, upto: int | None) -> None:
+        channels[channel].heard_of_save(upto)
 
     return heard
 
 
 async def listen_for_saves(
-    where: PostgresDsn, channels: Collection[str], notified: Callable[[str], None]
+    where: PostgresDsn, channels: Collection[str], notified: Callable[[str, int | None], None]
 ) -> None:
-    """Call `notified(channel)` on each NOTIFY on `channels`, until cancelled or the connection ends."""
+    """Call `notified(channel, upto)` on each NOTIFY on `channels`, until cancelled or the connection ends.
 
-    def heard(_: Any, __: int, channel: str, ___: object) -> None:
-        notified(channel)
+    `upto` is the save's last notification when the NOTIFY tells it (`save_function`), else None.
+    """
+
+    def heard(_: Any, __: int, channel: str, payload: object) -> None:
+        notified(channel, int(payload) if isinstance(payload, str) and payload.isdigit() else None)
 
     connection = await asyncpg.connect(
         host=where.host, port=where.port, user=where.user, password=where.password or None,

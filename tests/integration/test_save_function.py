@@ -1,4 +1,4 @@
-"""A save on PostgreSQL is one call of the events table's function, with every step of the pipeline it replaces.
+"""A save on PostgreSQL is one call of its events table's function: every step the statements took.
 
 And a store whose function is missing (migrated before it existed, tables not created on
 start) saves as the library does, statement by statement, with the same guarantees.
@@ -34,7 +34,9 @@ def recorder(postgres_settings: Settings) -> Iterator[PostgresExactlyOnceRecorde
 
 
 @pytest.fixture(params=["function", "statements"])
-def saving(request: pytest.FixtureRequest, recorder: PostgresExactlyOnceRecorder) -> PostgresExactlyOnceRecorder:
+def saving(
+    request: pytest.FixtureRequest, recorder: PostgresExactlyOnceRecorder
+) -> PostgresExactlyOnceRecorder:
     """The recorder saving through its function, and the same once the store has lost it."""
     if request.param == "statements":
         drop_function(recorder)
@@ -71,8 +73,8 @@ def test_a_batch_tracking_messages_of_several_applications_commits_every_row_wit
     saving: PostgresExactlyOnceRecorder,
 ) -> None:
     first, second = uuid4(), uuid4()
-    ids = saving.insert_events([event(first), event(second), event(first, 2)],
-                               trackings=[Tracking("Payments", 7), Tracking("Inventory", 7), Tracking("Payments", 9)])
+    trackings = [Tracking("Payments", 7), Tracking("Inventory", 7), Tracking("Payments", 9)]
+    ids = saving.insert_events([event(first), event(second), event(first, 2)], trackings=trackings)
     assert ids is not None and len(ids) == 3 and ids == sorted(ids)
     found = rows(saving)
     assert found["events"] == found["hashes"] == sorted([(first, 1), (first, 2), (second, 1)])
@@ -80,7 +82,9 @@ def test_a_batch_tracking_messages_of_several_applications_commits_every_row_wit
     assert saving.has_tracking_id("Inventory", 7) and not saving.has_tracking_id("Inventory", 9)
 
 
-def test_a_save_repeating_one_tracked_message_writes_nothing_at_all(saving: PostgresExactlyOnceRecorder) -> None:
+def test_a_save_repeating_one_tracked_message_writes_nothing_at_all(
+    saving: PostgresExactlyOnceRecorder,
+) -> None:
     saving.insert_events([event(uuid4())], trackings=[Tracking("Payments", 1)])
     before = rows(saving)
     with pytest.raises(IntegrityError):
@@ -96,21 +100,24 @@ def test_a_save_of_tracking_rows_alone_records_them_and_no_event(saving: Postgre
     assert rows(saving) == {"events": [], "hashes": [], "tracking": [("Orders", 3)]}
 
 
-def test_a_save_wakes_the_followers_of_its_channel(
+def test_a_save_wakes_the_followers_of_its_channel_telling_its_last_position(
     saving: PostgresExactlyOnceRecorder, postgres_settings: Settings
 ) -> None:
     where = postgres_settings.postgres
     assert where is not None
-    heard: list[str] = []
+    heard: list[tuple[str, str]] = []
     with psycopg.connect(where.url, autocommit=True) as listener:
-        listener.add_notify_handler(lambda notify: heard.append(notify.channel))
+        listener.add_notify_handler(lambda notify: heard.append((notify.channel, notify.payload)))
         listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(saving.channel_name)))
-        saving.insert_events([event(uuid4())])
+        ids = saving.insert_events([event(uuid4()), event(uuid4())])
         deadline = time.monotonic() + 10
         while not heard and time.monotonic() < deadline:
             time.sleep(0.05)
             listener.execute("SELECT 1")  # reads what the server sent meanwhile
-    assert heard == [saving.channel_name]
+    assert ids is not None
+    # Through the function the NOTIFY tells the save's last position; statement by statement, nothing.
+    assert heard in ([(saving.channel_name, str(ids[-1]))], [(saving.channel_name, "")])
+    assert (heard[0][1] == "") is saving.save_function.missing
 
 
 def test_a_store_without_the_function_says_so_once_and_saves_statement_by_statement(
@@ -127,3 +134,14 @@ def test_a_store_without_the_function_says_so_once_and_saves_statement_by_statem
         f"no function {recorder.datastore.schema}.{recorder.events_table_name}_save in the store "
         "(`saga migrate` creates it): saving statement by statement") == 1
     assert len(rows(recorder)["events"]) == 4
+
+
+def test_a_position_recorded_alone_commits_and_a_repeat_of_it_is_refused(
+    recorder: PostgresExactlyOnceRecorder,
+) -> None:
+    recorder.insert_tracking(Tracking("relay", 5))
+    with pytest.raises(IntegrityError):
+        recorder.insert_tracking(Tracking("relay", 5))
+    recorder.insert_tracking(Tracking("relay", 9))
+    assert recorder.max_tracking_id("relay") == 9
+    assert rows(recorder)["tracking"] == [("relay", 5), ("relay", 9)]

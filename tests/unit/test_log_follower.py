@@ -96,6 +96,38 @@ async def test_following_steps_again_at_once_while_windows_are_full_and_waits_fo
     assert len(steps) == 4
 
 
+async def test_news_of_a_save_already_read_does_not_wake_a_follower_and_news_of_a_later_one_does() -> None:
+    log = Log(["a"] * 3)
+    follower = LogFollower(log, window=10, poll_interval=30)
+    stopping, stepped = asyncio.Event(), asyncio.Queue[int]()
+    position = 0
+
+    async def step() -> int:
+        nonlocal position
+        window = follower.read(position)
+        position = window[-1].id if window else position
+        stepped.put_nowait(position)
+        return len(window)
+
+    following = asyncio.create_task(follower.follow(step, stopping))
+    assert await asyncio.wait_for(stepped.get(), 5) == 3 and follower.seen == 3
+
+    follower.wake(upto=3)  # this process's own save, heard again through the store
+    follower.wake(upto=2)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stepped.get(), 0.2)
+    assert log.selects == 1
+
+    log.append("a")
+    follower.wake(upto=4)  # a save it has not read
+    assert await asyncio.wait_for(stepped.get(), 5) == 4
+    follower.wake()  # news that does not say how far: read
+    assert await asyncio.wait_for(stepped.get(), 5) == 4 and log.selects == 3
+    stopping.set()
+    follower.wake()
+    await asyncio.wait_for(following, 5)
+
+
 async def test_a_step_that_raises_ends_following_with_its_error() -> None:
     follower = LogFollower(Log([]), window=2, poll_interval=0.01)
 
