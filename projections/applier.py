@@ -65,24 +65,27 @@ def decode_window(
 
 
 def read_window(
-    app: EventSource, start: int, stop: int, topics: frozenset[str]
+    app: EventSource, start: int, stop: int, topics: frozenset[str], *, opening: bool = True
 ) -> list[Item]:
     """The notifications of `topics` after `start` up to `stop` inclusive, decoded.
 
     The store filters by topic, so a replay reads only what the projection
     reads. `stop` must not be past the application's last notification: its
     writers commit in the order of their ids, so none will appear below it later.
+    Without `opening`, sealed personal fields are left sealed: no key is looked up.
     """
     notifications = app.recorder.select_notifications(
         start, max(stop - start, 1), stop=stop, topics=sorted(topics), inclusive_of_start=False
     )
-    read = have_keys_for(app.mapper, notifications)
-    return [_decoded(app, n, read.get(n.id)) for n in notifications]
+    read = have_keys_for(app.mapper, notifications) if opening else {}
+    return [_decoded(app, n, read.get(n.id), opening) for n in notifications]
 
 
-def _decoded(app: EventSource, notification: Notification, read: dict[str, Any] | None) -> Item:
+def _decoded(
+    app: EventSource, notification: Notification, read: dict[str, Any] | None, opening: bool = True
+) -> Item:
     try:
-        return decode(app.name, app.mapper, notification, read)
+        return decode(app.name, app.mapper, notification, read, opening=opening)
     except Exception as error:
         return Unreadable(app.name, notification, f"{type(error).__name__}: {error}")
 

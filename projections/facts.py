@@ -87,10 +87,17 @@ def _event_name(topic: str) -> str:
 
 
 def decode(
-    application: str, mapper: Mapper[UUID], notification: Notification, read: dict[str, Any] | None = None
+    application: str, mapper: Mapper[UUID], notification: Notification, read: dict[str, Any] | None = None,
+    *, opening: bool = True,
 ) -> Fact:
-    """The notification as a fact. `read`: its stored state, decoded already by `have_keys_for`."""
-    state = _stored_state(mapper, notification) if read is None else _opened(mapper, notification, read)
+    """The notification as a fact. `read`: its stored state, decoded already by `have_keys_for`.
+
+    Without `opening`, its sealed personal fields stay as stored: for a reader that never reads them.
+    """
+    if read is None:
+        state = _stored_state(mapper, notification, opening)
+    else:
+        state = _opened(mapper, notification, read) if opening else read
     stored_version = state.pop("class_version", 1)
     if stored_version != _class_version(notification.topic):
         # An older shape: let the application's upcasters bring it up to date.
@@ -159,10 +166,10 @@ def _object(mapper: Mapper[UUID], topic: str, data: bytes) -> dict[str, Any]:
     return state
 
 
-def _stored_state(mapper: Mapper[UUID], notification: Notification) -> dict[str, Any]:
+def _stored_state(mapper: Mapper[UUID], notification: Notification, opening: bool = True) -> dict[str, Any]:
     data = _plain(mapper, notification)
     state = _object(mapper, notification.topic, data)
-    personal: RevealsPersonalData | None = getattr(mapper, "personal", None)
+    personal: RevealsPersonalData | None = getattr(mapper, "personal", None) if opening else None
     # Only the topics that declare personal fields are sealed: the others are not searched for seals.
     if personal is not None and _declares(personal, notification.topic) and personal.may_hold_sealed(data):
         state = _opened(mapper, notification, state)

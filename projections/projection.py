@@ -34,6 +34,8 @@ class Projection(ABC, Generic[R]):
     applications: ClassVar[tuple[str, ...]]
     topics: ClassVar[frozenset[str]]
     base_table: ClassVar[TableSpec]
+    reads_personal_data: ClassVar[bool] = True
+    """False for a projection whose rows hold no personal field: a rebuild leaves its events' seals shut."""
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix

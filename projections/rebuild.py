@@ -118,7 +118,9 @@ class Rebuild:
             await self.write(application)
             return
         app = self.projector.applications[application]
-        items = await asyncio.to_thread(read_window, app, position, stop, self.shadow.topics)
+        items = await asyncio.to_thread(
+            read_window, app, position, stop, self.shadow.topics, opening=self.shadow.reads_personal_data
+        )
         applied = await self.applier.apply_in(tx, self.shadow, application, position, stop, items, self.rows)
         if applied is None:
             raise RebuildConflictError(f"another rebuild of {self.live.name} is running; let it finish")
@@ -129,7 +131,9 @@ class Rebuild:
         if self.folded.setdefault(application, position) != position:
             raise ValueError(f"{self.live.name} has folded {application} up to {self.folded[application]}")
         app = self.projector.applications[application]
-        items = await asyncio.to_thread(read_window, app, position, stop, self.shadow.topics)
+        items = await asyncio.to_thread(
+            read_window, app, position, stop, self.shadow.topics, opening=self.shadow.reads_personal_data
+        )
         keyed = keyed_items(self.shadow, items)
         keys = {k for k, _ in keyed if k is not None}
         rows = {k: self.pending[k] for k in keys if k in self.pending}

@@ -7,6 +7,7 @@ contract anyway (a unit test checks these against the classes).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from uuid import UUID
 
@@ -80,7 +81,13 @@ def _step_changed(steps: tuple[SagaStepRow, ...], decision: str, fact: Fact) -> 
     if index is None:
         raise CannotApplyError(f"the saga has no step {name!r}")
     attempts = int(fact.data["attempt"]) if decision == "StepRequested" else steps[index].attempts
-    return (*steps[:index], SagaStepRow(name, _STEP_STATUS[decision], attempts), *steps[index + 1:])
+    return (*steps[:index], _step_row(name, _STEP_STATUS[decision], attempts), *steps[index + 1:])
+
+
+@functools.lru_cache(maxsize=1024)
+def _step_row(name: str, status: str, attempts: int) -> SagaStepRow:
+    # Rows are frozen values: one per (step, status, attempts) serves every saga, and a replay builds fewer.
+    return SagaStepRow(name, status, attempts)
 
 
 def current_step(steps: tuple[SagaStepRow, ...]) -> str | None:
@@ -115,6 +122,7 @@ class SagaProgress(Projection[SagaRow]):
     name = "saga_progress"
     applications = ("OrderFulfillment",)
     topics = frozenset(f"{SAGA}.{name}" for name in DECISIONS)
+    reads_personal_data = False  # the timeline tells of lines, totals and commands, never of an address
     base_table = TableSpec(
         "read_sagas",
         (("id", "uuid"), ("order_id", "uuid"), ("status", "text"), ("current_step", "text"),

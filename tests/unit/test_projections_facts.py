@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import orjson
 from eventsourcing.compressor import ZlibCompressor
@@ -14,8 +15,15 @@ from eventsourcing.utils import get_topic
 from domain.base import Aggregate
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
+from infra.eventstore.key_tables import MemoryKeyTable
+from infra.eventstore.master_key import MasterKey
 from infra.eventstore.persistence import OrjsonTranscoder, PydanticMapper
-from projections.facts import decode, fact_of
+from infra.eventstore.privacy import PersonalDataKeys
+from projections import saga_progress
+from projections.facts import Fact, decode, fact_of
+from tests.sagas import ADDRESS as SAGA_ADDRESS
+from tests.sagas import Order as SagaOrder
+from tests.sagas import story
 
 ADDRESS = Address(street="1 Main St", city="Springfield", state="IL", zip_code="62701", country="US")
 
@@ -72,3 +80,48 @@ def test_an_event_stored_in_the_current_version_is_read_as_it_is() -> None:
     fact = decode("Test", mapper, stored(mapper, event))
     assert fact.data["note"] == "as written"
     assert "class_version" not in fact.data
+
+
+class CountedKeyTable(MemoryKeyTable):
+    """The keys of another table, counting how often a reader asks for some."""
+
+    def __init__(self, kept: MemoryKeyTable) -> None:
+        super().__init__()
+        self.kept, self.asked = kept, 0
+
+    def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        self.asked += 1
+        return self.kept.get_many(subjects)
+
+
+def reader_of(table: MemoryKeyTable) -> PydanticMapper:
+    mapper = PydanticMapper(transcoder=OrjsonTranscoder())
+    mapper.personal = PersonalDataKeys(table, MasterKey(None))
+    return mapper
+
+
+def saga_row(facts: list[Fact]) -> Any:
+    row = None
+    for fact in facts:
+        row = saga_progress.evolve(row, fact)
+    return row
+
+
+def test_a_saga_read_with_its_seals_shut_asks_for_no_key_and_makes_the_row_it_makes_opened() -> None:
+    kept = MemoryKeyTable()
+    writer = reader_of(kept)
+    order = SagaOrder.new()
+    records = [writer.to_stored_event(e) for e in story(order, *order.happy_replies(), order.completed())]
+    kept.keep(records)
+    log = [Notification(id=n, originator_id=r.originator_id, originator_version=r.originator_version,
+                        topic=r.topic, state=r.state) for n, r in enumerate(records, 1)]
+    opening, shut = CountedKeyTable(kept), CountedKeyTable(kept)
+
+    opened = [decode("OrderFulfillment", reader_of(opening), n) for n in log]
+    left_shut = [decode("OrderFulfillment", reader_of(shut), n, opening=False) for n in log]
+
+    clear = SAGA_ADDRESS.model_dump(mode="json")
+    assert opened[0].data["shipping_address"] == clear
+    assert left_shut[0].data["shipping_address"] != clear
+    assert (opening.asked > 0, shut.asked) == (True, 0)
+    assert saga_row(left_shut) == saga_row(opened)
