@@ -2,8 +2,11 @@
 
 A projection's replay is Python work, one core's worth, with the database
 working beside it. With more than one core, the projections are shared out to
-worker processes, the largest first, so a rebuild of every read model takes
-about as long as its largest projection rather than the sum of them all. Each
+worker processes, the largest first, each to the process with the fewest
+notifications to replay so far, so a rebuild of every read model takes about
+as long as its largest projection rather than the sum of them all. Each process
+gets its share at once and rebuilds it side by side, as one process would: it
+starts its applications and opens its connections once, not once a projection. Each
 projection is still rebuilt and swapped in exactly as in one process
 (`projections.rebuild`), by its own transaction, while the live tables serve.
 Each process runs its loop as a serving process does (`run_event_loop`): a
@@ -53,18 +56,28 @@ def rebuild_projections(
             return run_event_loop(_rebuild_here(system, [p.name for p in projections], progress))
     with bootstrap(settings) as system:
         heads = {app.name: app.recorder.max_notification_id() or 0 for app in system.applications}
-    largest_first = sorted(projections, key=lambda p: _size(p, heads), reverse=True)
+    shares = shared_out(projections, heads, jobs)
     context = multiprocessing.get_context("spawn")  # a fork would share the parent's connections
     news: Queue[tuple[str, int, int]] = context.Queue()
-    with ProcessPoolExecutor(
-        min(jobs, len(projections)), mp_context=context, initializer=_listen, initargs=(news,)
-    ) as pool:
+    with ProcessPoolExecutor(len(shares), mp_context=context, initializer=_listen, initargs=(news,)) as pool:
         # The tables exist now (bootstrap above): workers starting together must not race to create them.
         quiet = settings.model_copy(update={"create_table": False})
-        futures = [pool.submit(_rebuild_one, quiet, p.name) for p in largest_first]
+        futures = [pool.submit(_rebuild_share, quiet, share) for share in shares]
         _report(news, futures, progress)
-        rebuilt = {future.result() for future in futures}  # the first failure raises here
+        rebuilt = {name for future in futures for name in future.result()}  # the first failure raises here
     return [p.name for p in projections if p.name in rebuilt]
+
+
+def shared_out(projections: Sequence[AnyProjection], heads: dict[str, int], jobs: int) -> list[list[str]]:
+    """The projections' names in at most `jobs` shares, the largest first, each to the smallest share."""
+    count = max(1, min(jobs, len(projections)))
+    sizes = [0] * count
+    shares: list[list[str]] = [[] for _ in range(count)]
+    for projection in sorted(projections, key=lambda p: _size(p, heads), reverse=True):
+        smallest = min(range(count), key=lambda i: (sizes[i], len(shares[i])))
+        sizes[smallest] += _size(projection, heads)
+        shares[smallest].append(projection.name)
+    return [names for names in shares if names]
 
 
 def _size(projection: AnyProjection, heads: dict[str, int]) -> int:
@@ -72,7 +85,7 @@ def _size(projection: AnyProjection, heads: dict[str, int]) -> int:
 
 
 def _report(
-    news: Queue[tuple[str, int, int]], futures: Sequence[Future[str]], progress: Progress | None
+    news: Queue[tuple[str, int, int]], futures: Sequence[Future[list[str]]], progress: Progress | None
 ) -> None:
     """Pass the workers' progress on until every one has finished."""
 
@@ -95,16 +108,15 @@ def _listen(news: Queue[tuple[str, int, int]]) -> None:
     _news = news
 
 
-def _rebuild_one(settings: Settings, name: str) -> str:
-    """In a worker process: rebuild one projection, telling the parent how far it has got."""
+def _rebuild_share(settings: Settings, names: list[str]) -> list[str]:
+    """In a worker process: rebuild these projections side by side, telling the parent how far they got."""
 
     def tell(projection: str, done: int, total: int) -> None:
         if _news is not None:
             _news.put((projection, done, total))
 
     with bootstrap(settings) as system:
-        run_event_loop(_rebuild_here(system, [name], tell))
-    return name
+        return run_event_loop(_rebuild_here(system, names, tell))
 
 
 async def _rebuild_here(system: System, names: list[str], progress: Progress | None) -> list[str]:
