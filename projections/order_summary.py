@@ -14,7 +14,7 @@ just because its product was projected later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from eventsourcing.utils import get_topic
 from domain.order import Order
 from domain.privacy import ERASED_ADDRESS
 from projections.facts import Fact
-from projections.projection import CannotApplyError, Projection, require
+from projections.projection import CannotApplyError, Projection, changed, require
 from projections.read_model import AddressRow, OrderItemRow, OrderRow
 from projections.saga_progress import SAGA_STARTED
 from projections.store import Index, Row, TableSpec, as_decimal, as_json, as_time, as_uuid
@@ -86,27 +86,27 @@ def evolve(row: OrderRecord | None, fact: Fact) -> OrderRecord:
         placed = _from_order_facts(fact, fact.data["lines"], version=fact.originator_version)
         if row is None:
             return placed
-        return replace(placed, saga_started=row.saga_started, updated_at=max(row.updated_at, fact.timestamp))
+        return changed(placed, saga_started=row.saga_started, updated_at=max(row.updated_at, fact.timestamp))
     current = require(row, fact)
     updated_at = max(current.updated_at, fact.timestamp)
-    order = replace(current, version=fact.originator_version, updated_at=updated_at)
+    order = changed(current, version=fact.originator_version, updated_at=updated_at)
     if fact.topic == CANCELLATION_REQUESTED:
         return order
     if fact.topic == COMPLETED:
-        return replace(order, order_status="COMPLETED")
+        return changed(order, order_status="COMPLETED")
     if fact.topic == CANCELLED:
-        return replace(order, order_status="CANCELLED", failure_reason=fact.data["reason"])
+        return changed(order, order_status="CANCELLED", failure_reason=fact.data["reason"])
     if fact.topic == ERASED:  # the customer was forgotten: rebuilt later, the Placed reads erased too
-        return replace(order, shipping_address=AddressRow(**ERASED_ADDRESS))
+        return changed(order, shipping_address=AddressRow(**ERASED_ADDRESS))
     raise CannotApplyError(f"the order summary does not read {fact.topic}")
 
 
 def _saga_started(row: OrderRecord | None, fact: Fact) -> OrderRecord:
     if row is not None:
-        return replace(row, saga_started=True, updated_at=max(row.updated_at, fact.timestamp))
+        return changed(row, saga_started=True, updated_at=max(row.updated_at, fact.timestamp))
     # The saga was projected first: keep what it knows until the order's own Placed arrives.
     lines = [{**line, "unit_price": {"amount": line["unit_price"]}} for line in fact.data["lines"]]
-    return replace(_from_order_facts(fact, lines, version=0), saga_started=True)
+    return changed(_from_order_facts(fact, lines, version=0), saga_started=True)
 
 
 def _from_order_facts(fact: Fact, lines: list[dict[str, Any]], *, version: int) -> OrderRecord:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -12,7 +11,7 @@ from eventsourcing.utils import get_topic
 from domain.payment import Payment
 from domain.values import DEFAULT_CURRENCY
 from projections.facts import Fact
-from projections.projection import CannotApplyError, Projection, require
+from projections.projection import CannotApplyError, Projection, changed, require
 from projections.read_model import PaymentRow
 from projections.store import Index, Row, TableSpec, as_decimal, as_optional_time, as_time, as_uuid
 
@@ -50,7 +49,7 @@ def evolve(row: PaymentRow | None, fact: Fact) -> PaymentRow:
         payment = require(row, fact)
         refunded = payment.refunded_amount + Decimal(data["amount"]["amount"])
         status = "REFUNDED" if refunded == payment.amount else payment.status
-        return replace(payment, refunded_amount=refunded, status=status, updated_at=at,
+        return changed(payment, refunded_amount=refunded, status=status, updated_at=at,
                        refund_reference=data["reference"], refunded_at=at)
     raise CannotApplyError(f"payment status does not read {fact.topic}")
 

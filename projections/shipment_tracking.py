@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -10,7 +9,7 @@ from eventsourcing.utils import get_topic
 
 from domain.shipment import Shipment
 from projections.facts import Fact
-from projections.projection import CannotApplyError, Projection, require
+from projections.projection import CannotApplyError, Projection, changed, require
 from projections.read_model import ShipmentRow
 from projections.store import Index, Row, TableSpec, as_time, as_uuid
 
@@ -36,9 +35,9 @@ def evolve(row: ShipmentRow | None, fact: Fact) -> ShipmentRow:
                 id=fact.originator_id, order_id=UUID(fact.data["order_id"]), status=status,
                 tracking_number=None, carrier=None, created_at=at, updated_at=at, failure_reason=reason,
             )
-        return replace(row, status=status, updated_at=at, failure_reason=reason)
+        return changed(row, status=status, updated_at=at, failure_reason=reason)
     if fact.topic in _FOLLOW_UPS:
-        return replace(require(row, fact), status=_FOLLOW_UPS[fact.topic], updated_at=at)
+        return changed(require(row, fact), status=_FOLLOW_UPS[fact.topic], updated_at=at)
     raise CannotApplyError(f"shipment tracking does not read {fact.topic}")
 
 

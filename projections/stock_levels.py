@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -11,7 +10,7 @@ from eventsourcing.utils import get_topic
 
 from domain.stock import Stock
 from projections.facts import Fact
-from projections.projection import CannotApplyError, Projection, require
+from projections.projection import CannotApplyError, Projection, changed, require
 from projections.read_model import ProductRow
 from projections.store import Index, ReadStore, Row, TableSpec, as_decimal, as_uuid, fetch_in
 
@@ -31,13 +30,13 @@ def evolve(row: ProductRow | None, fact: Fact) -> ProductRow:
     product = require(row, fact)
     quantity = int(data["quantity"])
     if fact.topic == RESTOCKED:
-        return replace(product, on_hand=product.on_hand + quantity)
+        return changed(product, on_hand=product.on_hand + quantity)
     if fact.topic == RESERVED:
-        return replace(product, reserved=product.reserved + quantity)
+        return changed(product, reserved=product.reserved + quantity)
     if fact.topic == RELEASED:
-        return replace(product, reserved=product.reserved - quantity)
+        return changed(product, reserved=product.reserved - quantity)
     if fact.topic == SOLD:
-        return replace(product, reserved=product.reserved - quantity, on_hand=product.on_hand - quantity)
+        return changed(product, reserved=product.reserved - quantity, on_hand=product.on_hand - quantity)
     raise CannotApplyError(f"stock levels do not read {fact.topic}")
 
 

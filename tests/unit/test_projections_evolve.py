@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -28,7 +29,7 @@ from projections import (
     stock_levels,
 )
 from projections.facts import Fact, fact_of
-from projections.projection import CannotApplyError
+from projections.projection import CannotApplyError, changed
 from tests.sagas import Deadline, story
 from tests.sagas import Order as SagaOrder
 
@@ -262,6 +263,16 @@ def test_a_notification_is_sent_or_failed_with_its_channel() -> None:
     assert project(notification_log.evolve, sent.collect_events()).status == "SENT"
     row = project(notification_log.evolve, failed.collect_events())
     assert (row.status, row.channel) == ("FAILED", "sms")
+
+
+def test_a_row_changed_in_a_few_fields_is_the_row_replace_makes_and_an_unknown_field_is_refused() -> None:
+    row = project(order_summary.evolve, placed_order().collect_events())
+
+    assert changed(row, order_status="CANCELLED", failure_reason="declined") == dataclasses.replace(
+        row, order_status="CANCELLED", failure_reason="declined")
+    assert row.order_status == "PENDING"
+    with pytest.raises(TypeError, match="no field colour"):
+        changed(row, colour="red")
 
 
 # Saga progress
