@@ -13,6 +13,8 @@ from infra.eventstore.ddl import SERIALISE_DDL
 from infra.settings import PostgresDsn
 from projections.store import Dialect, Index, ReadStore, Reshaped, Row, TableSpec, Tx
 
+STATEMENTS_KEPT = 100
+"""Prepared statements a reading connection keeps (asyncpg's default)."""
 POSTGRES = Dialect(
     "postgresql",
     {"uuid": "UUID", "money": "NUMERIC", "ts": "TIMESTAMPTZ", "json": "JSONB", "int": "BIGINT",
@@ -24,23 +26,33 @@ POSTGRES = Dialect(
 class PostgresStore(ReadStore):
     dialect = POSTGRES
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, reads: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        self._reads = reads or pool
 
     @classmethod
     async def connect(cls, where: PostgresDsn, *, max_size: int = 4) -> PostgresStore:
+        """Two pools: transactions prepare every statement afresh; reads keep theirs prepared.
+
+        A rebuild swaps tables under the same names. A plan cached for the old table fails
+        the statement, and inside a transaction nothing can prepare it again, so the
+        transactions' pool caches none. A read outside a transaction (`fetch`: every query
+        of the API) is one statement: asyncpg prepares a plan the server refused again and
+        runs it once more, so the reads' pool keeps them, saving a parse and a plan a query.
+        """
         settings = {"search_path": where.schema_name} if where.schema_name else {}
-        pool = await asyncpg.create_pool(
-            host=where.host, port=where.port, user=where.user, password=where.password or None,
-            database=where.dbname, min_size=1, max_size=max_size, server_settings=settings,
-            # A rebuild swaps tables under the same names: plans cached for the old ones
-            # would fail inside the next transaction instead of being prepared again.
-            statement_cache_size=0,
-        )
-        return cls(pool)
+
+        async def pool(statement_cache_size: int) -> asyncpg.Pool:
+            return await asyncpg.create_pool(
+                host=where.host, port=where.port, user=where.user, password=where.password or None,
+                database=where.dbname, min_size=1, max_size=max_size, server_settings=settings,
+                statement_cache_size=statement_cache_size,
+            )
+
+        return cls(await pool(0), await pool(STATEMENTS_KEPT))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        rows = await self._pool.fetch(sql, *_pg_args(args))
+        rows = await self._reads.fetch(sql, *_pg_args(args))
         return cast(list[Row], rows)
 
     async def create(self, tables: Iterable[TableSpec], *, reshaped: Reshaped | None = None) -> None:
@@ -67,6 +79,8 @@ class PostgresStore(ReadStore):
 
     async def close(self) -> None:
         await self._pool.close()
+        if self._reads is not self._pool:
+            await self._reads.close()
 
 
 class _PostgresTx:

@@ -1,0 +1,43 @@
+"""Reads from the PostgreSQL read store keep their statements prepared, and still answer across a rebuild's swap."""
+
+from __future__ import annotations
+
+from infra.readstore.postgres import PostgresStore
+from infra.settings import Settings
+
+
+async def test_a_read_prepared_before_a_swap_answers_from_the_table_swapped_in_whatever_its_shape(
+    postgres_settings: Settings,
+) -> None:
+    where = postgres_settings.postgres
+    assert where is not None
+    store = await PostgresStore.connect(where, max_size=1)
+    try:
+        async with store.transaction() as tx:
+            await tx.execute("CREATE TABLE swapped (id BIGINT PRIMARY KEY, status TEXT)")
+            await tx.execute("INSERT INTO swapped VALUES (1, 'PENDING')")
+        query = "SELECT * FROM swapped WHERE id = $1"
+        for _ in range(3):  # prepared once, then taken from the connection's cache
+            assert [dict(r) for r in await store.fetch(query, 1)] == [{"id": 1, "status": "PENDING"}]
+
+        # A rebuild: a new table under another name, swapped in (same shape: new rows only).
+        async with store.transaction() as tx:
+            await tx.execute("CREATE TABLE swapped_new (id BIGINT PRIMARY KEY, status TEXT)")
+            await tx.execute("INSERT INTO swapped_new VALUES (1, 'COMPLETED')")
+            await tx.execute("DROP TABLE swapped")
+            await tx.execute("ALTER TABLE swapped_new RENAME TO swapped")
+        assert [dict(r) for r in await store.fetch(query, 1)] == [{"id": 1, "status": "COMPLETED"}]
+
+        # And one that reshapes it: the cached plan's row type no longer fits, and is prepared again.
+        async with store.transaction() as tx:
+            await tx.execute("CREATE TABLE swapped_new (id BIGINT PRIMARY KEY, status TEXT, reason TEXT)")
+            await tx.execute("INSERT INTO swapped_new VALUES (1, 'CANCELLED', 'payment declined')")
+            await tx.execute("DROP TABLE swapped")
+            await tx.execute("ALTER TABLE swapped_new RENAME TO swapped")
+        assert [dict(r) for r in await store.fetch(query, 1)] == [
+            {"id": 1, "status": "CANCELLED", "reason": "payment declined"}]
+        async with store.transaction() as tx:  # transactions prepare afresh: the swap never fails them
+            assert [dict(r) for r in await tx.fetch(query, 1)] == [
+                {"id": 1, "status": "CANCELLED", "reason": "payment declined"}]
+    finally:
+        await store.close()
