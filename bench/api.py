@@ -3,7 +3,7 @@ the CPU a request costs the server, the load and PostgreSQL.
 
     .venv/bin/python bench/api.py [--orders 500] [--clients 16] [--load-processes 1] [--workers W]
         [--seconds 10] [--warmup 2] [--runs 3] [--stores sqlite,postgres] [--auth both|off|on]
-        [--wait-quiet 120]
+        [--wait-quiet 120] [--answers kept,fresh]
 
 Each run works on a fresh, throw-away store (sqlite: SQLite files and the in-process bus;
 postgres: a new database and RabbitMQ vhost), restocks the catalogue and places --orders
@@ -19,12 +19,20 @@ beforehand, for --warmup seconds not counted and --seconds counted:
   order_with_token  required mode (AUTH_JWT_SECRET set): `order`, each client sending its
                     customer's token (scope customer)
 
+Each query is measured with kept answers and with fresh ones (--answers): the API keeps the
+answers of `order` and `orders` under the exact request body while the read model does not
+move (read_api/answer_cache.py), so a client sending the same requests again is answered from
+what was kept (`kept`); in `fresh` every request's body carries one more member, a number of its
+own (`"extensions": {"request": "..."}`), so that no kept answer serves it and each runs its
+query, asked with the same query text.
+
 Every answer is checked: a non-200 answer, or a body other than the one learned for that
-order id before measuring (from one answer checked as JSON: no errors, the order asked for)
-is an error, counted by kind, left out of the rate and latency, and makes the bench exit 1.
-Prints one JSON document on stdout (per store and query: medians of --runs runs, and every
-run) and a summary on stderr; bench/README.md says what each figure means. DATABASE_URL and
-AMQP_URL name the servers (default the local ones). The parts live in bench/api_parts/.
+order id before measuring (from one answer checked as JSON: no errors, the order asked for;
+the same body for a fresh request) is an error, counted by kind, left out of the rate and
+latency, and makes the bench exit 1. Prints one JSON document on stdout (per store, answers
+mode and query: medians of --runs runs, and every run) and a summary on stderr;
+bench/README.md says what each figure means. DATABASE_URL and AMQP_URL name the servers
+(default the local ones). The parts live in bench/api_parts/.
 """
 
 from __future__ import annotations
@@ -48,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "api", "orders": config.orders, "customers": config.customers,
         "concurrency": config.concurrency, "load_processes": config.load_processes,
         "workers": config.workers, "seconds": config.seconds, "warmup_s": config.warmup,
-        "runs": config.runs, "auth": config.auth, "wait_quiet_s": config.wait_quiet,
+        "runs": config.runs, "auth": config.auth, "answers": config.answers,
+        "wait_quiet_s": config.wait_quiet,
         "order_seed": config.order_seed, "failure_seed": config.failure_seed, "failure_rates": FAILURE_RATES,
         "cores": os.cpu_count(), "load_1min_at_start": os.getloadavg()[0],
         "note": "the load processes, the server and the stores share the cores",
-        "answer_cache": "on: the API has no setting to turn off its kept answers of order and orders",
+        "answer_cache": "on: the API has no setting to turn off its kept answers of order and orders; "
+                        "fresh requests are each unique, so that none is answered from them",
         "stores": {},
     }
     try:
@@ -61,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         report["interrupted"] = True
     report["errors"] = sum(q["errors"] for m in report["stores"].values()
-                           for q in m["median"].values() if isinstance(q, dict))
+                           for answer in config.answers for q in m["median"].get(answer, {}).values())
     failed_runs = sum(m["median"]["runs_failed"] for m in report["stores"].values())
     report["ok"] = not report["errors"] and not failed_runs and not report.get("interrupted")
     summarize(report)

@@ -19,6 +19,11 @@ AUTH = {
     "off": "dev mode only (no token)",
     "on": "required mode only (customer tokens)",
 }
+ANSWERS = {
+    "kept": "the same request bodies again and again: after its first, each is answered from a kept answer",
+    "fresh": "every request body unique (an `extensions` member numbered per request): no kept answer serves "
+             "it, so each runs its query",
+}
 FAILURE_RATES = {
     name: Settings.model_fields[name].default
     for name in ("payment_failure_rate", "shipping_failure_rate", "notification_failure_rate")
@@ -63,6 +68,7 @@ class Config:
     failure_seed: int
     wait_quiet: float
     auth: str
+    answers: tuple[str, ...]
     database_url: str
     amqp_url: str
 
@@ -96,6 +102,9 @@ def parse_options(argv: list[str] | None, description: str | None) -> tuple[Conf
                         help="both: order(id) without a token (dev mode) and with a customer token "
                              "(required mode), and their ratio; off: dev mode only; on: required mode "
                              "only (both)")
+    parser.add_argument("--answers", default=",".join(ANSWERS),
+                        help="any of kept,fresh: kept, requests the API answers from what it kept; fresh, "
+                             "each request body unique, so that each runs its query (both)")
     parser.add_argument("--placers", type=int, default=16, help="placeOrder requests at a time (16)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds for placing and ending the orders (600)")
@@ -106,14 +115,15 @@ def parse_options(argv: list[str] | None, description: str | None) -> tuple[Conf
     parser.add_argument("--failure-seed", type=int, default=42)
     args = parser.parse_args(argv)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
-    if set(stores) - set(STORES) or min(args.orders, args.clients, args.runs, args.placers,
-                                        args.load_processes, args.workers) < 1:
-        parser.error(f"bad arguments (stores are {', '.join(STORES)})")
+    answers = tuple(a.strip() for a in args.answers.split(",") if a.strip())
+    if set(stores) - set(STORES) or not answers or set(answers) - set(ANSWERS) or min(
+            args.orders, args.clients, args.runs, args.placers, args.load_processes, args.workers) < 1:
+        parser.error(f"bad arguments (stores are {', '.join(STORES)}; answers {', '.join(ANSWERS)})")
     config = Config(
         orders=args.orders, concurrency=args.clients, load_processes=min(args.load_processes, args.clients),
         workers=args.workers, seconds=args.seconds, warmup=args.warmup, runs=args.runs,
         placers=args.placers, timeout=args.timeout, order_seed=args.order_seed,
-        failure_seed=args.failure_seed, wait_quiet=args.wait_quiet, auth=args.auth,
+        failure_seed=args.failure_seed, wait_quiet=args.wait_quiet, auth=args.auth, answers=answers,
         database_url=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
         amqp_url=os.environ.get("AMQP_URL") or DEFAULT_AMQP_URL,
     )

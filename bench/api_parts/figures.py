@@ -57,36 +57,47 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return None if not numerator or not denominator else round(numerator / denominator, 3)
 
 
-def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def median_of(runs: list[dict[str, Any]], answers: tuple[str, ...]) -> dict[str, Any]:
+    """Per answers mode and query, the medians of the runs that did not fail."""
     ok = [r for r in runs if "error" not in r]
     out: dict[str, Any] = {"runs_ok": len(ok), "runs_failed": len(runs) - len(ok)}
-    for name in ok[0]["queries"] if ok else ():
-        each = [r["queries"][name] for r in ok]
-        out[name] = {
-            "requests_per_s": round(statistics.median(q["requests_per_s"] for q in each), 1),
-            "latency_ms": {
-                k: rounded(statistics.median(q["latency_ms"][k] for q in each))
-                for k in ("p50", "p95", "p99", "max") if all(q["latency_ms"][k] is not None for q in each)
-            },
-            **{f"{side}_cpu_ms_per_request": rounded(
-                statistics.median(q[f"{side}_cpu_ms_per_request"] or 0 for q in each), 3
-            ) for side in CPU_PER_REQUEST},
-            "client_cpu_share": rounded(statistics.median(q["client_cpu_share"] or 0 for q in each), 3),
-            "host_busy_pct": round(statistics.median(q["cpu"]["host_busy_pct"] for q in each)),
-            "kept_share": rounded(statistics.median(q["answers_kept"]["kept_share"] or 0 for q in each), 4),
-            "errors": sum(q["errors"] for q in each),
-            "disturbed_runs": sum(1 for q in each if q["disturbed"]),
-        }
+    for answer in answers:
+        out[answer] = {name: median_query([r["answers"][answer]["queries"][name] for r in ok])
+                       for name in (ok[0]["answers"][answer]["queries"] if ok else ())}
     return out
 
 
-def median_cost(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The medians of the runs' own ratios, each of two measurements made back to back, and of their figures.
+def median_query(each: list[dict[str, Any]]) -> dict[str, Any]:
+    def share(key: str) -> float | None:
+        known = [q["answers_kept"][key] for q in each if q["answers_kept"][key] is not None]
+        return rounded(statistics.median(known), 4) if known else None
+
+    return {
+        "requests_per_s": round(statistics.median(q["requests_per_s"] for q in each), 1),
+        "latency_ms": {
+            k: rounded(statistics.median(q["latency_ms"][k] for q in each))
+            for k in ("p50", "p95", "p99", "max") if all(q["latency_ms"][k] is not None for q in each)
+        },
+        **{f"{side}_cpu_ms_per_request": rounded(
+            statistics.median(q[f"{side}_cpu_ms_per_request"] or 0 for q in each), 3
+        ) for side in CPU_PER_REQUEST},
+        "client_cpu_share": rounded(statistics.median(q["client_cpu_share"] or 0 for q in each), 3),
+        "host_busy_pct": round(statistics.median(q["cpu"]["host_busy_pct"] for q in each)),
+        "ran_share": share("ran_share"),
+        "kept_share": share("kept_share"),
+        "errors": sum(q["errors"] for q in each),
+        "disturbed_runs": sum(1 for q in each if q["disturbed"]),
+    }
+
+
+def median_cost(runs: list[dict[str, Any]], answer: str) -> dict[str, Any] | None:
+    """Of one answers mode: the medians of the runs' own ratios, each of two measurements made back to
+    back, and of their figures.
 
     A disturbed run's ratio compares a measurement the host took cores from with one it did not, so
     the medians are of the undisturbed runs, unless every run was disturbed.
     """
-    measured = [r for r in runs if "auth_cost" in r]
+    measured = [r["answers"][answer] for r in runs if "auth_cost" in r.get("answers", {}).get(answer, {})]
     if not measured:
         return None
     clean = [r for r in measured if not r["auth_cost"]["disturbed"]] or measured
@@ -116,21 +127,23 @@ def line_of(r: dict[str, Any]) -> str:
     o = r["orders"]
     lines = [f"  {o['placed']} orders of {o['customers']} customers placed and ended in "
              f"{o['place_and_finish_s']} s ({o['completed']} completed, {o['cancelled']} cancelled)"]
-    for name, q in r["queries"].items():
-        lat = q["latency_ms"]
-        cpu = q["cpu"]
-        lines.append(f"  {name}: {q['requests_per_s']:.0f} requests/s; latency p50 {lat['p50']} "
-                     f"p95 {lat['p95']} p99 {lat['p99']} ms; host {cpu['host_busy_pct']}% busy; CPU-ms a "
-                     f"request: server {q['server_cpu_ms_per_request']}, client "
-                     f"{q['client_cpu_ms_per_request']}, PostgreSQL {q['postgres_cpu_ms_per_request']}; "
-                     f"answers kept {q['answers_kept']['kept_share']}")
-        if q["disturbed"]:
-            lines.append(f"  !!! {name}: DISTURBED: other processes took {q['cpu']['others_s']} CPU-s "
-                         "while it was measured; its figures are not comparable")
-        if q["errors"]:
-            lines.append(f"  !!! {name}: {q['errors']} ERRORS {q['error_kinds']}: {q['error_samples'][:2]}")
-    if "auth_cost" in r:
-        lines.append(f"  {cost_line(r['auth_cost'])}")
+    for answer, measured in r["answers"].items():
+        for name, q in measured["queries"].items():
+            lat = q["latency_ms"]
+            cpu = q["cpu"]
+            lines.append(f"  {answer} {name}: {q['requests_per_s']:.0f} requests/s; latency p50 {lat['p50']} "
+                         f"p95 {lat['p95']} p99 {lat['p99']} ms; host {cpu['host_busy_pct']}% busy; CPU-ms a "
+                         f"request: server {q['server_cpu_ms_per_request']}, client "
+                         f"{q['client_cpu_ms_per_request']}, PostgreSQL {q['postgres_cpu_ms_per_request']}; "
+                         f"ran an operation {q['answers_kept']['ran_share']}")
+            if q["disturbed"]:
+                lines.append(f"  !!! {answer} {name}: DISTURBED: other processes took {q['cpu']['others_s']} "
+                             "CPU-s while it was measured; its figures are not comparable")
+            if q["errors"]:
+                lines.append(f"  !!! {answer} {name}: {q['errors']} ERRORS {q['error_kinds']}: "
+                             f"{q['error_samples'][:2]}")
+        if "auth_cost" in measured:
+            lines.append(f"  {answer} {cost_line(measured['auth_cost'])}")
     return "\n".join(lines)
 
 
@@ -141,32 +154,33 @@ def cost_line(cost: dict[str, Any]) -> str:
             f"{p99['without_token']} ms without")
 
 
+def median_line(q: dict[str, Any]) -> str:
+    lat = q["latency_ms"]
+    line = (f"{q['requests_per_s']:.0f} requests/s, p50 {lat.get('p50')} p95 {lat.get('p95')} p99 "
+            f"{lat.get('p99')} ms; CPU-ms a request: server {q['server_cpu_ms_per_request']}, client "
+            f"{q['client_cpu_ms_per_request']} ({100 * (q['client_cpu_share'] or 0):.0f}% of the CPU used), "
+            f"PostgreSQL {q['postgres_cpu_ms_per_request']}; ran an operation {q['ran_share']}")
+    if q["errors"]:
+        line += f"  !!! {q['errors']} ERRORS"
+    if q["disturbed_runs"]:
+        line += f"  ({q['disturbed_runs']} disturbed run(s))"
+    return line
+
+
 def summarize(report: dict[str, Any]) -> None:
     lines = [f"api: {report['orders']} orders, {report['concurrency']} clients in {report['load_processes']} "
              f"load process(es), {report['workers']} API worker(s) on PostgreSQL, {report['seconds']:g} s a "
-             f"query, auth {report['auth']}, medians of {report['runs']} run(s); client and server share "
-             f"{report['cores']} cores"]
+             f"query, auth {report['auth']}, answers {','.join(report['answers'])}, medians of "
+             f"{report['runs']} run(s); client and server share {report['cores']} cores"]
     for store, result in report["stores"].items():
         m = result["median"]
-        for name, q in m.items():
-            if not isinstance(q, dict):
-                continue
-            lat = q["latency_ms"]
-            line = (f"  {store} {name}: {q['requests_per_s']:.0f} requests/s, p50 {lat.get('p50')} "
-                    f"p95 {lat.get('p95')} p99 {lat.get('p99')} ms; CPU-ms a request: server "
-                    f"{q['server_cpu_ms_per_request']}, client {q['client_cpu_ms_per_request']} "
-                    f"({100 * (q['client_cpu_share'] or 0):.0f}% of the CPU used), PostgreSQL "
-                    f"{q['postgres_cpu_ms_per_request']}; answers kept {q['kept_share']}")
-            if q["errors"]:
-                line += f"  !!! {q['errors']} ERRORS"
-            if q["disturbed_runs"]:
-                line += f"  ({q['disturbed_runs']} disturbed run(s))"
-            lines.append(line)
-        if "auth_cost" in result:
-            cost = result["auth_cost"]
-            disturbed = (f"  (median of {cost['runs']} run(s); {cost['disturbed_runs']} disturbed)"
-                         if cost["disturbed_runs"] else "")
-            lines.append(f"  {store} {cost_line(cost)}{disturbed}")
+        for answer in report["answers"]:
+            for name, q in m.get(answer, {}).items():
+                lines.append(f"  {store} {answer} {name}: {median_line(q)}")
+            if (cost := result.get("auth_cost", {}).get(answer)) is not None:
+                disturbed = (f"  (median of {cost['runs']} run(s); {cost['disturbed_runs']} disturbed)"
+                             if cost["disturbed_runs"] else "")
+                lines.append(f"  {store} {answer} {cost_line(cost)}{disturbed}")
         if m["runs_failed"]:
             lines.append(f"  !!! {store}: {m['runs_failed']} RUN(S) FAILED")
     if report["errors"]:

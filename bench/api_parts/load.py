@@ -2,9 +2,10 @@
 HTTP/1.1 keep-alive connections, one per client, sending the requests built beforehand and comparing
 each answer's bytes with the one learned. Cheap on purpose, so that it is not what limits the server.
 
-Each client sends its next request as soon as its last answer has been read. Latency is one request:
-its bytes written -> its whole answer read (perf_counter_ns, the same clock in every process); the
-processes send their samples back, so percentiles are of every request.
+Each client sends its next request as soon as its last answer has been read; a fresh request is
+numbered (the phase of its process, the client, how many it sent before), so that no two are alike.
+Latency is one request: its bytes written -> its whole answer read (perf_counter_ns, the same clock
+in every process); the processes send their samples back, so percentiles are of every request.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from multiprocessing.connection import Connection
 from typing import Any, cast
 
 from bench.api_parts.config import RunFailed
-from bench.api_parts.requests import ClientPlan, kind_of_error, parse_response
+from bench.api_parts.requests import FRESH_NUMBER, ClientPlan, kind_of_error, parse_response
 
 SAMPLES_KEPT = 5
+PER_CLIENT = 10**10
+"""Fresh requests a client may send in one phase; its FRESH_NUMBER leaves 10**8 (phase, client) pairs."""
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Client(asyncio.Protocol):
         self.sent_at = 0
         self.transport: asyncio.Transport | None = None
         self.busy = False
+        self.number = (phase.number * 100_000 + plan.index) * PER_CLIENT
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio's subclasses
@@ -59,8 +63,14 @@ class Client(asyncio.Protocol):
         assert self.transport is not None
         self.asked = self.rng.randrange(len(self.plan.requests))
         self.busy = True
+        if self.plan.fresh is None:
+            request = self.plan.requests[self.asked]
+        else:
+            before, after = self.plan.fresh[self.asked]
+            request = before + FRESH_NUMBER % self.number + after
+            self.number += 1
         self.sent_at = time.perf_counter_ns()
-        self.transport.write(self.plan.requests[self.asked])
+        self.transport.write(request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -89,8 +99,9 @@ class Client(asyncio.Protocol):
 class Phase:
     """Every client of this process asking for `seconds`; done once each has had its last answer."""
 
-    def __init__(self, seed: int, seconds: float, clients: int) -> None:
+    def __init__(self, seed: int, number: int, seconds: float, clients: int) -> None:
         self.seed = seed
+        self.number = number
         self.tally = Tally()
         self.stop_at = time.perf_counter_ns() + int(seconds * 1e9)
         self.left = clients
@@ -105,11 +116,11 @@ class Phase:
 
 
 async def run_phase(
-    host: str, port: int, plans: list[ClientPlan], seconds: float, seed: int
+    host: str, port: int, plans: list[ClientPlan], seconds: float, seed: int, number: int
 ) -> dict[str, Any]:
     """Connect each client afresh (the server drops idle connections), then let them ask for `seconds`."""
     loop = asyncio.get_running_loop()
-    phase = Phase(seed, seconds, len(plans))
+    phase = Phase(seed, number, seconds, len(plans))
     clients = [(await loop.create_connection(partial(Client, plan, phase), host, port))[1] for plan in plans]
     phase.stop_at = time.perf_counter_ns() + int(seconds * 1e9)
     started = time.perf_counter_ns()
@@ -134,10 +145,12 @@ def drive(host: str, port: int, plans: list[ClientPlan], pipe: Connection) -> No
     gc.freeze()
     gc.disable()  # nothing in a phase makes cycles: the collector would only cost the load
     pipe.send("ready")
+    number = 0
     while (command := pipe.recv()) is not None:
         seconds, seed = command
+        number += 1  # from 1: a fresh request is never the one numbered 0
         try:
-            pipe.send(loop.run_until_complete(run_phase(host, port, plans, seconds, seed)))
+            pipe.send(loop.run_until_complete(run_phase(host, port, plans, seconds, seed, number)))
         except OSError as error:
             pipe.send({"failed": repr(error)})
     loop.close()

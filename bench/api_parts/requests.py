@@ -3,6 +3,14 @@ answer's bytes learned once per order id, from one request whose JSON was checke
 
 A load client then only compares bytes: an answer is right when its status is 200 and its body is
 the very body learned for that order id, so any wrong, short or errored answer is an error.
+
+A fresh request is the same request with one more member in its body, `"extensions": {"request":
+"<number>"}`, numbered per request with a fixed width, so that its bytes are two parts built once
+around the number, and its Content-Length does not change. The API keeps an answer under the whole
+request body (read_api/answer_cache.py), so no kept answer serves a fresh request; the query text
+is the one a kept request sends, so its parse and validation are the cached ones, as for a client
+asking with a query document it has sent before. Its answer is compared with the body learned from
+the plain request: the extensions member does not change what is answered.
 """
 
 from __future__ import annotations
@@ -25,16 +33,33 @@ class ClientPlan:
     expected: list[bytes]
     keys: list[str]
     """What each request asks for: an order id, or the page."""
+    fresh: list[tuple[bytes, bytes]] | None = None
+    """When each request is to be unique: the bytes of each before and after its number (FRESH_DIGITS)."""
+
+
+FRESH_DIGITS = 18
+FRESH_NUMBER = b"%0" + str(FRESH_DIGITS).encode() + b"d"
 
 
 def http_request(host: str, port: int, payload: dict[str, Any], token: str | None) -> bytes:
     """A whole HTTP/1.1 POST /graphql on a kept-alive connection, as bytes."""
     body = json.dumps(payload, separators=(",", ":")).encode()
+    return http_head(host, port, len(body), token) + body
+
+
+def fresh_request(host: str, port: int, payload: dict[str, Any], token: str | None) -> tuple[bytes, bytes]:
+    """The same request with `"extensions": {"request": "<FRESH_DIGITS digits>"}`: the bytes around them."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    before, after = body[:-1] + b',"extensions":{"request":"', b'"}}'
+    return http_head(host, port, len(before) + FRESH_DIGITS + len(after), token) + before, after
+
+
+def http_head(host: str, port: int, length: int, token: str | None) -> bytes:
     head = ["POST /graphql HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
-            f"Content-Length: {len(body)}"]
+            f"Content-Length: {length}"]
     if token is not None:
         head.append(f"Authorization: Bearer {token}")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
 
 
 def parse_response(buffer: bytes | bytearray) -> tuple[int, bytes, int] | None:
@@ -73,8 +98,9 @@ def _chunked(buffer: bytes | bytearray, status: int, at: int) -> tuple[int, byte
 
 
 def client_plans(name: str, shop: Shop, clients: int, host: str, port: int,
-                 tokens: list[str] | None) -> list[ClientPlan]:
-    """Each client's requests: order(id) of each order of its customer, or the one page."""
+                 tokens: list[str] | None, fresh: bool = False) -> list[ClientPlan]:
+    """Each client's requests: order(id) of each order of its customer, or the one page; `fresh`, each
+    also as the parts of a unique request."""
     plans = []
     for index in range(clients):
         token = None if tokens is None else tokens[index % len(tokens)]
@@ -85,7 +111,8 @@ def client_plans(name: str, shop: Shop, clients: int, host: str, port: int,
             keys = shop.orders_of(index)
             payloads = [{"query": ORDER, "variables": {"id": order_id}} for order_id in keys]
         requests = [http_request(host, port, payload, token) for payload in payloads]
-        plans.append(ClientPlan(index, requests, [], keys))
+        parts = [fresh_request(host, port, payload, token) for payload in payloads] if fresh else None
+        plans.append(ClientPlan(index, requests, [], keys, parts))
     return plans
 
 
@@ -100,7 +127,7 @@ def learn_answers(plans: list[ClientPlan], shop: Shop, host: str, port: int) -> 
                     if (problem := wrong(status, body, key, shop)) is not None:
                         raise RunFailed(f"the answer to learn for {key} is wrong ({problem}): {body[:300]!r}")
                     learned[key] = body
-    return [ClientPlan(p.index, p.requests, [learned[k] for k in p.keys], p.keys) for p in plans]
+    return [ClientPlan(p.index, p.requests, [learned[k] for k in p.keys], p.keys, p.fresh) for p in plans]
 
 
 def exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:

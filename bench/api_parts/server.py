@@ -94,14 +94,14 @@ def wait_until_ready(server: Server, within: float) -> None:
                     f"workers):\n{server.tail()}")
 
 
-def answers_kept(server: Server) -> dict[str, Any]:
+def graphql_counts(server: Server) -> tuple[int, int, int]:
     """How many GraphQL requests every worker answered and how many operations it ran since it started.
 
     The API keeps answers of `order` and `orders` (read_api/answer_cache.py): a kept answer
     is counted as a request (`http_requests_total`, every POST: the bench posts only to
     /graphql) but runs no operation (`graphql_operations_total`). Each scrape reaches one
     worker, on a new connection; the workers are told apart by their figures, which stand
-    still once the load has stopped.
+    still while no load runs. The third figure is how many workers answered the scrapes.
     """
     seen: set[tuple[float, float]] = set()
     for _ in range(20 * server.workers):
@@ -118,9 +118,17 @@ def answers_kept(server: Server) -> dict[str, Any]:
         seen.add((requests, operations))
         if len(seen) >= server.workers:
             break
-    requests, operations = sum(r for r, _ in seen), sum(o for _, o in seen)
+    return int(sum(r for r, _ in seen)), int(sum(o for _, o in seen)), len(seen)
+
+
+def answers_kept(workers: int, before: tuple[int, int, int], after: tuple[int, int, int]) -> dict[str, Any]:
+    """The GraphQL requests between two counts, how many ran an operation, and how many were kept answers;
+    no share when a scrape did not reach every worker."""
+    requests, operations = after[0] - before[0], after[1] - before[1]
+    whole = requests > 0 and min(before[2], after[2]) >= workers
     return {
-        "graphql_requests": int(requests), "operations_run": int(operations),
-        "answered_kept": int(requests - operations),
-        "kept_share": round(1 - operations / requests, 4) if requests else None, "workers_seen": len(seen),
+        "graphql_requests": requests, "operations_run": operations, "answered_kept": requests - operations,
+        "ran_share": round(operations / requests, 4) if whole else None,
+        "kept_share": round(1 - operations / requests, 4) if whole else None,
+        "workers_seen": min(before[2], after[2]),
     }
