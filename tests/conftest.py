@@ -26,6 +26,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from commands.orders import Orders
+from infra.eventstore.persistence import application_env
+from infra.eventstore.recorders import PostgresExactlyOnceRecorder
 from infra.messaging.bus import Bus
 from infra.messaging.in_process import InProcessBus
 from infra.messaging.rabbitmq import RabbitBus
@@ -98,6 +101,17 @@ def postgres_settings(postgres_database: PostgresDsn) -> Settings:
         database_url=f"{postgres_database.url}?schema={schema}",
         postgres_pool_size=2,
     )
+
+
+@pytest.fixture
+def orders_recorder(postgres_settings: Settings) -> Iterator[PostgresExactlyOnceRecorder]:
+    """The Orders application's recorder on a fresh schema of PostgreSQL."""
+    orders = Orders(application_env(postgres_settings, "Orders"))
+    try:
+        assert isinstance(orders.process_recorder, PostgresExactlyOnceRecorder)
+        yield orders.process_recorder
+    finally:
+        orders.close()
 
 
 @pytest.fixture

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg import sql
 
-from commands.orders import Orders
 from infra.eventstore.event_rows import ROWS_AS_VALUES
-from infra.eventstore.persistence import application_env
 from infra.eventstore.recorders import PostgresExactlyOnceRecorder
-from infra.settings import Settings
 
 
 @pytest.fixture
-def recorder(postgres_settings: Settings) -> Iterator[PostgresExactlyOnceRecorder]:
-    """The Orders application's recorder on a fresh schema."""
-    orders = Orders(application_env(postgres_settings, "Orders"))
-    try:
-        assert isinstance(orders.process_recorder, PostgresExactlyOnceRecorder)
-        yield orders.process_recorder
-    finally:
-        orders.close()
+def recorder(orders_recorder: PostgresExactlyOnceRecorder) -> PostgresExactlyOnceRecorder:
+    return orders_recorder
 
 
 @pytest.mark.parametrize("size", [1, 3, ROWS_AS_VALUES, ROWS_AS_VALUES + 1, 200])

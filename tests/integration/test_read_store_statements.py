@@ -1,4 +1,4 @@
-"""Reads from the PostgreSQL read store keep their statements prepared, and still answer across a rebuild's swap."""
+"""Reads from the PostgreSQL read store keep their statements prepared, and answer across a rebuild's swap."""
 
 from __future__ import annotations
 

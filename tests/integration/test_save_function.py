@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import psycopg
@@ -16,21 +15,13 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from psycopg import sql
 
-from commands.orders import Orders
-from infra.eventstore.persistence import application_env
 from infra.eventstore.recorders import PostgresExactlyOnceRecorder
 from infra.settings import Settings
 
 
 @pytest.fixture
-def recorder(postgres_settings: Settings) -> Iterator[PostgresExactlyOnceRecorder]:
-    """The Orders application's recorder on a fresh schema."""
-    orders = Orders(application_env(postgres_settings, "Orders"))
-    try:
-        assert isinstance(orders.process_recorder, PostgresExactlyOnceRecorder)
-        yield orders.process_recorder
-    finally:
-        orders.close()
+def recorder(orders_recorder: PostgresExactlyOnceRecorder) -> PostgresExactlyOnceRecorder:
+    return orders_recorder
 
 
 @pytest.fixture(params=["function", "statements"])
