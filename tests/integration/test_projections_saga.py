@@ -116,18 +116,23 @@ async def everything(model: StoreReadModel) -> tuple[Any, ...]:
             await model.notifications_by_order(ids), await model.sagas_by_order(ids), await model.products())
 
 
+async def three_orders_at_rest(system: System, model: StoreReadModel) -> tuple[Any, ...]:
+    """Three orders placed and ended, the projections caught up: everything they hold."""
+    placed = [order_of((MOUSE, 1)), order_of((KEYBOARD, 31)), order_of((LAPTOP, 1), (MOUSE, 2))]
+    for command in placed:
+        await asyncio.to_thread(system.orders.place_order, command)
+    for command in placed:
+        await finished(system, command.order_id)
+    await at_rest(model)
+    return await everything(model)
+
+
 async def test_a_rebuild_from_the_event_stores_gives_the_rows_the_live_projections_built(
     store_settings: Settings,
 ) -> None:
     async with running(store_settings) as system, projecting(system) as projector:
         model = projector.read_model()
-        placed = [order_of((MOUSE, 1)), order_of((KEYBOARD, 31)), order_of((LAPTOP, 1), (MOUSE, 2))]
-        for command in placed:
-            await asyncio.to_thread(system.orders.place_order, command)
-        for command in placed:
-            await finished(system, command.order_id)
-        await at_rest(model)
-        live = await everything(model)
+        live = await three_orders_at_rest(system, model)
         assert live[0].total_count == 3
 
         progress: list[tuple[str, int, int]] = []
@@ -145,13 +150,7 @@ async def test_a_rebuild_writing_two_rows_at_a_time_and_keeping_one_gives_the_ro
 ) -> None:
     async with running(store_settings) as system, projecting(system) as projector:
         model = projector.read_model()
-        placed = [order_of((MOUSE, 1)), order_of((KEYBOARD, 31)), order_of((LAPTOP, 1), (MOUSE, 2))]
-        for command in placed:
-            await asyncio.to_thread(system.orders.place_order, command)
-        for command in placed:
-            await finished(system, command.order_id)
-        await at_rest(model)
-        live = await everything(model)
+        live = await three_orders_at_rest(system, model)
 
         # Rows copied in new, written again once changed, let go and read back from the rebuilt table.
         await rebuild(projector, batch_size=3, pending_rows=2, cached_rows=1)

@@ -6,6 +6,15 @@ from infra.readstore.postgres import PostgresStore
 from infra.settings import Settings
 
 
+async def swap_in(store: PostgresStore, columns: str, row: str) -> None:
+    """As a rebuild does: a new table under another name, holding `row`, swapped in for `swapped`."""
+    async with store.transaction() as tx:
+        await tx.execute(f"CREATE TABLE swapped_new (id BIGINT PRIMARY KEY, {columns})")
+        await tx.execute(f"INSERT INTO swapped_new VALUES ({row})")
+        await tx.execute("DROP TABLE swapped")
+        await tx.execute("ALTER TABLE swapped_new RENAME TO swapped")
+
+
 async def test_a_read_prepared_before_a_swap_answers_from_the_table_swapped_in_whatever_its_shape(
     postgres_settings: Settings,
 ) -> None:
@@ -21,19 +30,11 @@ async def test_a_read_prepared_before_a_swap_answers_from_the_table_swapped_in_w
             assert [dict(r) for r in await store.fetch(query, 1)] == [{"id": 1, "status": "PENDING"}]
 
         # A rebuild: a new table under another name, swapped in (same shape: new rows only).
-        async with store.transaction() as tx:
-            await tx.execute("CREATE TABLE swapped_new (id BIGINT PRIMARY KEY, status TEXT)")
-            await tx.execute("INSERT INTO swapped_new VALUES (1, 'COMPLETED')")
-            await tx.execute("DROP TABLE swapped")
-            await tx.execute("ALTER TABLE swapped_new RENAME TO swapped")
+        await swap_in(store, "status TEXT", "1, 'COMPLETED'")
         assert [dict(r) for r in await store.fetch(query, 1)] == [{"id": 1, "status": "COMPLETED"}]
 
         # And one that reshapes it: the cached plan's row type no longer fits, and is prepared again.
-        async with store.transaction() as tx:
-            await tx.execute("CREATE TABLE swapped_new (id BIGINT PRIMARY KEY, status TEXT, reason TEXT)")
-            await tx.execute("INSERT INTO swapped_new VALUES (1, 'CANCELLED', 'payment declined')")
-            await tx.execute("DROP TABLE swapped")
-            await tx.execute("ALTER TABLE swapped_new RENAME TO swapped")
+        await swap_in(store, "status TEXT, reason TEXT", "1, 'CANCELLED', 'payment declined'")
         assert [dict(r) for r in await store.fetch(query, 1)] == [
             {"id": 1, "status": "CANCELLED", "reason": "payment declined"}]
         async with store.transaction() as tx:  # transactions prepare afresh: the swap never fails them
