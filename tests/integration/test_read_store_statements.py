@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from infra.readstore.postgres import PostgresStore
 from infra.settings import Settings
 
@@ -40,5 +42,33 @@ async def test_a_read_prepared_before_a_swap_answers_from_the_table_swapped_in_w
         async with store.transaction() as tx:  # transactions prepare afresh: the swap never fails them
             assert [dict(r) for r in await tx.fetch(query, 1)] == [
                 {"id": 1, "status": "CANCELLED", "reason": "payment declined"}]
+    finally:
+        await store.close()
+
+
+async def test_a_connection_goes_back_to_its_pool_as_it_is_with_no_reset_query_after_it(
+    postgres_settings: Settings,
+) -> None:
+    where = postgres_settings.postgres
+    assert where is not None
+    store = await PostgresStore.connect(where, max_size=1)
+    try:
+        [read] = await store.fetch("SELECT pg_backend_pid() AS pid")
+        async with store.transaction() as tx:
+            [written] = await tx.fetch("SELECT pg_backend_pid() AS pid")
+
+        # The server's record of each connection's last statement, seen from a connection of its own.
+        watcher = await asyncpg.connect(
+            host=where.host, port=where.port, user=where.user, database=where.dbname,
+            password=where.password or None,
+        )
+        try:
+            last = {row["pid"]: row["query"] for row in await watcher.fetch(
+                "SELECT pid, query FROM pg_stat_activity WHERE pid IN ($1, $2)", read["pid"], written["pid"],
+            )}
+        finally:
+            await watcher.close()
+        assert last[read["pid"]] == "SELECT pg_backend_pid() AS pid"  # a read is one round trip, not two
+        assert last[written["pid"]] == "COMMIT;"  # asyncpg's own, ending the transaction
     finally:
         await store.close()
