@@ -73,7 +73,8 @@ class DeadlineIndex:
                                   woken_by_saves=False)
         self._position = 0
         self._orders: dict[UUID, UUID] = {}  # saga id -> order id, for unfinished sagas
-        self._pending: dict[tuple[UUID, StepName], Deadline] = {}
+        # Each unfinished saga's pending deadlines by step: a saga's end drops its own, not a scan of all.
+        self._pending: dict[UUID, dict[StepName, Deadline]] = {}
         self._lock = threading.Lock()
         self.catch_up()
 
@@ -99,7 +100,7 @@ class DeadlineIndex:
     def pending(self) -> list[Deadline]:
         """Every deadline still pending, soonest first (as of the last catch-up)."""
         with self._lock:
-            return sorted(self._pending.values())
+            return sorted(deadline for steps in self._pending.values() for deadline in steps.values())
 
     def due(self, now: datetime) -> list[Deadline]:
         """The deadlines that have come by `now`, soonest first, after catching up with the log."""
@@ -123,9 +124,9 @@ class DeadlineIndex:
 
     def _forget(self, deadline: Deadline) -> None:
         with self._lock:
-            for key, pending in list(self._pending.items()):
-                if pending == deadline:
-                    del self._pending[key]
+            for saga_id, steps in list(self._pending.items()):
+                if steps.get(deadline.step) == deadline:
+                    self._drop(saga_id, deadline.step)
 
     def _follow(self, notification: Notification, state: dict[str, Any]) -> None:
         # Read from the stored JSON: this follows every saga's every step.
@@ -134,17 +135,23 @@ class DeadlineIndex:
             self._orders[saga_id] = UUID(state["order_id"])
         elif kind in REQUESTS and saga_id in self._orders:
             step = StepName(state["step"])
-            self._pending.pop((saga_id, step), None)
+            self._drop(saga_id, step)
             if state.get("deadline"):  # an undoing recorded before undoings were retried has none
-                self._pending[(saga_id, step)] = Deadline(
+                self._pending.setdefault(saga_id, {})[step] = Deadline(
                     datetime.fromisoformat(state["deadline"]), self._orders[saga_id], step, state["attempt"]
                 )
         elif kind in STEP_ENDINGS:
-            self._pending.pop((saga_id, StepName(state["step"])), None)
+            self._drop(saga_id, StepName(state["step"]))
         elif kind in (Saga.Completed, Saga.Compensated):
             self._orders.pop(saga_id, None)
-            for key in [key for key in self._pending if key[0] == saga_id]:
-                del self._pending[key]
+            self._pending.pop(saga_id, None)
+
+    def _drop(self, saga_id: UUID, step: StepName) -> None:
+        steps = self._pending.get(saga_id)
+        if steps is not None:
+            steps.pop(step, None)
+            if not steps:
+                del self._pending[saga_id]
 
 
 def fire_due(sagas: TimesOut, index: DeadlineIndex, now: datetime) -> int:

@@ -61,6 +61,15 @@ def test_a_completed_saga_leaves_no_deadline_behind(sagas: Sagas) -> None:
     assert pending(DeadlineIndex(sagas)) == []
 
 
+def test_a_saga_that_ends_takes_only_its_own_deadlines_with_it(sagas: Sagas) -> None:
+    index = DeadlineIndex(sagas)
+    ending, waiting = Order.new(), Order.new()
+    sagas.handle_event(waiting.placed(), None)
+    for event in (ending.placed(), *ending.happy_replies(), ending.completed()):
+        sagas.handle_event(event, None)
+    assert pending(index) == [(waiting.order_id, PAYMENT, 1, T0 + TIMEOUT)]
+
+
 def test_due_lists_only_what_has_come_soonest_first(sagas: Sagas, clock: list[datetime]) -> None:
     early, late = Order.new(), Order.new()
     sagas.handle_event(early.placed(), None)
