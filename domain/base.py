@@ -9,7 +9,8 @@ so aggregates never have to thread them through their methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -30,6 +31,19 @@ class Cause:
 
 
 A = TypeVar("A", bound=BaseAggregate[Any])
+F = TypeVar("F", bound=Callable[..., UUID])
+
+IDS_KEPT = 16_384
+"""How many recent answers each `kept_ids` function keeps."""
+
+
+def kept_ids(create_id: F) -> F:
+    """A deterministic id function (uuid5 of a name) that keeps its recent answers.
+
+    A saga's message asks for the same few ids many times over (its saga's, its
+    order's, its command's); each uuid5 formats a name and hashes it with SHA-1.
+    """
+    return functools.lru_cache(maxsize=IDS_KEPT)(create_id)  # type: ignore[return-value]
 
 _NO_CAUSE = Cause()
 _current_cause: ContextVar[Cause] = ContextVar("current_cause")

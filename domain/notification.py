@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from domain.base import Aggregate, ValidationError
+from domain.base import Aggregate, ValidationError, kept_ids
 
 Channel = Literal["email", "sms"]
 ORDER_CONFIRMATION = "order_confirmation"
@@ -50,6 +50,7 @@ class Notification(Aggregate):
             notification.failure_reason = self.reason
 
     @staticmethod
+    @kept_ids
     def create_id(order_id: UUID, purpose: str = ORDER_CONFIRMATION) -> UUID:
         return uuid5(NAMESPACE_URL, f"/notifications/{order_id}/{purpose}")
 

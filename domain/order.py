@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.base import Aggregate, InvalidStateError, ValidationError
+from domain.base import Aggregate, InvalidStateError, ValidationError, kept_ids
 from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address, Money
 
@@ -73,6 +73,7 @@ class Order(Aggregate):
         requested_by: str
 
     @staticmethod
+    @kept_ids
     def create_id(placement_id: UUID) -> UUID:
         """One order per placement request, however often the request is repeated."""
         return uuid5(NAMESPACE_URL, f"/orders/{placement_id}")

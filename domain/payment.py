@@ -13,7 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import Aggregate, InvalidStateError, OpensOrFollows, ValidationError
+from domain.base import Aggregate, InvalidStateError, OpensOrFollows, ValidationError, kept_ids
 from domain.values import Money
 
 CANCELLED_BEFORE_PAYMENT = "order was cancelled before payment"
@@ -78,6 +78,7 @@ class Payment(Aggregate):
         reason: str
 
     @staticmethod
+    @kept_ids
     def create_id(order_id: UUID) -> UUID:
         return uuid5(NAMESPACE_URL, f"/payments/{order_id}")
 

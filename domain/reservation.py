@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.base import Aggregate, InvalidStateError, ValidationError
+from domain.base import Aggregate, InvalidStateError, ValidationError, kept_ids
 from domain.stock import Stock
 
 MAX_LINES = 100
@@ -83,6 +83,7 @@ class Reservation(Aggregate):
         order_id: UUID
 
     @staticmethod
+    @kept_ids
     def create_id(order_id: UUID) -> UUID:
         return uuid5(NAMESPACE_URL, f"/reservations/{order_id}")
 

@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.base import Aggregate, InvalidStateError, OpensOrFollows, ValidationError
+from domain.base import Aggregate, InvalidStateError, OpensOrFollows, ValidationError, kept_ids
 from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address
 
@@ -91,6 +91,7 @@ class Shipment(Aggregate):
         pass
 
     @staticmethod
+    @kept_ids
     def create_id(order_id: UUID) -> UUID:
         return uuid5(NAMESPACE_URL, f"/shipments/{order_id}")
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from commands.command import Command
 from commands.inventory import ReserveLine
+from domain.base import kept_ids
 from domain.notification import ORDER_CONFIRMATION
 from process_managers.state import SagaState
 from process_managers.steps import CANCEL_ORDER, COMMIT_STOCK, COMPLETE_ORDER, FollowUp, StepName, step_named
@@ -61,6 +62,7 @@ class Origin:
         return f"OrderFulfillment:{self.saga_id}:{self.version}"
 
 
+@kept_ids
 def command_id(saga_id: UUID, step: str, attempt: int, action: str) -> UUID:
     return uuid5(saga_id, f"{step}/{attempt}/{action}")
 

@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from commands.contract import messages as m
-from domain.base import Aggregate
+from domain.base import Aggregate, kept_ids
 from domain.privacy import ERASED_ADDRESS, PersonalData
 from domain.values import Address, Money
 from process_managers import compensation_retries as cr
@@ -106,6 +106,7 @@ class OrderFulfillment(Aggregate):
         reason: str
 
     @staticmethod
+    @kept_ids
     def create_id(order_id: UUID) -> UUID:
         """One saga per order, ever, however and wherever it is started."""
         return uuid5(NAMESPACE_URL, f"/sagas/order-fulfillment/{order_id}")
