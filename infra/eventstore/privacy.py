@@ -1,23 +1,21 @@
 """Personal data at rest: each customer's fields sealed with a key of their own, and forgotten by deleting it.
 
-The fields an event class declares personal (`domain.privacy.PersonalData`) are
-stored sealed with a 256-bit data key of the person the event names (the form of
-a sealed value: `infra.eventstore.sealed_values`).
+The fields an event class declares personal (`domain.privacy.PersonalData`) are stored sealed with a 256-bit
+data key of the person the event names (the form of a sealed value: `infra.eventstore.sealed_values`).
 
-The data keys live in a table of their own in each event store, apart from its event
-tables (`infra.eventstore.key_tables`). A person's key is made for the first save
-that seals their data and inserted by that save's transaction (`infra.eventstore.sealing`):
-if a rival kept a key for them first, the insert fails, and the command decides again
-with the key kept. When a master key is configured (`DATA_KEY_SECRET`, or a key file,
-`DATA_KEY_FILE`) each data key is stored wrapped by it (AES-GCM again), so a copy of
-the key table alone gives nothing away either.
+The data keys live in a table of their own in each event store, apart from its event tables
+(`infra.eventstore.key_tables`). A person's key is made for the first save that seals their data and inserted
+by that save's transaction (`infra.eventstore.sealing`): if a rival kept a key for them first, the insert
+fails, and the command decides again with the key kept. When a master key is configured (`DATA_KEY_SECRET`, or
+a key file, `DATA_KEY_FILE`) each data key is stored wrapped by it (AES-GCM again), so a copy of the key table
+alone gives nothing away either.
 
-Forgetting a person deletes their key: from then on their sealed fields read as
-the erased form the event class declares (`[erased]`), in every process. A key is
-at hand seals for as long as it stays at hand: the save's transaction checks that it is
-still the one kept and fails if not, so nothing is sealed with a forgotten key. A reader
-reads a key again once it has been at hand `KEY_CACHE_SECONDS`, so another process shows
-a forgotten person's fields as erased within that time; the process that forgets, at once.
+Forgetting a person deletes their key: from then on their sealed fields read as the erased form the event
+class declares (`[erased]`), in every process. A key is at hand seals for as long as it stays at hand: the
+save's transaction checks that it is still the one kept and fails if not, so nothing is sealed with a
+forgotten key. A reader reads a key again once it has been at hand `KEY_CACHE_SECONDS`, so another process
+shows a forgotten person's fields as erased within that time; the process that forgets, at once. A key made
+here for a save not yet known to have committed opens what it sealed: readers hold only committed events.
 """
 
 from __future__ import annotations
@@ -39,6 +37,7 @@ from infra.eventstore.key_tables import KeyTable
 from infra.eventstore.master_key import MasterKey, master_secret
 from infra.eventstore.sealed_values import (
     ERASED_HERE,
+    KEY_ID,
     SEALED_MARK,
     get_path,
     is_sealed,
@@ -179,7 +178,7 @@ class PersonalDataKeys:
             value = get_path(state, path)
             if not is_sealed(value):
                 continue
-            entry = None if subject is None else self._reading_key(subject)
+            entry = None if subject is None else self._reading_key(subject, value.get(KEY_ID))
             opened = erased if entry is None else open_value(entry.aead, entry.key_id, value, stream_id, path)
             set_path(state, path, erased if opened is ERASED_HERE else opened)
         return state
@@ -253,8 +252,13 @@ class PersonalDataKeys:
     def _ready_to_seal(self, entry: _Entry | None) -> bool:  # of any age: the save checks it
         return entry is not None and entry.aead is not None
 
-    def _reading_key(self, subject: UUID) -> _Entry | None:
+    def _reading_key(self, subject: UUID, key_id: str | None = None) -> _Entry | None:
         entry = self._cache.get(subject)
+        if entry is not None and entry.new:  # see the module's docstring; else the key the table keeps
+            if entry.aead is not None and key_id is not None and key_id == entry.key_id:
+                return entry
+            kept = self.table.get_many([subject]).get(subject)
+            return None if kept is None else self._opened(time.monotonic(), subject, kept)
         if not self._fresh(entry, time.monotonic()):
             self.load([subject])
             entry = self._cache.get(subject)

@@ -118,6 +118,27 @@ def test_a_sealed_address_holds_nothing_in_clear_and_opens_with_its_customer_s_k
     assert personal.reveal(PLACED, stream, orjson.loads(raw))["shipping_address"] == ADDRESS
 
 
+def test_an_event_read_once_its_save_committed_opens_before_the_saving_thread_hears_of_the_commit() -> None:
+    # A projector beside the saving role reads the event the moment it commits, with the key still new here.
+    table, customer, stream = MemoryKeyTable(), uuid4(), uuid4()
+    personal = keys(table=table)
+    state = placed_state(customer)
+    seal = personal.conceal(Order.Placed, stream, state)
+    assert seal is not None and seal.new
+    table.insert_new({seal.subject: seal.stored})  # the save's transaction commits; `committed` comes later
+
+    assert personal.reveal(PLACED, stream, orjson.loads(orjson.dumps(state)))["shipping_address"] == ADDRESS
+
+
+def test_a_rival_s_event_opens_with_the_kept_key_while_a_key_made_here_waits_for_its_save() -> None:
+    table, customer, stream = MemoryKeyTable(), uuid4(), uuid4()
+    ours, rival = keys(table=table), keys(table=table)
+    assert ours.conceal(Order.Placed, uuid4(), placed_state(customer)) is not None  # our save is in flight
+    theirs = saved(rival, Order.Placed, stream, placed_state(customer))  # the rival's commits first
+
+    assert ours.reveal(PLACED, stream, orjson.loads(orjson.dumps(theirs)))["shipping_address"] == ADDRESS
+
+
 def test_a_forgotten_customer_s_address_reads_erased_and_another_s_still_opens() -> None:
     personal, forgotten, kept = keys(), uuid4(), uuid4()
     sealed = {c: orjson.dumps(saved(personal, Order.Placed, c, placed_state(c))) for c in (forgotten, kept)}
