@@ -1,9 +1,8 @@
 """The OrderFulfillment saga: one per order, recording every decision it takes.
 
-Its events are its decisions, and every event that asks another context to act
-carries the command it sends (a `command` attribute holding a `SagaCommand`), so
-the outbox relay publishes commands from the saga's own notification log. The
-decisions come from `policy` and `compensation_retries`; the aggregate only turns them into events.
+Its events are its decisions; each that asks another context to act carries the command it sends (a `command`
+attribute holding a `SagaCommand`), so the outbox relay publishes commands from the saga's own notification
+log. The decisions come from `policy` and `compensation_retries`; the aggregate only turns them into events.
 """
 
 from __future__ import annotations
