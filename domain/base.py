@@ -45,6 +45,7 @@ def kept_ids(create_id: F) -> F:
     """
     return functools.lru_cache(maxsize=IDS_KEPT)(create_id)  # type: ignore[return-value]
 
+
 _NO_CAUSE = Cause()
 _current_cause: ContextVar[Cause] = ContextVar("current_cause")
 
