@@ -159,10 +159,7 @@ class OrderSummary(Projection[OrderRecord]):
         return row.id
 
     def encode(self, row: OrderRecord) -> tuple[Any, ...]:
-        items = [
-            {"product_id": str(x.product_id), "quantity": x.quantity, "unit_price": str(x.unit_price)}
-            for x in row.lines
-        ]
+        # A line's fields are its JSON's keys, in order: product_id, quantity, unit_price.
         address = {
             "street": row.shipping_address.street, "city": row.shipping_address.city,
             "state": row.shipping_address.state, "zip_code": row.shipping_address.zip_code,
@@ -170,7 +167,8 @@ class OrderSummary(Projection[OrderRecord]):
         }
         return (
             row.id, row.customer_id, row.status, row.order_status, int(row.saga_started), row.total_amount,
-            row.currency, items, address, row.failure_reason, row.created_at, row.updated_at, row.version,
+            row.currency, list(row.lines), address, row.failure_reason, row.created_at, row.updated_at,
+            row.version,
         )
 
     def decode(self, record: Row) -> OrderRecord:

@@ -64,8 +64,8 @@ def evolve(row: SagaRow | None, fact: Fact) -> SagaRow:
     elif name not in DECISIONS:
         raise CannotApplyError(f"saga progress does not read {fact.topic}")
     entry = SagaTimelineEntry(
-        version=fact.originator_version, type=name, step=fact.data.get("step"), detail=detail(fact),
-        recorded_at=fact.timestamp,
+        version=fact.originator_version, type=name, step=fact.data.get("step"),
+        detail=detail(fact, name), recorded_at=fact.timestamp,
     )
     # One new row per event, built at once: replace() per field costs more than the rest of evolve.
     return SagaRow(
@@ -99,21 +99,21 @@ def current_step(steps: tuple[SagaStepRow, ...]) -> str | None:
     return None
 
 
-def detail(fact: Fact) -> str | None:
-    """What a person reading the timeline wants to know about a decision, in a few words."""
+def detail(fact: Fact, name: str) -> str | None:
+    """What a person reading the timeline wants to know about decision `name`, in a few words."""
     data = fact.data
-    if fact.name == "CompensationResumed" and data.get("requested_by"):
+    if name == "CompensationResumed" and data.get("requested_by"):
         return f"retried by {data['requested_by']}"
     if "reason" in data:
         return str(data["reason"])
     command = data.get("command")
-    if fact.name == "StepRequested" or (fact.name == "CompensationRequested" and data.get("attempt", 1) > 1):
+    if name == "StepRequested" or (name == "CompensationRequested" and data.get("attempt", 1) > 1):
         return f"attempt {data['attempt']}: {data['command']['type']}"
-    if fact.name == "StepTimedOut":
+    if name == "StepTimedOut":
         return f"attempt {data['attempt']} timed out"
     if command:
         return str(command["type"])
-    if fact.name == "Started":
+    if name == "Started":
         return f"{len(data['lines'])} line(s), {data['total']['amount']} {data['total']['currency']}"
     return None
 
@@ -138,13 +138,9 @@ class SagaProgress(Projection[SagaRow]):
         return row.order_id
 
     def encode(self, row: SagaRow) -> tuple[Any, ...]:
-        steps = [{"name": s.name, "status": s.status, "attempts": s.attempts} for s in row.steps]
-        timeline = [
-            {"version": e.version, "type": e.type, "step": e.step, "detail": e.detail,
-             "recorded_at": e.recorded_at.isoformat()}
-            for e in row.timeline
-        ]
-        return (row.id, row.order_id, row.status, row.current_step, steps, timeline, row.updated_at)
+        # The rows' fields are the JSON's keys, in order: the store writes them as they are.
+        return (row.id, row.order_id, row.status, row.current_step, list(row.steps), list(row.timeline),
+                row.updated_at)
 
     def decode(self, record: Row) -> SagaRow:
         steps = tuple(

@@ -183,6 +183,18 @@ def as_json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's value as text: lists and dicts of JSON values, rows (frozen dataclasses, their
+    fields in order), UUIDs, aware datetimes (ISO 8601) and Decimals (as strings, exact)."""
+    return orjson.dumps(value, default=_beyond_orjson).decode()
+
+
+def _beyond_orjson(value: Any) -> Any:
+    if isinstance(value, Decimal | UUID):  # a Decimal keeps its digits; a driver's UUID class, its text
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
 def placeholders(start: int, count: int) -> str:
     """`$start, $start+1, ...` for an IN list of `count` values."""
     return ", ".join(f"${i}" for i in range(start, start + count))

@@ -7,11 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import asyncpg
-import orjson
 
 from infra.eventstore.ddl import SERIALISE_DDL
 from infra.settings import PostgresDsn
-from projections.store import Dialect, Index, ReadStore, Reshaped, Row, TableSpec, Tx
+from projections.store import Dialect, Index, ReadStore, Reshaped, Row, TableSpec, Tx, json_text
 
 STATEMENTS_KEPT = 100
 """Prepared statements a reading connection keeps (asyncpg's default)."""
@@ -118,7 +117,7 @@ async def _as_it_is(connection: asyncpg.Connection) -> None:
 
 def _pg_args(args: Iterable[Any]) -> tuple[Any, ...]:
     # asyncpg takes JSONB as text.
-    return tuple(orjson.dumps(a).decode() if isinstance(a, (dict, list)) else a for a in args)
+    return tuple(json_text(a) if isinstance(a, (dict, list)) else a for a in args)
 
 
 def _json_as_text(row: Sequence[Any], json: Sequence[int]) -> Sequence[Any]:
@@ -128,5 +127,5 @@ def _json_as_text(row: Sequence[Any], json: Sequence[int]) -> Sequence[Any]:
     encoded = list(row)
     for i in json:
         if isinstance(encoded[i], (dict, list)):
-            encoded[i] = orjson.dumps(encoded[i]).decode()
+            encoded[i] = json_text(encoded[i])
     return encoded

@@ -14,9 +14,8 @@ from typing import Any, cast
 from uuid import UUID
 
 import aiosqlite
-import orjson
 
-from projections.store import Dialect, Index, ReadStore, Row, TableSpec, Tx
+from projections.store import Dialect, Index, ReadStore, Row, TableSpec, Tx, json_text
 
 # Money and timestamps as text, never REAL, so that amounts stay exact and times sort.
 SQLITE = Dialect(
@@ -129,7 +128,7 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return sortable_time(value)
     if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
+        return json_text(value)
     return value
 
 
