@@ -11,7 +11,10 @@ projection is still rebuilt and swapped in exactly as in one process
 (`projections.rebuild`), by its own transaction, while the live tables serve.
 Each process runs its loop as a serving process does (`run_event_loop`): a
 replay makes millions of short-lived objects, and the garbage collector's
-default pace would spend as much CPU as the replay itself.
+default pace would spend as much CPU as the replay itself. While it replays,
+the cycle collector is off altogether (`collector_paused`): the rows it keeps
+between writes are frozen values that form no cycles, and its young passes,
+which found them all alive, cost a tenth of a rebuild.
 
     rebuilt = rebuild_projections(settings, None, jobs=default_jobs(), progress=bar_update)
 """
@@ -26,7 +29,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.queues import Queue
 
 from infra.bootstrap import System, bootstrap, projector
-from infra.runtime import run_event_loop
+from infra.runtime import collector_paused, run_event_loop
 from infra.settings import Settings
 from projections.catalog import AnyProjection, named
 from projections.rebuild import Progress, rebuild
@@ -122,4 +125,5 @@ def _rebuild_share(settings: Settings, names: list[str]) -> list[str]:
 async def _rebuild_here(system: System, names: list[str], progress: Progress | None) -> list[str]:
     # A rebuild follows nothing live, so it needs no news of saves elsewhere.
     async with projector(system) as replaying:
-        return await rebuild(replaying, names, progress=progress)
+        with collector_paused():
+            return await rebuild(replaying, names, progress=progress)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -73,6 +73,24 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cycle collector off for a batch job whose objects form no cycles (a rebuild's frozen rows
+    and decoded JSON, freed by reference counting); on again, and run once, when the job ends.
+
+    A rebuild keeps tens of thousands of rows alive between its writes, so each young pass
+    finds its 50,000 objects still alive and traverses them all: a tenth of the rebuild's CPU.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        gc.collect()
 
 
 class Runtime:

@@ -1,8 +1,13 @@
-"""How `saga projections rebuild --jobs N` shares the projections out to its processes."""
+"""How `saga projections rebuild --jobs N` shares the projections out to its processes, and runs them."""
 
 from __future__ import annotations
 
+import gc
+
+import pytest
+
 from infra.parallel_rebuild import shared_out
+from infra.runtime import collector_paused
 from projections.catalog import all_projections
 
 
@@ -25,3 +30,19 @@ def test_no_more_shares_than_processes_or_projections() -> None:
 
     assert shared_out(projections, {}, jobs=1) == [[p.name for p in projections]]
     assert len(shared_out(projections[:2], {}, jobs=4)) == 2
+
+
+def test_a_rebuild_pauses_the_cycle_collector_and_leaves_it_as_it_found_it() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a rebuild that failed")
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
