@@ -55,6 +55,12 @@ class PostgresDsn:
         auth = self.user + (f":{self.password}" if self.password else "")
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
 
+    @property
+    def connect_args(self) -> dict[str, Any]:
+        """asyncpg's keywords for this server and database (`asyncpg.connect(**dsn.connect_args)`)."""
+        return {"host": self.host, "port": self.port, "user": self.user, "password": self.password or None,
+                "database": self.dbname}
+
 
 APPLICATION_CONTEXTS = {
     "Orders": "orders", "Payments": "payments", "Inventory": "inventory", "Shipping": "shipping",

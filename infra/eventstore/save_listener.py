@@ -75,10 +75,7 @@ async def listen_for_saves(
     def heard(_: Any, __: int, channel: str, payload: object) -> None:
         notified(channel, int(payload) if isinstance(payload, str) and payload.isdigit() else None)
 
-    connection = await asyncpg.connect(
-        host=where.host, port=where.port, user=where.user, password=where.password or None,
-        database=where.dbname, timeout=10,
-    )
+    connection = await asyncpg.connect(**where.connect_args, timeout=10)
     try:
         for channel in channels:
             await connection.add_listener(channel, heard)

@@ -91,10 +91,7 @@ class AdvisoryLocks:
             try:
                 if self._connection is None or self._connection.is_closed():
                     self._held.clear()
-                    self._connection = await asyncpg.connect(
-                        host=self.dsn.host, port=self.dsn.port, user=self.dsn.user,
-                        password=self.dsn.password or None, database=self.dsn.dbname, timeout=10,
-                    )
+                    self._connection = await asyncpg.connect(**self.dsn.connect_args, timeout=10)
                 if key in self._held:
                     # The lock lives as long as the session: make sure the session still does.
                     await self._connection.fetchval("SELECT 1", timeout=5)

@@ -45,8 +45,7 @@ class PostgresStore(ReadStore):
 
         async def pool(statement_cache_size: int) -> asyncpg.Pool:
             return await asyncpg.create_pool(
-                host=where.host, port=where.port, user=where.user, password=where.password or None,
-                database=where.dbname, min_size=1, max_size=max_size, server_settings=settings,
+                **where.connect_args, min_size=1, max_size=max_size, server_settings=settings,
                 statement_cache_size=statement_cache_size, reset=_as_it_is,
             )
 

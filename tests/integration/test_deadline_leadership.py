@@ -101,7 +101,7 @@ async def kill_leader(settings: Settings, copy: SagaCopy) -> None:
     dsn = settings.database_of(copy.sagas.name)
     assert dsn is not None
     key = lock_key(f"deadlines:{dsn.schema_name or 'public'}:{copy.sagas.name}")
-    connection = await asyncpg.connect(host=dsn.host, port=dsn.port, user=dsn.user, database=dsn.dbname)
+    connection = await asyncpg.connect(**dsn.connect_args)
     try:
         terminated = await connection.fetchval(
             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "

@@ -149,10 +149,7 @@ async def test_a_leader_whose_session_the_server_ends_knows_it_at_once(
         assert await leader.acquire()
         connection = leader.session._connection
         assert connection is not None
-        admin = await asyncpg.connect(
-            host=postgres_database.host, port=postgres_database.port, user=postgres_database.user,
-            database=postgres_database.dbname,
-        )
+        admin = await asyncpg.connect(**postgres_database.connect_args)
         try:
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", connection.get_server_pid())
         finally:

@@ -84,7 +84,7 @@ async def kill(dsn: PostgresDsn, copy: Copy) -> None:
     """As kill -9 would leave it: its lock session cut by the server, its loops gone without a word."""
     schema = dsn.schema_name or "public"
     keys = [lock_key(f"projection:{schema}:{name}") for name in NAMES]
-    connection = await asyncpg.connect(host=dsn.host, port=dsn.port, user=dsn.user, database=dsn.dbname)
+    connection = await asyncpg.connect(**dsn.connect_args)
     try:
         pids = {r["pid"] for r in await connection.fetch(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "

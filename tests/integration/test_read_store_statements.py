@@ -65,10 +65,7 @@ async def test_a_connection_goes_back_to_its_pool_as_it_is_with_no_reset_query_a
         [written] = await tx.fetch("SELECT pg_backend_pid() AS pid")
 
     # The server's record of each connection's last statement, seen from a connection of its own.
-    watcher = await asyncpg.connect(
-        host=where.host, port=where.port, user=where.user, database=where.dbname,
-        password=where.password or None,
-    )
+    watcher = await asyncpg.connect(**where.connect_args)
     try:
         last = {row["pid"]: row["query"] for row in await watcher.fetch(
             "SELECT pid, query FROM pg_stat_activity WHERE pid IN ($1, $2)", read["pid"], written["pid"],
