@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
@@ -62,9 +61,12 @@ class EventSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class Fact:
-    """One stored event: where it sits in its application's log, and what it says."""
+class Fact(NamedTuple):
+    """One stored event: where it sits in its application's log, and what it says.
+
+    A named tuple rather than a frozen dataclass: a replay makes one per event, a
+    million of them, and a tuple is built at a quarter of a frozen dataclass's cost.
+    """
 
     application: str
     notification_id: int
@@ -103,15 +105,11 @@ def decode(
         # An older shape: let the application's upcasters bring it up to date.
         event: Any = mapper.to_domain_event(notification)
         state = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
-    originator_id = notification.originator_id
+    stream = notification.originator_id
     return Fact(
-        application=application,
-        notification_id=notification.id,
-        originator_id=originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
-        originator_version=notification.originator_version,
-        topic=notification.topic,
-        timestamp=datetime.fromisoformat(state["timestamp"]),
-        data=state,
+        application, notification.id, stream if isinstance(stream, UUID) else UUID(stream),
+        notification.originator_version, notification.topic, datetime.fromisoformat(state["timestamp"]),
+        state,
     )
 
 
