@@ -27,6 +27,7 @@ import queue
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.queues import Queue
+from typing import TypeAlias
 
 from infra.bootstrap import System, bootstrap, projector
 from infra.runtime import collector_paused, run_event_loop
@@ -36,7 +37,10 @@ from projections.rebuild import Progress, rebuild
 
 MAX_JOBS = 4
 
-_news: Queue[tuple[str, int, int]] | None = None  # a worker process's line to the parent's progress bar
+News: TypeAlias = "Queue[tuple[str, int, int] | None]"
+"""A worker process's line to the parent's progress bar: (projection, done, total), then None at its end."""
+
+_news: News | None = None
 
 
 def default_jobs() -> int:
@@ -61,7 +65,7 @@ def rebuild_projections(
         heads = {app.name: app.recorder.max_notification_id() or 0 for app in system.applications}
     shares = shared_out(projections, heads, jobs)
     context = multiprocessing.get_context("spawn")  # a fork would share the parent's connections
-    news: Queue[tuple[str, int, int]] = context.Queue()
+    news: News = context.Queue()
     with ProcessPoolExecutor(len(shares), mp_context=context, initializer=_listen, initargs=(news,)) as pool:
         # The tables exist now (bootstrap above): workers starting together must not race to create them.
         quiet = settings.model_copy(update={"create_table": False})
@@ -87,26 +91,28 @@ def _size(projection: AnyProjection, heads: dict[str, int]) -> int:
     return sum(heads.get(name, 0) for name in projection.applications)
 
 
-def _report(
-    news: Queue[tuple[str, int, int]], futures: Sequence[Future[list[str]]], progress: Progress | None
-) -> None:
-    """Pass the workers' progress on until every one has finished."""
+def _report(news: News, futures: Sequence[Future[list[str]]], progress: Progress | None) -> None:
+    """Pass the workers' progress on until each share has said it ended, or a worker died without a word.
 
-    def drain(timeout: float) -> None:
-        while True:
-            try:
-                name, done, total = news.get(timeout=timeout)
-            except queue.Empty:
-                return
-            if progress is not None:
-                progress(name, done, total)
+    A share's last word (None) comes after everything it said: a result can reach the parent before
+    the progress its worker put on the queue just before, and waiting for a quiet queue instead
+    would add its wait to every rebuild.
+    """
+    ended = 0
+    while ended < len(futures):
+        try:
+            said = news.get(timeout=0.1)
+        except queue.Empty:
+            if all(future.done() for future in futures) and any(future.exception() for future in futures):
+                return  # a worker process died: the parent raises its error
+            continue
+        if said is None:
+            ended += 1
+        elif progress is not None:
+            progress(*said)
 
-    while not all(future.done() for future in futures):
-        drain(0.1)
-    drain(0.5)  # what the last workers said just before they finished
 
-
-def _listen(news: Queue[tuple[str, int, int]]) -> None:
+def _listen(news: News) -> None:
     global _news
     _news = news
 
@@ -118,8 +124,12 @@ def _rebuild_share(settings: Settings, names: list[str]) -> list[str]:
         if _news is not None:
             _news.put((projection, done, total))
 
-    with bootstrap(settings) as system:
-        return run_event_loop(_rebuild_here(system, names, tell))
+    try:
+        with bootstrap(settings) as system:
+            return run_event_loop(_rebuild_here(system, names, tell))
+    finally:
+        if _news is not None:
+            _news.put(None)  # the share's last word, failed or not
 
 
 async def _rebuild_here(system: System, names: list[str], progress: Progress | None) -> list[str]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from infra.parallel_rebuild import shared_out
+from infra.parallel_rebuild import News, _report, shared_out
 from infra.runtime import collector_paused
 from projections.catalog import all_projections
 
@@ -46,3 +50,29 @@ def test_a_rebuild_pauses_the_cycle_collector_and_leaves_it_as_it_found_it() -> 
         assert not gc.isenabled()  # off before, off after
     finally:
         gc.enable()
+
+
+def test_the_parent_passes_on_every_word_of_each_share_and_stops_at_their_last() -> None:
+    news: News = multiprocessing.get_context("spawn").Queue()
+    futures: list[Future[list[str]]] = [Future(), Future()]
+    for future in futures:
+        future.set_result([])  # the results arrive before what the workers said last
+    for said in (("saga_progress", 5, 10), ("order_summary", 3, 3), None, ("saga_progress", 10, 10), None):
+        news.put(said)
+    heard: list[tuple[str, int, int]] = []
+
+    started = time.perf_counter()
+    _report(news, futures, lambda *said: heard.append(said))
+
+    assert heard == [("saga_progress", 5, 10), ("order_summary", 3, 3), ("saga_progress", 10, 10)]
+    assert time.perf_counter() - started < 0.4  # it does not wait half a second for a quiet queue
+
+
+def test_the_parent_stops_listening_when_a_worker_died_without_a_word() -> None:
+    news: News = multiprocessing.get_context("spawn").Queue()
+    futures: list[Future[list[str]]] = [Future(), Future()]
+    futures[0].set_result(["stock_levels"])
+    futures[1].set_exception(BrokenProcessPool("a worker was killed"))
+    news.put(None)
+
+    _report(news, futures, None)  # returns: the caller raises the dead worker's error
