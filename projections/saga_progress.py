@@ -65,7 +65,7 @@ def evolve(row: SagaRow | None, fact: Fact) -> SagaRow:
         raise CannotApplyError(f"saga progress does not read {fact.topic}")
     entry = SagaTimelineEntry(
         version=fact.originator_version, type=name, step=fact.data.get("step"),
-        detail=detail(fact, name), recorded_at=fact.timestamp,
+        detail=detail(fact), recorded_at=fact.timestamp,
     )
     # One new row per event, built at once: replace() per field costs more than the rest of evolve.
     return SagaRow(
@@ -99,9 +99,9 @@ def current_step(steps: tuple[SagaStepRow, ...]) -> str | None:
     return None
 
 
-def detail(fact: Fact, name: str) -> str | None:
-    """What a person reading the timeline wants to know about decision `name`, in a few words."""
-    data = fact.data
+def detail(fact: Fact) -> str | None:
+    """What a person reading the timeline wants to know about a decision, in a few words."""
+    data, name = fact.data, fact.name
     if name == "CompensationResumed" and data.get("requested_by"):
         return f"retried by {data['requested_by']}"
     if "reason" in data:
