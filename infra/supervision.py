@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from projections.waiting import cancel_until_done
 from read_api.health import report
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,7 @@ class Supervisor:
     async def stop(self) -> None:
         """Cancel every loop and wait for each to end."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_until_done(tasks)
 
     def states(self) -> list[LoopState]:
         for state in self._loops.values():

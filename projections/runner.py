@@ -50,6 +50,7 @@ from projections.facts import EventSource, Follower
 from projections.leading import DEAD_LETTERS, Leading, Leads
 from projections.queries import StoreReadModel
 from projections.store import ReadStore
+from projections.waiting import cancel_until_done
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,7 @@ class Projector:
         try:
             await _until_stopped_or_failed(stopped, tasks)
         finally:
-            for task in (*tasks, stopped):
-                task.cancel()
-            await asyncio.gather(*tasks, stopped, return_exceptions=True)
+            await cancel_until_done([*tasks, stopped])
             await self.leading.release()
 
     async def close(self) -> None:
