@@ -192,7 +192,7 @@ def json_text(value: Any) -> str:
 def _beyond_orjson(value: Any) -> Any:
     if isinstance(value, Decimal | UUID):  # a Decimal keeps its digits; a driver's UUID class, its text
         return str(value)
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
+    raise TypeError  # orjson names the type in the error it raises
 
 
 def placeholders(start: int, count: int) -> str:
