@@ -17,7 +17,7 @@ application's log is read through its followers (`commands.following`).
 About 300 lines, as one class: dispatching, handling exactly once and batching
 all decide through the same loading and saving, which the library's
 `Application` keeps on one object; the parts that stand alone are modules of
-their own (`command`, `unit_of_work`, `following`, `personal_data`).
+their own (`command`, `unit_of_work`, `following`, `personal_data`, `snapshots`).
 """
 
 from __future__ import annotations
@@ -30,16 +30,12 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import (
-    IntegrityError,
-    ProcessRecorder,
-    Recording,
-    Tracking,
-)
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 
 from commands.command import Command, ConcurrencyError
 from commands.following import LogFollower
 from commands.personal_data import have_keys_to_seal
+from commands.snapshots import take_snapshots
 from commands.unit_of_work import UnitOfWork, decided, load_ahead
 from domain.base import Aggregate, DomainError, caused_by
 
@@ -255,7 +251,7 @@ class ContextApplication(Application[UUID]):
             processing.aggregates[aggregate.id] = aggregate
         processing.saved_kwargs["trackings"] = rows
         recordings = self._record(processing)
-        self._take_snapshots(processing)
+        take_snapshots(self, processing)
         self._notify(recordings)
 
     def may_have_snapshots(self, aggregate_id: UUID) -> bool:

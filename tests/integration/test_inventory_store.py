@@ -181,6 +181,39 @@ def test_a_stock_loads_as_of_any_version_across_its_snapshots(inventory: Invento
     assert inventory.get_stock(mouse) == replayed
 
 
+def test_a_snapshot_is_taken_from_the_stock_in_hand_and_read_back_only_when_it_moved_on(
+    inventory: Inventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory.snapshotting_intervals = {Stock: 3}  # type: ignore[misc]
+    read_back: list[int | None] = []
+    take_snapshot = inventory.take_snapshot
+
+    def reading_back(aggregate_id: UUID, version: int | None = None, **kwargs: Any) -> None:
+        read_back.append(version)
+        take_snapshot(aggregate_id, version, **kwargs)
+
+    monkeypatch.setattr(inventory, "take_snapshot", reading_back)
+    mouse = product(inventory, 10)
+    inventory.reserve_stock(reserve(uuid4(), (mouse, 3)))  # version 3, the save's last event
+    with inventory.unit_of_work():  # versions 4 to 7 in one save: 6 is not the Stock's last
+        for _ in range(4):
+            inventory.reserve_stock(reserve(uuid4(), (mouse, 1)))
+
+    assert read_back == [6]  # 3 was taken from the Stock in hand; 6 read back as the library does
+    assert inventory.snapshots is not None
+    snapshots = list(inventory.snapshots.get(mouse))
+    assert [s.originator_version for s in snapshots] == [3, 6]
+    replayed: Any = None
+    for event in inventory.events.get(mouse):
+        replayed = event.mutate(replayed)
+        if replayed.version in (3, 6):
+            [taken] = [s for s in snapshots if s.originator_version == replayed.version]
+            assert taken == Stock.Snapshot.take(replayed)  # what reading the stream back would give
+    for version, reserved in ((3, 3), (5, 5), (6, 6), (7, 7)):
+        stock = inventory.get_stock(mouse, version=version)
+        assert (stock.version, stock.on_hand, stock.reserved) == (version, 10, reserved)
+
+
 def test_fifty_buyers_of_the_last_ten_units_get_ten_and_nothing_is_oversold(
     postgres_settings: Settings,
 ) -> None:
