@@ -14,7 +14,6 @@ rebuilds it) is left to the library.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -33,7 +32,7 @@ def take_snapshots(app: Application[UUID], processing: ProcessingEvent[UUID]) ->
         interval = app.snapshotting_intervals.get(type(aggregate))
         if interval is None or event.originator_version % interval != 0:
             continue
-        snapshot_class = _snapshot_class(app, aggregate)
+        snapshot_class = getattr(type(aggregate), "Snapshot", type(app).snapshot_class)
         in_hand = aggregate.version == event.originator_version
         if in_hand and snapshot_class is not None and type(aggregate) not in app.snapshotting_projectors:
             app.snapshots.put([snapshot_class.take(aggregate)])
@@ -41,7 +40,3 @@ def take_snapshots(app: Application[UUID], processing: ProcessingEvent[UUID]) ->
             elsewhere.events.append(event)
     if elsewhere.events:
         app._take_snapshots(elsewhere)  # the library's way, for what is not in hand
-
-
-def _snapshot_class(app: Application[UUID], aggregate: Any) -> Any:
-    return getattr(type(aggregate), "Snapshot", type(app).snapshot_class)
