@@ -204,7 +204,8 @@ def test_a_snapshot_is_taken_from_the_stock_in_hand_and_read_back_only_when_it_m
     snapshots = list(inventory.snapshots.get(mouse))
     assert [s.originator_version for s in snapshots] == [3, 6]
     replayed: Any = None
-    for event in inventory.events.get(mouse):
+    events: list[Any] = list(inventory.events.get(mouse))
+    for event in events:
         replayed = event.mutate(replayed)
         if replayed.version in (3, 6):
             [taken] = [s for s in snapshots if s.originator_version == replayed.version]
