@@ -92,9 +92,12 @@ class ContextApplication(Application[UUID]):
             follower.wake(upto)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
-        # The library calls this after every save in this process.
+        # The library calls this after every save in this process, once the save has committed.
         if recordings:
-            self.heard_of_save()
+            notifications = [recording.notification for recording in recordings]
+            for follower in self._followers:
+                follower.offer(notifications)
+            self.heard_of_save(notifications[-1].id)
 
     def handle(self, command: Command) -> Any:
         """Dispatch a command to the method marked `@handles(type(command))`."""

@@ -17,12 +17,20 @@ when PostgreSQL's NOTIFY tells of a save by another process), or every
 A follower retries nothing: a step that raises ends `follow`, for the
 supervisor that runs the loop to start it again. Readers that need a field or
 two of many events read each one's stored JSON (`stored_state`).
+
+A follower of the whole log (no `topics`) is also handed the notifications its
+application's saves in this process have just committed (`offer`), and reads
+a window from them rather than from the store when they follow its position
+without a gap: the same notifications, the same bytes, one trip to the store
+fewer a save. Anything else (another process's saves, a gap an aborted save
+left in the ids, a reader far behind) is read from the store as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -42,6 +50,9 @@ class NotificationLog(Protocol):
 
     def max_notification_id(self) -> int | None: ...
 
+
+OFFERED_LIMIT = 10_000
+"""The most notifications a follower keeps for its next read; past it they are read from the store."""
 
 Step = Callable[[], Awaitable[int]]
 """Reads and handles the next window from wherever its reader keeps its position; how many it read."""
@@ -69,15 +80,61 @@ class LogFollower:
         self._news: asyncio.Event | None = None
         self.seen = 0
         """The last notification this follower has read: every save up to it has been read."""
+        self._offered: dict[int, Notification] = {}
+        self._lock = threading.Lock()
+        self._head_heard = 0  # the last notification any news has named
+        self._unsure = True  # news that named no notification, or none for a while: ask the store
 
     def read(self, after: int, *, stop: int | None = None) -> Sequence[Notification]:
         """The next window of notifications after position `after`, up to `stop` if given."""
-        window = self.log.select_notifications(
-            after, self.window, stop=stop, topics=self.topics, inclusive_of_start=False,
-        )
+        window: Sequence[Notification] = self._from_offered(after, stop)
+        if not window:
+            self._unsure = False  # before the query: news that arrives while it runs is not lost
+            window = self.log.select_notifications(
+                after, self.window, stop=stop, topics=self.topics, inclusive_of_start=False,
+            )
         if window and window[-1].id > self.seen:
             self.seen = window[-1].id
         return window
+
+    def offer(self, notifications: Sequence[Notification]) -> None:
+        """Notifications a save in this process has just committed, for the next read to take.
+
+        Only a follower of the whole log keeps them: with `topics`, a gap between two
+        ids may be another topic or not yet committed, and only the store can tell.
+        Safe to call from any thread.
+        """
+        if self.topics or not notifications:
+            return
+        with self._lock:
+            if len(self._offered) + len(notifications) > OFFERED_LIMIT:
+                self._offered.clear()  # nobody is reading them: the store has them all
+            for notification in notifications:
+                self._offered[notification.id] = notification
+            self._head_heard = max(self._head_heard, notifications[-1].id)
+
+    def _from_offered(self, after: int, stop: int | None) -> list[Notification]:
+        """The window after `after` from the offered notifications, if they hold all of it.
+
+        They do when they follow `after` without a gap and reach the window's end,
+        `stop`, or the last notification any news has named; otherwise the store
+        may hold more (another process's save), and [] sends the read to it.
+        """
+        if not self._offered or self._unsure:
+            return []
+        with self._lock:
+            offered = self._offered
+            for read in [i for i in offered if i <= after]:
+                del offered[read]  # kept until the reader stands past them: a failed window is read again
+            last = after + self.window if stop is None else min(stop, after + self.window)
+            window = []
+            for i in range(after + 1, last + 1):
+                notification = offered.get(i)
+                if notification is None:
+                    break
+                window.append(notification)
+            end = window[-1].id if window else after
+            return window if end == last or end >= self._head_heard else []
 
     def head(self) -> int:
         """The id of the log's last notification (0 while it is empty)."""
@@ -106,6 +163,11 @@ class LogFollower:
         already (news of its own process's save, heard again through the store) sleeps on.
         Notifications commit in the order of their ids, so none below it can appear later.
         """
+        if upto is None:
+            self._unsure = True
+        else:
+            with self._lock:
+                self._head_heard = max(self._head_heard, upto)
         loop, news = self._loop, self._news
         if loop is None or news is None or news.is_set():
             return  # not following yet, or already woken: a burst of saves wakes it once
@@ -128,8 +190,9 @@ class LogFollower:
         while stopping is None or not stopping.is_set():
             news.clear()  # before reading, so that a save while the step reads is not missed
             covered = await step()
-            if covered < self.window and not (stopping is not None and stopping.is_set()):
-                await _wait(news, self.poll_interval)
+            stopped = stopping is not None and stopping.is_set()
+            if covered < self.window and not stopped and not await _wait(news, self.poll_interval):
+                self._unsure = True  # no news for a while: the next read asks the store
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -139,12 +202,14 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` was set within `seconds`."""
     # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow the task's own
     # cancellation when the event is set at the same moment, and the loop would never stop.
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
+    return event.is_set()
 
 
 def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:

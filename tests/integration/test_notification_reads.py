@@ -100,3 +100,36 @@ def test_a_window_of_sealed_events_decodes_each_once_and_opens_them_all(system: 
     assert isinstance(window[-1], Unreadable)
     # Each sealed event decoded once, for its customer's key and for the fact; the undecodable one twice.
     assert counting.decoded == 3 + 2
+
+
+class CountingLog:
+    """A recorder's notification log that counts the reads that reach it."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder, self.selects = recorder, 0
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        self.selects += 1
+        return self.recorder.select_notifications(*args, **kwargs)
+
+    def max_notification_id(self) -> int | None:
+        return self.recorder.max_notification_id()  # type: ignore[no-any-return]
+
+
+def test_a_follower_is_handed_this_process_s_saves_as_the_store_holds_them(system: System) -> None:
+    address = Address(street="1 Main St", city="Springfield", state="IL", zip_code="62701", country="US")
+    line = [OrderLine(product_id=uuid4(), quantity=1, unit_price=Money.of("9.99"))]
+    follower = system.orders.follower(window=10)
+    log = follower.log = CountingLog(system.orders.process_recorder)
+    start = follower.head()
+    assert follower.read(start) == [] and log.selects == 1
+
+    placed = [Order.place(uuid4(), uuid4(), line, address) for _ in range(2)]
+    system.orders.record(placed[:1], None)
+    system.orders.record(placed[1:], None)
+    handed = follower.read(start)
+
+    assert log.selects == 1  # no trip to the store
+    stored = system.orders.recorder.select_notifications(start, 10, inclusive_of_start=False)
+    assert handed == stored and len(stored) == 2  # ids, streams, topics and the sealed bytes alike
+    assert b"Springfield" not in handed[0].state  # the address as stored: sealed

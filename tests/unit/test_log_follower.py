@@ -9,6 +9,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import Notification
 
+from commands import following
 from commands.following import LogFollower
 
 
@@ -136,6 +137,102 @@ async def test_a_step_that_raises_ends_following_with_its_error() -> None:
 
     with pytest.raises(ConnectionError):
         await follower.follow(step, asyncio.Event())
+
+
+def saved(log: Log, follower: LogFollower, count: int, *, offered: bool = True) -> list[Notification]:
+    """`count` notifications committed to `log` by a save, offered to `follower` as this process's are."""
+    for _ in range(count):
+        log.append("a")
+    notifications = log.notifications[-count:]
+    if offered:
+        follower.offer(notifications)
+        follower.wake(upto=notifications[-1].id)
+    return notifications
+
+
+def test_a_follower_reads_what_this_process_has_just_saved_without_asking_the_store() -> None:
+    log = Log(["a"] * 2)
+    follower = LogFollower(log, window=3)
+    assert [n.id for n in follower.read(0)] == [1, 2] and log.selects == 1
+
+    first = saved(log, follower, 2)
+    second = saved(log, follower, 3)
+
+    assert follower.read(2) == first + second[:1]  # the window's size holds
+    assert follower.read(2) == first + second[:1]  # a window published again after a failure
+    assert follower.read(2, stop=3) == first[:1]
+    assert follower.read(5) == second[1:]
+    assert log.selects == 1 and follower.seen == 7
+    assert follower.read(7) == [] and log.selects == 2  # nothing offered past it: the store says
+
+
+def test_what_the_offered_notifications_do_not_hold_is_read_from_the_store() -> None:
+    log = Log(["a"] * 2)
+    follower = LogFollower(log, window=10)
+    follower.read(0)
+
+    ours = saved(log, follower, 1)
+    theirs = saved(log, follower, 1, offered=False)
+    follower.wake(upto=theirs[-1].id)  # another process's save, heard through the store
+    assert follower.read(2) == ours + theirs and log.selects == 2
+
+    later = saved(log, follower, 1, offered=False)
+    mine = saved(log, follower, 2)
+    assert follower.read(4) == later + mine and log.selects == 3  # a gap below ours: the store
+
+    log.append("a")  # a save whose news was lost...
+    ours = saved(log, follower, 1)
+    assert follower.read(7) == log.notifications[7:] and log.selects == 4  # ...shows as a gap
+    follower.wake()  # news that names nothing: only the store knows
+    assert follower.read(7) == log.notifications[7:] and log.selects == 5
+
+
+def test_a_follower_of_some_topics_reads_every_window_from_the_store() -> None:
+    log = Log(["a"] * 2)
+    follower = LogFollower(log, window=10, topics=["a"])
+    follower.read(0)
+
+    new = saved(log, follower, 2)
+
+    assert follower.read(2) == new and log.selects == 2
+
+
+async def test_a_follower_that_hears_nothing_for_a_while_asks_the_store() -> None:
+    log = Log(["a"] * 2)
+    follower = LogFollower(log, window=10, poll_interval=0.05)
+    stopping, stepped = asyncio.Event(), asyncio.Queue[list[int]]()
+    position = 0
+
+    async def step() -> int:
+        nonlocal position
+        window = follower.read(position)
+        position = window[-1].id if window else position
+        stepped.put_nowait([n.id for n in window])
+        return len(window)
+
+    following = asyncio.create_task(follower.follow(step, stopping))
+    assert await asyncio.wait_for(stepped.get(), 5) == [1, 2]
+    saved(log, follower, 1)
+    assert await asyncio.wait_for(stepped.get(), 5) == [3] and log.selects == 1
+    log.append("a")  # committed elsewhere, its news lost
+    saved(log, follower, 1)  # this process's next save, offered past the gap
+    while (window := await asyncio.wait_for(stepped.get(), 5)) == []:
+        pass
+    assert window == [4, 5]
+    stopping.set()
+    await asyncio.wait_for(following, 5)
+
+
+def test_offered_notifications_nobody_reads_are_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(following, "OFFERED_LIMIT", 3)
+    log = Log(["a"] * 2)
+    follower = LogFollower(log, window=10)
+    follower.read(0)
+
+    saved(log, follower, 2)
+    saved(log, follower, 2)  # past the limit: the store holds them all
+
+    assert [n.id for n in follower.read(2)] == [3, 4, 5, 6] and log.selects == 2
 
 
 def test_a_window_of_nothing_is_refused() -> None:
