@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.affinity import parse_cpus
 from infra.amqp_nodes import broker_urls
 from read_api.identity import AuthConfigError, resolve_mode, verification_key
 
@@ -125,6 +126,8 @@ class Settings(BaseSettings):
     data_key_file: Path | None = Field(None, description="a file holding the master secret")
 
     create_table: bool = True
+    cpu_affinity: str = Field("", description=(
+        "one: a serving process's threads on one CPU; or CPU numbers such as 0,2 (unset: anywhere)"))
     aggregate_cache_size: int = Field(10_000, ge=1)
     # Connections each application keeps open (and may grow by the overflow under load):
     # every role process builds every application, so a small floor keeps many processes
@@ -144,6 +147,11 @@ class Settings(BaseSettings):
     rabbitmq_port: int = 5672
     rabbitmq_user: str = "guest"
     rabbitmq_password: str = "guest"
+
+    @field_validator("cpu_affinity")
+    @classmethod
+    def _cpus(cls, value: str) -> str:
+        return parse_cpus(value)
 
     @field_validator("log_format", "auth_mode", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from bench.throughput.in_process import run_in_process
 from bench.throughput.peer import run_peer
 from bench.throughput.processes import run_processes
 from commands.orders import PlaceOrder
+from infra.settings import Settings
 
 log = logging.getLogger("bench.saga_throughput")
 
@@ -34,6 +35,7 @@ def new_report(config: Config) -> dict[str, Any]:
         "postgres": f"{config.server.host}:{config.server.port}",
         "amqp": urlsplit(config.amqp_url).hostname,
         "mode_c_pool_size": config.worker_pool_size,
+        "cpu_affinity": Settings(_env_file=None).cpu_affinity,  # CPU_AFFINITY, as the roles read it
         "modes": {},
     }
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 import uvicorn
 
+from infra.affinity import keep_to_cpus
 from infra.bootstrap import assemble, migrate
 from infra.cli.base import (
     ExitCode,
@@ -103,6 +104,7 @@ def serve(
             except StoreInUseError as error:
                 fail(ExitCode.FAILED, f"{error}: stop it first, or set another DATA_DIR")
         configure_logging(settings.log_level, json=settings.log_format == "json")
+        keep_to_cpus(settings.cpu_affinity, index=worker_number())
         configure_tracing()
         reach_database(settings)
         for database in settings.databases if settings.create_table else ():

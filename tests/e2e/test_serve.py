@@ -174,3 +174,14 @@ def test_the_start_banner_reads_in_80_columns(tmp_path: Path) -> None:
     assert banner[0] == f"saga serving on {base} (every role)", output
     assert any(f"{base}/graphql" in line for line in banner), output
     assert max(len(line) for line in banner) <= 80, banner
+
+
+def test_cpu_affinity_one_keeps_every_thread_of_the_server_on_one_cpu(tmp_path: Path) -> None:
+    with embedded_server(tmp_path, CPU_AFFINITY="one") as (base, process):
+        httpx.get(f"{base}/readyz")  # the roles, their loops and worker threads all started by now
+        tasks = Path(f"/proc/{process.pid}/task")
+        masks = {(task / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
+                 for task in tasks.iterdir()}
+        threads = len(list(tasks.iterdir()))
+    allowed = sorted(os.sched_getaffinity(0))
+    assert threads > 1 and masks == {str(allowed[process.pid % len(allowed)])}
