@@ -103,8 +103,11 @@ def serve(
                 alone.enter_context(holding(settings.data_dir, "`saga serve`"))
             except StoreInUseError as error:
                 fail(ExitCode.FAILED, f"{error}: stop it first, or set another DATA_DIR")
+        try:
+            keep_to_cpus(settings.cpu_affinity, index=worker_number())
+        except ValueError as error:
+            fail(ExitCode.USAGE, str(error))
         configure_logging(settings.log_level, json=settings.log_format == "json")
-        keep_to_cpus(settings.cpu_affinity, index=worker_number())
         configure_tracing()
         reach_database(settings)
         for database in settings.databases if settings.create_table else ():

@@ -137,6 +137,18 @@ def test_listing_the_parked_messages_of_an_unknown_queue_is_a_usage_error(
     assert "'QUEUE'" in result.stderr and "payments" in result.stderr
 
 
+def test_serving_on_cpus_the_process_may_not_use_or_a_bad_cpu_affinity_is_a_usage_error(
+    nothing_configured: pytest.MonkeyPatch,
+) -> None:
+    nothing_configured.setenv("CPU_AFFINITY", "4096")
+    unusable = saga("serve", "--port", str(closed_port()))
+    nothing_configured.setenv("CPU_AFFINITY", "fast")
+    bad = saga("serve", "--port", str(closed_port()))
+
+    assert unusable.exit_code == 2 and "CPU_AFFINITY names CPUs [4096]" in unusable.stderr
+    assert bad.exit_code == 2 and "cpu_affinity" in bad.stderr.lower()
+
+
 def test_demo_against_a_closed_port_exits_3_naming_the_url() -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     result = saga("demo", "--orders", "2", "--url", url)
