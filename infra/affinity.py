@@ -57,9 +57,8 @@ def keep_to_cpus(spec: str, *, index: int | None = None) -> frozenset[int] | Non
         if not chosen <= set(allowed):
             raise ValueError(f"CPU_AFFINITY names CPUs {sorted(chosen - set(allowed))}, "
                              f"which this process may not use (it may use {allowed})")
-    # The calling thread's mask is what threads started later inherit; those already running
-    # (a connection pool's, a tracer's) are each set by their own id.
-    os.sched_setaffinity(0, chosen)
+    # Every thread running now (this one, a connection pool's, a tracer's) by its own id; threads
+    # started later inherit the mask of the thread that starts them.
     for task in Path("/proc/self/task").iterdir():
         with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
             os.sched_setaffinity(int(task.name), chosen)
