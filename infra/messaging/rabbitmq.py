@@ -68,7 +68,7 @@ from infra.messaging.rabbitmq_messages import (
     letter_id,
     own_headers,
 )
-from infra.messaging.rabbitmq_parking import PARKING_LOCK, holding_the_parking_queues, take_parked
+from infra.messaging.rabbitmq_parking import PARKING_LOCK, ParkingLock, take_parked
 from infra.messaging.rabbitmq_queues import QueueType, declare_typed, queue_arguments, retry_arguments
 from infra.supervision import Supervisor
 
@@ -119,6 +119,7 @@ class RabbitBus:
         self._consumers: list[Consumer] = []
         self._loops = Supervisor()  # for consumers subscribed without a supervisor of the process's
         self._admin_lock = asyncio.Lock()
+        self._parking = ParkingLock(self.name(PARKING_LOCK), within=connect_timeout)
 
     def name(self, name: str) -> str:
         """The broker's name for an exchange or queue of this namespace."""
@@ -253,8 +254,7 @@ class RabbitBus:
 
     def _parking_queues(self) -> AbstractAsyncContextManager[None]:
         """The lock every process takes before it reads a parking queue (`rabbitmq_parking`)."""
-        return holding_the_parking_queues(_required(self._connection), self.name(PARKING_LOCK),
-                                          within=self._timeout)
+        return self._parking.holding(_required(self._connection))
 
     async def _take_parked(self, queue: str) -> list[AbstractIncomingMessage]:
         channel = _required(self._admin)

@@ -12,6 +12,14 @@ that dies while it reads holds nothing. No consumer reads a parking queue; with
 the lock, no reader can see a letter missing because another holds it. A reader
 that finds the lock taken tries again every few milliseconds, up to its timeout.
 
+The broker grants the lock to whoever declares it first, not to whoever has
+waited longest: a process that reads again at once (a listing loop, a script's
+redrives one after another) would take it back within a round trip of letting it
+go, before a waiter's next try, and another process's redrive could wait out its
+timeout. So a process that has just let the lock go waits HAND_OVER_SECONDS,
+longer than a waiter's interval between tries, before it takes it again
+(`ParkingLock`): every waiter tries once meanwhile, and one of them has it.
+
 A record of parked messages outside their queue (a stream the parking also fed)
 was weighed and set aside: on RabbitMQ 3.10 a stream's readers, created and
 cancelled as often as listings are, stopped being answered after a while, and
@@ -34,6 +42,32 @@ from infra.messaging.rabbitmq_consumer import put_back
 
 PARKING_LOCK = "saga.parked.lock"
 RETRY_SECONDS = 0.02
+HAND_OVER_SECONDS = 3 * RETRY_SECONDS
+
+
+class ParkingLock:
+    """One process's turns at its namespace's lock (`name`, the broker's name of PARKING_LOCK).
+
+    A turn that follows this process's last one by less than HAND_OVER_SECONDS waits out the rest
+    first, so that a process reading again and again lets the others in between its turns.
+    """
+
+    def __init__(self, name: str, *, within: float) -> None:
+        self._name = name
+        self._within = within
+        self._let_go_at: float | None = None
+
+    @asynccontextmanager
+    async def holding(self, connection: AbstractConnection) -> AsyncIterator[None]:
+        """Hold the lock while the body runs; TimeoutError when others keep it for `within` seconds."""
+        loop = asyncio.get_running_loop()
+        if self._let_go_at is not None:
+            await asyncio.sleep(self._let_go_at + HAND_OVER_SECONDS - loop.time())
+        try:
+            async with holding_the_parking_queues(connection, self._name, within=self._within):
+                yield
+        finally:
+            self._let_go_at = loop.time()
 
 
 @asynccontextmanager

@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractConnection
 
 from infra.messaging.bus import EVENTS_EXCHANGE, Delivery, Outcome, QueueBinding
 from infra.messaging.rabbitmq import RabbitBus
-from infra.messaging.rabbitmq_parking import PARKING_LOCK, holding_the_parking_queues
+from infra.messaging.rabbitmq_parking import PARKING_LOCK, ParkingLock, holding_the_parking_queues
 from infra.messaging.rabbitmq_queues import QueueType
 from projections.waiting import cancel_until_done
 from tests.unit.test_in_process_bus import DELAYS, Recorder, envelope, eventually, payments, wait_for_parked
@@ -115,3 +115,28 @@ async def test_a_process_that_dies_while_it_reads_the_parking_queues_holds_nothi
 
     async with asyncio.timeout(10):
         assert len(await admin.dead_letters("payments")) == 1
+
+
+async def test_a_process_that_reads_again_and_again_lets_a_waiting_one_in_between_its_turns(
+    rabbitmq_url: str, rabbit_namespace: str
+) -> None:
+    lock = f"{rabbit_namespace}.{PARKING_LOCK}"
+    busy, waiting = ParkingLock(lock, within=5), ParkingLock(lock, within=5)
+    turns: list[str] = []
+    async with await aio_pika.connect(rabbitmq_url) as one, await aio_pika.connect(rabbitmq_url) as other:
+
+        async def read_again_and_again() -> None:  # as a listing loop does, with no pause of its own
+            while True:
+                async with busy.holding(one):
+                    turns.append("busy")
+                    await asyncio.sleep(0.1)
+
+        reading = asyncio.create_task(read_again_and_again())
+        try:
+            await eventually(lambda: bool(turns))
+            for _ in range(3):
+                async with waiting.holding(other):
+                    turns.append("waiting")
+        finally:
+            await cancel_until_done([reading])
+    assert turns[:6] == ["busy", "waiting"] * 3, turns
