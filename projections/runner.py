@@ -41,8 +41,10 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
+from eventsourcing.persistence import Notification
+
 from projections import tracking
-from projections.applier import Applier, decode_window
+from projections.applier import Applier, Item, decode_window
 from projections.catalog import AnyProjection, all_projections, migrate
 from projections.changes import ChangeHub
 from projections.dead_letters import DeadLetterSource, replace_all
@@ -186,11 +188,11 @@ class Projector:
         at = {p.tracking_name: positions.get((p.tracking_name, app.name), 0) for p in followers}
         start = min(at.values())
         topics = frozenset().union(*(p.topics for p in followers))
-        notifications = await asyncio.to_thread(self._follower(app).read, start)
+        follower = self._follower(app)
+        notifications, items = await asyncio.to_thread(_read_and_decode, follower, app, start, topics)
         if not notifications:
             return 0
         last = notifications[-1].id
-        items = await asyncio.to_thread(decode_window, app, notifications, topics)
         applier = Applier(self.store, self.hub)
         for projection in followers:
             mine = [i for i in items if i.notification_id > at[projection.tracking_name]]
@@ -227,6 +229,14 @@ class Projector:
             except Exception:
                 log.exception("copying the parked messages failed; trying again")
             await asyncio.sleep(self.dead_letter_interval)
+
+
+def _read_and_decode(
+    follower: Follower, app: EventSource, start: int, topics: frozenset[str]
+) -> tuple[Sequence[Notification], list[Item]]:
+    """The next window after `start` and its notifications of `topics` decoded, in one trip to a thread."""
+    notifications = follower.read(start)
+    return notifications, decode_window(app, notifications, topics) if notifications else []
 
 
 async def _until_stopped_or_failed(stopped: asyncio.Task[bool], tasks: Sequence[asyncio.Task[None]]) -> None:
