@@ -7,7 +7,7 @@ the API's DataLoaders cost one query per field and request, not one per row.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -25,6 +25,7 @@ from projections.read_model import (
     OrderCursor,
     OrderPage,
     OrderRow,
+    OrderView,
     PaymentRow,
     ProductRow,
     ProjectionStatusRow,
@@ -41,7 +42,6 @@ Heads = Callable[[], Awaitable[Mapping[str, int]]]
 """Each application's last notification id, for the lag."""
 
 R = TypeVar("R")
-OrderView = tuple[OrderRow | None, PaymentRow | None, ShipmentRow | None, SagaRow | None]
 MAX_PAGE = 500
 MAX_OFFSET = 1 << 62
 """Past any table; keeps an offset within the 64-bit integers both databases take."""
@@ -59,10 +59,30 @@ class StoreReadModel:
         self._heads = heads
         self._poll_interval = poll_interval
         self._orders = OrderSummary()
+        self._parts: tuple[tuple[str, Projection[Any]], ...] = (
+            ("p", PaymentStatus()), ("s", ShipmentTracking()), ("g", SagaProgress()))
+        self._views = _joined(("o", self._orders), *self._parts)
 
     async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
         records = await self._select(self._orders, "id IN ({ids}) AND version > 0", list(ids))
         return {row.id: row for row in await self._order_rows(records)}
+
+    async def order_views(self, ids: Sequence[UUID]) -> dict[UUID, OrderView]:
+        # One row per order and payment, shipment and saga it has (one of each, as a rule);
+        # of several, the newest of each kind counts, as in `_by_order`.
+        found: dict[UUID, tuple[Any, list[Any]]] = {}
+        for record in await fetch_in(self.store, self._views, list(ids)):
+            order = self._orders.decode(_Columns(record, "o"))
+            _, parts = found.setdefault(order.id, (order, [None] * len(self._parts)))
+            for i, (alias, projection) in enumerate(self._parts):
+                if record[f"{alias}_id"] is None:
+                    continue
+                part = projection.decode(_Columns(record, alias))
+                if parts[i] is None or part.updated_at >= parts[i].updated_at:
+                    parts[i] = part
+        placed = [order for order, _ in found.values() if order.version > 0]
+        rows = {row.id: row for row in await self._order_rows(placed)}
+        return {order_id: OrderView(rows.get(order_id), *parts) for order_id, (_, parts) in found.items()}
 
     async def orders(
         self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
@@ -177,18 +197,19 @@ class StoreReadModel:
             while True:
                 changed.clear()
                 view = await self._view(order_id)
-                if view[0] is not None and view != last:
+                if view.order is not None and view != last:
                     last = view
-                    yield view[0]
+                    yield view.order
                 await _wait(changed, self._poll_interval)
 
     async def _view(self, order_id: UUID) -> OrderView:
+        view = (await self.order_views([order_id])).get(order_id)
+        if view is not None:
+            return view
         ids = [order_id]
-        order, payment, shipment, saga = await asyncio.gather(
-            self.orders_by_id(ids), self.payments_by_order(ids), self.shipments_by_order(ids),
-            self.sagas_by_order(ids),
-        )
-        return order.get(order_id), payment.get(order_id), shipment.get(order_id), saga.get(order_id)
+        payment, shipment, saga = await asyncio.gather(
+            self.payments_by_order(ids), self.shipments_by_order(ids), self.sagas_by_order(ids))
+        return OrderView(None, payment.get(order_id), shipment.get(order_id), saga.get(order_id))
 
     async def _order_rows(self, records: Sequence[OrderRecord]) -> list[OrderRow]:
         names = await product_names(self.store, {line.product_id for r in records for line in r.lines})
@@ -210,6 +231,36 @@ class StoreReadModel:
             self.store, f"SELECT {columns} FROM {projection.table.name} WHERE {where}", ids
         )
         return [projection.decode(r) for r in records]
+
+
+class _Columns(Mapping[str, Any]):
+    """One table's columns of a joined row, by their own names (`alias_column` in the row)."""
+
+    __slots__ = ("_prefix", "_record")
+
+    def __init__(self, record: Row, alias: str) -> None:
+        self._record = record
+        self._prefix = f"{alias}_"
+
+    def __getitem__(self, column: str) -> Any:
+        return self._record[self._prefix + column]
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self._prefix)
+        keys = self._record.keys()  # an asyncpg Record iterates its values, not its keys
+        return (key[n:] for key in keys if key.startswith(self._prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _joined(order: tuple[str, Projection[Any]], *parts: tuple[str, Projection[Any]]) -> str:
+    """Orders (`{ids}` their ids) joined with each part's rows of the same order, every column aliased."""
+    alias, projection = order
+    columns = [f"{a}.{c} AS {a}_{c}" for a, p in (order, *parts) for c in p.table.column_names]
+    joins = " ".join(f"LEFT JOIN {p.table.name} {a} ON {a}.order_id = {alias}.id" for a, p in parts)
+    return (f"SELECT {', '.join(columns)} FROM {projection.table.name} {alias} {joins} "
+            f"WHERE {alias}.id IN ({{ids}})")
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -116,6 +116,20 @@ class SagaRow:
 
 
 @dataclass(frozen=True)
+class OrderView:
+    """An order with its payment, shipment and saga, as projected at one moment.
+
+    `order` is None while the order's own row is not projected (or not yet placed):
+    its payment, shipment and saga may be projected before it.
+    """
+
+    order: OrderRow | None
+    payment: PaymentRow | None
+    shipment: ShipmentRow | None
+    saga: SagaRow | None
+
+
+@dataclass(frozen=True)
 class ProductRow:
     id: UUID
     name: str
@@ -209,6 +223,14 @@ class ReadModel(Protocol):
 
     async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:
         """How many orders match, over every page."""
+        ...
+
+    async def order_views(self, ids: Sequence[UUID]) -> dict[UUID, OrderView]:
+        """Each order whose row is projected, with its payment, shipment and saga, in one round trip.
+
+        An order whose row is not projected at all has no entry: ask `payments_by_order` and the
+        others for its parts. An order whose row is there but not yet placed has one, with `order` None.
+        """
         ...
 
     async def payments_by_order(self, order_ids: Sequence[UUID]) -> dict[UUID, PaymentRow]: ...

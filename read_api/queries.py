@@ -56,11 +56,11 @@ class Query:
     @strawberry.field(description="One order, as projected (or from the event store if it is too new)")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         context = info.context
-        row = await context.services.find_order(context.access, argument_id(id, "id"),
-                                                beyond=context.reads_beyond_read_model)
+        row, view = await context.services.find_order_view(context.access, argument_id(id, "id"),
+                                                           beyond=context.reads_beyond_read_model)
         if row is None:
             return None
-        context.loaders.remember(row)
+        context.loaders.remember(row, view)
         return Order.from_row(row)
 
     @strawberry.field(description=f"Orders, newest first; `first` is 1 to {MAX_PAGE}")

@@ -19,7 +19,7 @@ from commands.inventory import Restock
 from commands.orders import OrderNotFoundError, PlaceOrder, RequestCancellation
 from commands.privacy import Forgotten
 from domain.base import ValidationError
-from projections.read_model import OrderRow, ParkedMessage, ProductRow, ReadModel, SagaRow
+from projections.read_model import OrderRow, OrderView, ParkedMessage, ProductRow, ReadModel, SagaRow
 from read_api.identity import Authenticator
 from read_api.permissions import Access
 from read_api.quota import SubscriptionQuota
@@ -121,6 +121,22 @@ class Services:
         `beyond` is called when the read model did not have it and the event store was asked.
         """
         row = (await self.read_model.orders_by_id([order_id])).get(order_id)
+        return await self._visible(access, order_id, row, beyond)
+
+    async def find_order_view(
+        self, access: Access, order_id: UUID, *, beyond: Callable[[], None] | None = None,
+    ) -> tuple[OrderRow | None, OrderView | None]:
+        """`find_order`'s answer, read with the order's payment, shipment and saga in one round trip.
+
+        Beside it, the order as the read model holds it, parts and all (None where it holds no row of it).
+        """
+        view = (await self.read_model.order_views([order_id])).get(order_id)
+        row = await self._visible(access, order_id, None if view is None else view.order, beyond)
+        return row, view
+
+    async def _visible(
+        self, access: Access, order_id: UUID, row: OrderRow | None, beyond: Callable[[], None] | None,
+    ) -> OrderRow | None:
         if row is None:
             if beyond is not None:
                 beyond()

@@ -28,6 +28,7 @@ from projections.read_model import (
     OrderItemRow,
     OrderPage,
     OrderRow,
+    OrderView,
     PaymentRow,
     ProductRow,
     ProjectionStatusRow,
@@ -121,6 +122,12 @@ class RowsReadModel:
     async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
         self.calls["orders_by_id"] += 1
         return {i: self._named(self.orders_rows[i]) for i in ids if i in self.orders_rows}
+
+    async def order_views(self, ids: Sequence[UUID]) -> dict[UUID, OrderView]:
+        self.calls["order_views"] += 1
+        return {i: OrderView(self._named(row) if (row := self.orders_rows[i]).version > 0 else None,
+                             self.payments.get(i), self.shipments.get(i), self.sagas.get(i))
+                for i in ids if i in self.orders_rows}
 
     async def orders(self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
                      after: OrderCursor | None = None, count: bool = True, offset: int = 0) -> OrderPage:

@@ -29,6 +29,7 @@ from projections.read_model import (
     OrderCursor,
     OrderItemRow,
     OrderRow,
+    OrderView,
     PaymentRow,
     ProductRow,
     ReadModel,
@@ -244,6 +245,32 @@ async def test_an_orders_payment_shipment_notification_and_saga_are_found_by_its
     assert await model.notifications_by_order(ids) == {order.id: notification}
     assert await model.sagas_by_order(ids) == {order.id: saga}
     assert await model.payments_by_order([]) == {}
+
+
+async def test_an_order_is_read_with_its_newest_payment_shipment_and_saga_in_one_view(given: Given) -> None:
+    order, bare, unplaced = order_row(status="COMPLETED"), order_row(), replace(order_row(), version=0)
+    at, later = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+
+    def payment(order_id: UUID, status: str, updated_at: Any) -> PaymentRow:
+        return PaymentRow(uuid4(), order_id, status, order.total_amount, "USD", "txn_1", Decimal("0"), T0,
+                          updated_at)
+
+    declined, charged = payment(order.id, "FAILED", at), payment(order.id, "COMPLETED", later)
+    shipments = [ShipmentRow(uuid4(), order.id, status, "TRK1", "UPS", T0, when)
+                 for status, when in (("CANCELLED", at), ("SHIPPED", later))]
+    saga = SagaRow(uuid4(), order.id, "COMPLETED", None, (SagaStepRow("payment", "SUCCEEDED", 1),), at)
+    early = payment(unplaced.id, "COMPLETED", at)  # projected before the order's own Placed
+    await given.rows(order, bare, unplaced, declined, *shipments, saga, early)
+    await given.rows(charged)
+    model = given.model
+
+    views = await model.order_views([order.id, bare.id, unplaced.id, uuid4()])
+
+    rows = await model.orders_by_id([order.id, bare.id])
+    assert views == {order.id: OrderView(rows[order.id], charged, shipments[1], saga),
+                     bare.id: OrderView(rows[bare.id], None, None, None),
+                     unplaced.id: OrderView(None, early, None, None)}
+    assert await model.order_views([]) == {}
 
 
 async def test_stock_levels_list_every_product_by_name_with_what_is_available(given: Given) -> None:

@@ -50,7 +50,7 @@ async def test_an_order_moved_by_the_projection_is_answered_as_it_is_now_not_as_
             headers = bearer(config, str(order.customer_id))
             first = await graphql(http, ORDER, {"id": str(order.id)}, headers)
             again = await graphql(http, ORDER, {"id": str(order.id)}, headers)
-            assert first == again and rows.calls["orders_by_id"] == 1  # the second was the kept answer
+            assert first == again and rows.calls["order_views"] == 1  # the second was the kept answer
             rows.orders_rows[order.id] = replace(order, status="COMPLETED", version=2)
             positions.at += 1  # the projection committed the row and its position together
             moved = await graphql(http, ORDER, {"id": str(order.id)}, headers)
@@ -80,7 +80,7 @@ async def test_an_order_read_from_the_event_store_is_not_kept() -> None:
             missing = str(uuid4())
             await graphql(http, ORDER, {"id": missing}, headers)
             await graphql(http, ORDER, {"id": missing}, headers)
-    assert rows.calls["orders_by_id"] == 2  # neither answer was kept: the event store was asked
+    assert rows.calls["order_views"] == 2  # neither answer was kept: the event store was asked
 
 
 class Unreachable:
@@ -99,7 +99,7 @@ async def test_a_query_is_answered_as_usual_when_the_read_models_position_cannot
             headers = bearer(config, str(order.customer_id))
             answers = [await graphql(http, ORDER, {"id": str(order.id)}, headers) for _ in range(2)]
     assert [answer["data"]["order"]["id"] for answer in answers] == [str(order.id)] * 2
-    assert rows.calls["orders_by_id"] == 2  # nothing was kept without knowing where the read model stood
+    assert rows.calls["order_views"] == 2  # nothing was kept without knowing where the read model stood
 
 
 class Answering:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -10,11 +11,14 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
+from commands.command import parse_command
 from commands.inventory import SEED_CATALOGUE
+from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
 from tests.api_harness import ADMIN, ADMIN_TOKEN, T0, RowsReadModel, api_client, data_of, graphql, order_row
+from tests.fakes import listed_mouse
 from tests.tokens import customer, operator, requiring_tokens
 
 LIST = """
@@ -59,7 +63,7 @@ def customers_orders(read_model: RowsReadModel, count: int, customer_id: UUID) -
     return [row.id for row in reversed(rows)]
 
 
-async def test_listing_twenty_orders_reads_each_kind_of_row_once(
+async def test_listing_twenty_orders_reads_their_payments_shipments_and_sagas_in_one_call(
     client: httpx.AsyncClient, read_model: RowsReadModel
 ) -> None:
     customers_orders(read_model, 20, uuid4())
@@ -70,8 +74,41 @@ async def test_listing_twenty_orders_reads_each_kind_of_row_once(
     assert len(nodes) == 20
     assert all(n["payment"]["status"] == "COMPLETED" and n["saga"]["status"] == "COMPLETED" for n in nodes)
     assert all(n["shipment"]["trackingNumber"] == "TRK1" for n in nodes)
-    assert read_model.calls == {"orders": 1, "count_orders": 1, "payments_by_order": 1,
-                                "shipments_by_order": 1, "sagas_by_order": 1}
+    assert read_model.calls == {"orders": 1, "count_orders": 1, "order_views": 1}
+
+
+ORDER = """query($id: ID!) { order(id: $id) { id status payment { status } shipment { trackingNumber }
+  saga { status } } }"""
+
+
+async def test_an_order_is_read_with_its_payment_shipment_and_saga_in_one_call(
+    client: httpx.AsyncClient, read_model: RowsReadModel
+) -> None:
+    [order_id] = customers_orders(read_model, 1, uuid4())
+
+    order = (await data_of(client, ORDER, {"id": str(order_id)}))["order"]
+
+    assert (order["payment"]["status"], order["shipment"]["trackingNumber"], order["saga"]["status"]) == (
+        "COMPLETED", "TRK1", "COMPLETED")
+    assert read_model.calls == {"order_views": 1}
+
+
+async def test_an_order_too_new_for_the_read_model_shows_the_parts_already_projected(
+    client: httpx.AsyncClient, system: System, read_model: RowsReadModel
+) -> None:
+    placed = parse_command(PlaceOrder, {
+        "customer_id": str(uuid4()), "items": [{"product_id": str(MOUSE), "quantity": 1}],
+        "shipping_address": {"street": "1 Main St", "city": "Springfield", "state": "IL",
+                             "zip_code": "62701", "country": "US"}})
+    order_id = listed_mouse(system.orders).place_order(placed)
+    fulfilled = read_model.add_order(replace(order_row(), id=order_id), fulfilled=True)
+    del read_model.orders_rows[fulfilled.id]  # the payment, shipment and saga are projected; the order is not
+
+    order = (await data_of(client, ORDER, {"id": str(order_id)}))["order"]
+
+    assert order["id"] == str(order_id) and order["status"] == "PENDING"
+    assert (order["payment"]["status"], order["shipment"]["trackingNumber"], order["saga"]["status"]) == (
+        "COMPLETED", "TRK1", "COMPLETED")
 
 
 async def test_a_page_that_does_not_ask_for_the_total_does_not_count_every_order(
