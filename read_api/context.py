@@ -1,8 +1,9 @@
 """The GraphQL request context: the caller's access, the app's services, and DataLoaders per request.
 
 The loaders batch every lookup a request makes of one kind into one call of the
-read model (the payments of 20 listed orders are one `payments_by_order` call,
-not 20), and cache them for that request only, so no answer leaks into another.
+read model, and an order's payment, shipment and saga share one (the parts of 20
+listed orders are one `order_views` call, not 60), and cache them for that
+request only, so no answer leaks into another.
 They answer only what the caller may see: an order of another customer, and its
 payment, shipment and saga, load as absent, exactly like ones that do not exist.
 """
