@@ -1,9 +1,8 @@
 """The GraphQL request context: the caller's access, the app's services, and DataLoaders per request.
 
 The loaders batch every lookup a request makes of one kind into one call of the
-read model, and an order's payment, shipment and saga share one (the parts of 20
-listed orders are one `order_views` call, not 60), and cache them for that
-request only, so no answer leaks into another.
+read model (the payments of 20 listed orders are one `payments_by_order` call,
+not 20), and cache them for that request only, so no answer leaks into another.
 They answer only what the caller may see: an order of another customer, and its
 payment, shipment and saga, load as absent, exactly like ones that do not exist.
 """
@@ -49,17 +48,15 @@ class Loaders:
     def __init__(self, read_model: ReadModel, access: Access) -> None:
         self.access = access
         self._visible_orders: set[UUID] = set()
-        """Orders this request has already found visible: their payment, shipment and saga may be shown."""
+        """Orders this request has already found visible: their payment, shipment and saga need no check."""
         self.orders = DataLoader[UUID, OrderRow | None](
             load_fn=self._visible(by_key(read_model.orders_by_id)))
-        self.views = DataLoader[UUID, OrderView | None](load_fn=by_key(read_model.order_views))
-        """Orders with their payment, shipment and saga: the three loaders below share its one round trip."""
         self.payments = DataLoader[UUID, PaymentRow | None](
-            load_fn=self._parts(lambda view: view.payment, read_model.payments_by_order))
+            load_fn=self._of_visible_orders(by_key(read_model.payments_by_order)))
         self.shipments = DataLoader[UUID, ShipmentRow | None](
-            load_fn=self._parts(lambda view: view.shipment, read_model.shipments_by_order))
+            load_fn=self._of_visible_orders(by_key(read_model.shipments_by_order)))
         self.sagas = DataLoader[UUID, SagaRow | None](
-            load_fn=self._parts(lambda view: view.saga, read_model.sagas_by_order))
+            load_fn=self._of_visible_orders(by_key(read_model.sagas_by_order)))
         self.products = DataLoader[UUID, ProductRow | None](load_fn=by_key(read_model.products_by_id))
 
     def _visible(
@@ -79,34 +76,29 @@ class Loaders:
     def remember(self, row: OrderRow, view: OrderView | None = None) -> None:
         """An order read some other way (a page, a push): loading it, or its parts, needs no query.
 
-        `view` is the order as the read model holds it, parts and all, when it was read so.
+        `view` is the order as the read model holds it, read with its payment, shipment and saga:
+        loading those needs no query either.
         """
         if self._if_visible(row) is not None:
             self.orders.prime(row.id, row)
             if view is not None:
-                self.views.prime(row.id, view)
+                self.payments.prime(row.id, view.payment)
+                self.shipments.prime(row.id, view.shipment)
+                self.sagas.prime(row.id, view.saga)
 
-    def _parts(
-        self, part: Callable[[OrderView], Row | None],
-        alone: Callable[[Sequence[UUID]], Awaitable[Mapping[UUID, Row]]],
+    def _of_visible_orders(
+        self, load: Callable[[list[UUID]], Awaitable[list[Row | None]]],
     ) -> Callable[[list[UUID]], Awaitable[list[Row | None]]]:
-        """Rows keyed by order id, read with their orders, shown only where the order itself is visible.
-
-        An order the read model holds no row of (too new for it, read from the event store) may
-        have its parts projected already: they are asked for `alone`.
-        """
+        """Rows keyed by order id, shown only where the order itself is visible."""
+        if self.access.sees_every_order:
+            return load
 
         async def of_visible(keys: list[UUID]) -> list[Row | None]:
-            views = await self.views.load_many(keys)
-            missing = [key for key, view in zip(keys, views, strict=True) if view is None]
-            found = await alone(missing) if missing else {}
-            rows: list[Row | None] = []
-            for key, view in zip(keys, views, strict=True):
-                if view is not None:
-                    self._if_visible(view.order)
-                row = found.get(key) if view is None else part(view)
-                rows.append(row if self.access.sees_every_order or key in self._visible_orders else None)
-            return rows
+            unknown = [key for key in keys if key not in self._visible_orders]
+            if unknown:
+                await self.orders.load_many(unknown)  # notes which of them are visible
+            rows = await load(keys)
+            return [row if key in self._visible_orders else None for key, row in zip(keys, rows, strict=True)]
 
         return of_visible
 

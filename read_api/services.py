@@ -128,11 +128,12 @@ class Services:
     ) -> tuple[OrderRow | None, OrderView | None]:
         """`find_order`'s answer, read with the order's payment, shipment and saga in one round trip.
 
-        Beside it, the order as the read model holds it, parts and all (None where it holds no row of it).
+        Beside it, the order as the read model holds it, parts and all (None where it holds no row of
+        it, or the order is not visible).
         """
         view = (await self.read_model.order_views([order_id])).get(order_id)
         row = await self._visible(access, order_id, None if view is None else view.order, beyond)
-        return row, view
+        return (row, view) if row is not None else (None, None)
 
     async def _visible(
         self, access: Access, order_id: UUID, row: OrderRow | None, beyond: Callable[[], None] | None,

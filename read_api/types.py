@@ -1,7 +1,7 @@
 """The GraphQL object types. They are views of read-model rows, built with `from_row()`.
 
 An order's payment, shipment and saga are resolved through the request's
-DataLoaders, so listing many orders costs one read-model call for all their parts.
+DataLoaders, so listing many orders costs one read-model call per kind.
 """
 
 from __future__ import annotations
