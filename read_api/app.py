@@ -18,6 +18,7 @@ from projections.read_model import ReadModel
 from read_api.answer_cache import AnswerCache, Freshness
 from read_api.context import Context
 from read_api.graphql_guard import CacheableQueries, FieldGuard
+from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS
 from read_api.guard import ClosedRouteError, RouteGuard, closed_route_refused, closed_unless_listed
 from read_api.health import UNAVAILABLE, Outages, down_parts, merged
 from read_api.ide import GraphiQLRouter, add_documentation_routes
@@ -28,7 +29,7 @@ from read_api.ports import ApiSettings, DeadLetterDesk, ReadyCheck, WriteSystem
 from read_api.quota import PER_CLIENT, PER_CONNECTION, SubscriptionQuota
 from read_api.rest import install_rest_errors, rest_router
 from read_api.rest_envelope import fresh_request_id
-from read_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, build_schema
+from read_api.schema import build_schema
 from read_api.services import Services
 from read_api.tracing import TracedWriteSide, trace_requests
 

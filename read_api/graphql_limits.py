@@ -30,6 +30,15 @@ from graphql import (
     ValidationRule,
 )
 
+MAX_DEPTH = 10
+"""Deep enough for orders -> edges -> node -> saga -> steps -> name; introspection is not counted."""
+MAX_ALIASES = 15
+"""The dashboard and the README use none; a client comparing a few lists side by side fits."""
+MAX_FIELDS = 200
+"""Fields once fragments are spread; the dashboard's largest operation (placeOrder and the order) has 30."""
+MAX_TOKENS = 5000
+"""Bounds the parser's work: a placeOrder of 100 lines written out in the query text fits."""
+
 TOO_DEEP = "TOO_DEEP"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
 TOO_MANY_FIELDS = "TOO_MANY_FIELDS"

@@ -1,4 +1,4 @@
-"""The GraphQL schema (DESIGN §6) and the limits every operation runs under."""
+"""The GraphQL schema (DESIGN §6) and the limits every operation runs under (`graphql_limits`)."""
 
 from __future__ import annotations
 
@@ -16,20 +16,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from read_api.graphql_errors import Schema
-from read_api.graphql_limits import Limits, limit_rule
+from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, Limits, limit_rule
 from read_api.mutations import Mutation
 from read_api.queries import Query
 from read_api.scalars import SCALARS
 from read_api.subscriptions import Subscription
 
-MAX_DEPTH = 10
-"""Deep enough for orders -> edges -> node -> saga -> steps -> name; introspection is not counted."""
-MAX_ALIASES = 15
-"""The dashboard and the README use none; a client comparing a few lists side by side fits."""
-MAX_FIELDS = 200
-"""Fields once fragments are spread; the dashboard's largest operation (placeOrder and the order) has 30."""
-MAX_TOKENS = 5000
-"""Bounds the parser's work: a placeOrder of 100 lines written out in the query text fits."""
 CACHED_DOCUMENTS = 256
 """Query texts whose parse and validation are kept: clients send the same few queries again and again."""
 

@@ -39,7 +39,7 @@ from infra.cli.demo_summary import TERMINAL as TERMINAL
 from infra.cli.demo_summary import Outcome, Summary, summarize
 from infra.cli.demo_summary import finished_line as finished_line
 from infra.cli.demo_summary import summary_table as summary_table
-from read_api.schema import MAX_ALIASES
+from read_api.graphql_limits import MAX_ALIASES
 
 POLL_INTERVAL = 0.5  # seconds between two rounds of following the unfinished orders
 POLL_BATCH = MAX_ALIASES  # orders asked for in one GraphQL request: one alias each, as many as the API allows

@@ -6,10 +6,9 @@ import asyncio
 import os
 from collections.abc import Hashable
 from contextlib import ExitStack
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 
 from infra.affinity import keep_to_cpus
 from infra.bootstrap import assemble, migrate
@@ -31,15 +30,14 @@ from infra.eventstore.ddl import create_schema
 from infra.observability.logs import configure_logging
 from infra.observability.tracing import configure_tracing
 from infra.readstore.opening import migrate_read_store
-from infra.readstore.postgres import PostgresStore
 from infra.runtime import ROLES, WORKER_PORTS, Runtime, run_event_loop
 from infra.settings import Settings
-from projections.queries import StoreReadModel
-from projections.read_model import ReadModel
-from read_api.answer_cache import Freshness
-from read_api.app import create_app, create_health_app
 from read_api.identity import AuthMode, is_loopback, resolve_mode
-from read_api.ports import ReadyCheck
+
+if TYPE_CHECKING:  # the web stack is imported when a server starts: every other command starts sooner
+    from projections.read_model import ReadModel
+    from read_api.answer_cache import Freshness
+    from read_api.ports import ReadyCheck
 
 HELP = paragraphs(
     "Run the system: every role in one process, or only the roles chosen with --role.",
@@ -137,6 +135,10 @@ def _health_role(roles: set[str]) -> str:
 
 async def _serve(settings: Settings, roles: set[str], host: str, listen: int) -> bool:
     """Serve until stopped; False when the server did not start."""
+    import uvicorn
+
+    from read_api.app import create_app, create_health_app
+
     await reach_broker(settings)
     # Off the loop: on the embedded default, assembling lists the seed catalogue in its store.
     assembly = await asyncio.to_thread(assemble, settings, roles)
@@ -195,6 +197,9 @@ def freshness_of(read_model: ReadModel) -> Freshness | None:
     so the version tells those apart. SQLite has no such version: the embedded
     store keeps no answers.
     """
+    from infra.readstore.postgres import PostgresStore
+    from projections.queries import StoreReadModel
+
     if not isinstance(read_model, StoreReadModel) or not isinstance(read_model.store, PostgresStore):
         return None
     store = read_model.store

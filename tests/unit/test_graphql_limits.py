@@ -15,8 +15,8 @@ from commands.inventory import SEED_CATALOGUE
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
-from read_api.graphql_limits import Limits, limit_rule
-from read_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, build_schema
+from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, Limits, limit_rule
+from read_api.schema import build_schema
 from tests.api_harness import ADMIN_TOKEN, RowsReadModel, api_client, graphql, order_row
 
 ROOT = Path(__file__).resolve().parents[2]
