@@ -34,8 +34,8 @@ from projections.read_model import (
 )
 from projections.saga_progress import SagaProgress
 from projections.shipment_tracking import ShipmentTracking
-from projections.stock_levels import product_names, products
-from projections.store import ReadStore, Row, as_uuid, fetch_in
+from projections.stock_levels import StockLevels, product_names, products
+from projections.store import Dialect, ReadStore, Row, as_json, as_uuid, fetch_in
 from projections.waiting import wait_until_set
 
 Heads = Callable[[], Awaitable[Mapping[str, int]]]
@@ -61,7 +61,7 @@ class StoreReadModel:
         self._orders = OrderSummary()
         self._parts: tuple[tuple[str, Projection[Any]], ...] = (
             ("p", PaymentStatus()), ("s", ShipmentTracking()), ("g", SagaProgress()))
-        self._views = _joined(self._orders.table.column_names, self._parts)
+        self._views = _joined(self._orders.table.column_names, self._parts, store.dialect)
 
     async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
         records = await self._select(self._orders, "id IN ({ids}) AND version > 0", list(ids))
@@ -69,14 +69,17 @@ class StoreReadModel:
 
     async def order_views(self, ids: Sequence[UUID]) -> dict[UUID, OrderView]:
         # One row per order and payment, shipment and saga it has (one of each, as a rule);
-        # of several, the newest of each kind counts, as in `_by_order`.
-        found: dict[UUID, tuple[OrderRecord | None, list[Any]]] = {}
+        # of several, the newest of each kind counts, as in `_by_order`. Each row also names
+        # the order's products as the stock levels name them.
+        found: dict[UUID, tuple[OrderRow | None, list[Any]]] = {}
         for record in await fetch_in(self.store, self._views, list(ids)):
             order_id = as_uuid(record["o_id"])
             if order_id not in found:
-                placed = int(record["o_version"]) > 0
-                found[order_id] = (self._orders.decode(_Columns(record, "o")) if placed else None,
-                                   [None] * len(self._parts))
+                order = None
+                if int(record["o_version"]) > 0:
+                    names = {UUID(key): name for key, name in (as_json(record["o_names"]) or {}).items()}
+                    order = self._orders.decode(_Columns(record, "o")).to_row(names)
+                found[order_id] = (order, [None] * len(self._parts))
             parts = found[order_id][1]
             for i, (alias, projection) in enumerate(self._parts):
                 if record[f"{alias}_id"] is None:
@@ -84,9 +87,7 @@ class StoreReadModel:
                 part = projection.decode(_Columns(record, alias))
                 if parts[i] is None or part.updated_at >= parts[i].updated_at:
                     parts[i] = part
-        orders = [order for order, _ in found.values() if order is not None]
-        rows = {row.id: row for row in await self._order_rows(orders)}
-        return {order_id: OrderView(rows.get(order_id), *parts) for order_id, (_, parts) in found.items()}
+        return {order_id: OrderView(order, *parts) for order_id, (order, parts) in found.items()}
 
     async def orders(
         self, *, customer_id: UUID | None = None, status: str | None = None, first: int = 20,
@@ -258,12 +259,19 @@ class _Columns(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
-def _joined(order_columns: Sequence[str], parts: Sequence[tuple[str, Projection[Any]]]) -> str:
+def _joined(
+    order_columns: Sequence[str], parts: Sequence[tuple[str, Projection[Any]]], dialect: Dialect,
+) -> str:
     """These columns of orders (`{ids}` their ids) joined with each part's rows of the same order.
 
-    Every column is aliased `alias_column`, the orders' alias being `o`.
+    Every column is aliased `alias_column`, the orders' alias being `o`; `o_names` is a JSON object
+    of the names of the products in the order's items, by product id.
     """
     columns = [f"o.{c} AS o_{c}" for c in order_columns]
+    products = dialect.json_uuids.format(member="product_id", array="o.items")
+    names = dialect.json_object.format(key="n.id", value="n.name")
+    stock = StockLevels().table.name
+    columns.append(f"(SELECT {names} FROM {stock} n WHERE n.id IN ({products})) AS o_names")
     columns += [f"{a}.{c} AS {a}_{c}" for a, p in parts for c in p.table.column_names]
     joins = " ".join(f"LEFT JOIN {p.table.name} {a} ON {a}.order_id = o.id" for a, p in parts)
     return f"SELECT {', '.join(columns)} FROM {OrderSummary().table.name} o {joins} WHERE o.id IN ({{ids}})"

@@ -34,6 +34,10 @@ class Dialect:
     name: str
     types: Mapping[str, str]
     for_update: str  # locks the rows a transaction reads, where the database needs to be told
+    json_uuids: str
+    """A `SELECT` of one member (`{member}`) of each element of a JSON array (`{array}`), as a uuid."""
+    json_object: str
+    """An aggregate making one JSON object of `{key}` (a uuid) and `{value}`; NULL or `{{}}` of no rows."""
 
     def ddl(self, statement: str) -> str:
         return statement.format_map(self.types)

@@ -19,6 +19,8 @@ POSTGRES = Dialect(
     {"uuid": "UUID", "money": "NUMERIC", "ts": "TIMESTAMPTZ", "json": "JSONB", "int": "BIGINT",
      "text": "TEXT"},
     " FOR UPDATE",
+    "SELECT (e->>'{member}')::uuid FROM jsonb_array_elements({array}) e",
+    "jsonb_object_agg({key}::text, {value})",
 )
 
 

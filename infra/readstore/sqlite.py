@@ -22,6 +22,8 @@ SQLITE = Dialect(
     "sqlite",
     {"uuid": "TEXT", "money": "TEXT", "ts": "TEXT", "json": "TEXT", "int": "INTEGER", "text": "TEXT"},
     "",
+    "SELECT json_extract(e.value, '$.{member}') FROM json_each({array}) e",
+    "json_group_object({key}, {value})",
 )
 
 

@@ -224,6 +224,8 @@ async def test_an_orders_items_are_named_as_the_stock_levels_name_their_products
     assert [i.product_name for i in listed.items] == ["Silent Wireless Mouse"]
     assert [i.product_name for i in (await given.model.orders_by_id([order.id]))[order.id].items] == [
         "Silent Wireless Mouse"]
+    viewed = (await given.model.order_views([order.id]))[order.id].order
+    assert viewed is not None and [i.product_name for i in viewed.items] == ["Silent Wireless Mouse"]
 
 
 async def test_an_orders_payment_shipment_notification_and_saga_are_found_by_its_id(given: Given) -> None:
