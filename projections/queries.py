@@ -16,7 +16,7 @@ from projections import tracking
 from projections.catalog import all_projections
 from projections.changes import ChangeHub
 from projections.notification_log import NotificationLog
-from projections.order_summary import OrderRecord, OrderSummary
+from projections.order_summary import OrderSummary
 from projections.payment_status import PaymentStatus
 from projections.projection import Projection
 from projections.read_model import (
@@ -61,24 +61,25 @@ class StoreReadModel:
         self._orders = OrderSummary()
         self._parts: tuple[tuple[str, Projection[Any]], ...] = (
             ("p", PaymentStatus()), ("s", ShipmentTracking()), ("g", SagaProgress()))
-        self._views = _joined(self._orders.table.column_names, self._parts, store.dialect)
+        columns = _named_order_columns(self._orders, store.dialect)
+        self._named = f"SELECT {columns} FROM {self._orders.table.name} o"
+        parts = [f"{a}.{c} AS {a}_{c}" for a, p in self._parts for c in p.table.column_names]
+        joins = " ".join(f"LEFT JOIN {p.table.name} {a} ON {a}.order_id = o.id" for a, p in self._parts)
+        self._views = (f"SELECT {columns}, {', '.join(parts)} FROM {self._orders.table.name} o {joins} "
+                       f"WHERE o.id IN ({{ids}})")
 
     async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
-        records = await self._select(self._orders, "id IN ({ids}) AND version > 0", list(ids))
-        return {row.id: row for row in await self._order_rows(records)}
+        records = await fetch_in(self.store, f"{self._named} WHERE o.id IN ({{ids}}) AND o.version > 0", ids)
+        return {row.id: row for row in map(self._order_row, records)}
 
     async def order_views(self, ids: Sequence[UUID]) -> dict[UUID, OrderView]:
         # One row per order and payment, shipment and saga it has (one of each, as a rule);
-        # of several, the newest of each kind counts, as in `_by_order`. Each row also names
-        # the order's products as the stock levels name them.
+        # of several, the newest of each kind counts, as in `_by_order`.
         found: dict[UUID, tuple[OrderRow | None, list[Any]]] = {}
         for record in await fetch_in(self.store, self._views, list(ids)):
-            order_id = as_uuid(record["o_id"])
+            order_id = as_uuid(record["id"])
             if order_id not in found:
-                order = None
-                if int(record["o_version"]) > 0:
-                    names = {UUID(key): name for key, name in (as_json(record["o_names"]) or {}).items()}
-                    order = self._orders.decode(_Columns(record, "o")).to_row(names)
+                order = self._order_row(record) if int(record["version"]) > 0 else None
                 found[order_id] = (order, [None] * len(self._parts))
             parts = found[order_id][1]
             for i, (alias, projection) in enumerate(self._parts):
@@ -94,7 +95,6 @@ class StoreReadModel:
         after: OrderCursor | None = None, count: bool = True, offset: int = 0,
     ) -> OrderPage:
         conditions, args = _order_filter(customer_id, status)
-        table = self._orders.table.name
         total = await self.count_orders(customer_id=customer_id, status=status) if count else None
         if offset >= min(total if total is not None else MAX_OFFSET, MAX_OFFSET):
             return OrderPage((), False, total)  # past the last order: nothing to read
@@ -104,13 +104,17 @@ class StoreReadModel:
             conditions.append(f"(created_at < ${a} OR (created_at = ${a} AND id < ${b}))")
         limit = max(0, min(first, MAX_PAGE))
         args += [limit + 1, max(0, offset)]
+        # A page's products are named by one query for all of them: cheaper, for many orders, than
+        # naming each order's in its row as a single order's read does.
         records = await self.store.fetch(
-            f"SELECT {', '.join(self._orders.table.column_names)} FROM {table} "
+            f"SELECT {', '.join(self._orders.table.column_names)} FROM {self._orders.table.name} "
             f"WHERE {' AND '.join(conditions)} ORDER BY created_at DESC, id DESC "
             f"LIMIT ${len(args) - 1} OFFSET ${len(args)}",
             *args,
         )
-        rows = await self._order_rows([self._orders.decode(r) for r in records])
+        page = [self._orders.decode(record) for record in records]
+        names = await product_names(self.store, {line.product_id for order in page for line in order.lines})
+        rows = [order.to_row(names) for order in page]
         return OrderPage(tuple(rows[:limit]), len(rows) > limit, total)
 
     async def count_orders(self, *, customer_id: UUID | None = None, status: str | None = None) -> int:
@@ -216,9 +220,10 @@ class StoreReadModel:
             self.payments_by_order(ids), self.shipments_by_order(ids), self.sagas_by_order(ids))
         return OrderView(None, payment.get(order_id), shipment.get(order_id), saga.get(order_id))
 
-    async def _order_rows(self, records: Sequence[OrderRecord]) -> list[OrderRow]:
-        names = await product_names(self.store, {line.product_id for r in records for line in r.lines})
-        return [record.to_row(names) for record in records]
+    def _order_row(self, record: Row) -> OrderRow:
+        """An order read by `_named`, its items named."""
+        names = as_json(record["product_names"]) or {}
+        return self._orders.decode(record).to_row({UUID(key): name for key, name in names.items()})
 
     async def _by_order(self, projection: Projection[Any], order_ids: Sequence[UUID]) -> dict[UUID, Any]:
         """The newest row of each order (one payment, shipment, saga per order; the latest notification)."""
@@ -259,22 +264,14 @@ class _Columns(Mapping[str, Any]):
         return sum(1 for _ in self)
 
 
-def _joined(
-    order_columns: Sequence[str], parts: Sequence[tuple[str, Projection[Any]]], dialect: Dialect,
-) -> str:
-    """These columns of orders (`{ids}` their ids) joined with each part's rows of the same order.
-
-    Every column is aliased `alias_column`, the orders' alias being `o`; `o_names` is a JSON object
-    of the names of the products in the order's items, by product id.
-    """
-    columns = [f"o.{c} AS o_{c}" for c in order_columns]
+def _named_order_columns(orders: OrderSummary, dialect: Dialect) -> str:
+    """Every column of orders (`o`), and `product_names`: the names of the products in each order's
+    items, as the stock levels name them now (a JSON object by product id)."""
     products = dialect.json_uuids.format(member="product_id", array="o.items")
     names = dialect.json_object.format(key="n.id", value="n.name")
-    stock = StockLevels().table.name
-    columns.append(f"(SELECT {names} FROM {stock} n WHERE n.id IN ({products})) AS o_names")
-    columns += [f"{a}.{c} AS {a}_{c}" for a, p in parts for c in p.table.column_names]
-    joins = " ".join(f"LEFT JOIN {p.table.name} {a} ON {a}.order_id = o.id" for a, p in parts)
-    return f"SELECT {', '.join(columns)} FROM {OrderSummary().table.name} o {joins} WHERE o.id IN ({{ids}})"
+    columns = ", ".join(f"o.{c}" for c in orders.table.column_names)
+    return (f"{columns}, (SELECT {names} FROM {StockLevels().table.name} n WHERE n.id IN ({products})) "
+            "AS product_names")
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
