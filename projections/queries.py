@@ -62,14 +62,15 @@ class StoreReadModel:
         self._parts: tuple[tuple[str, Projection[Any]], ...] = (
             ("p", PaymentStatus()), ("s", ShipmentTracking()), ("g", SagaProgress()))
         columns = _named_order_columns(self._orders, store.dialect)
-        self._named = f"SELECT {columns} FROM {self._orders.table.name} o"
+        self._by_id = (f"SELECT {columns} FROM {self._orders.table.name} o "
+                       f"WHERE o.id IN ({{ids}}) AND o.version > 0")
         parts = [f"{a}.{c} AS {a}_{c}" for a, p in self._parts for c in p.table.column_names]
         joins = " ".join(f"LEFT JOIN {p.table.name} {a} ON {a}.order_id = o.id" for a, p in self._parts)
         self._views = (f"SELECT {columns}, {', '.join(parts)} FROM {self._orders.table.name} o {joins} "
                        f"WHERE o.id IN ({{ids}})")
 
     async def orders_by_id(self, ids: Sequence[UUID]) -> dict[UUID, OrderRow]:
-        records = await fetch_in(self.store, f"{self._named} WHERE o.id IN ({{ids}}) AND o.version > 0", ids)
+        records = await fetch_in(self.store, self._by_id, ids)
         return {row.id: row for row in map(self._order_row, records)}
 
     async def order_views(self, ids: Sequence[UUID]) -> dict[UUID, OrderView]:
@@ -221,7 +222,7 @@ class StoreReadModel:
         return OrderView(None, payment.get(order_id), shipment.get(order_id), saga.get(order_id))
 
     def _order_row(self, record: Row) -> OrderRow:
-        """An order read by `_named`, its items named."""
+        """An order read with its `product_names` (`_by_id`, `_views`), its items named."""
         names = as_json(record["product_names"]) or {}
         return self._orders.decode(record).to_row({UUID(key): name for key, name in names.items()})
 

@@ -37,7 +37,7 @@ class Dialect:
     json_uuids: str
     """A `SELECT` of one member (`{member}`) of each element of a JSON array (`{array}`), as a uuid."""
     json_object: str
-    """An aggregate making one JSON object of `{key}` (a uuid) and `{value}`; NULL or `{{}}` of no rows."""
+    """An aggregate making one JSON object of `{key}` (a uuid) and `{value}`; NULL or `{}` of no rows."""
 
     def ddl(self, statement: str) -> str:
         return statement.format_map(self.types)
