@@ -13,15 +13,15 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
+from starlette.routing import Route, WebSocketRoute
 
 from projections.read_model import ReadModel
 from read_api.answer_cache import AnswerCache, Freshness
-from read_api.context import Context
 from read_api.graphql_guard import CacheableQueries, FieldGuard
 from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS
 from read_api.guard import ClosedRouteError, RouteGuard, closed_route_refused, closed_unless_listed
 from read_api.health import UNAVAILABLE, Outages, down_parts, merged
-from read_api.ide import GraphiQLRouter, add_documentation_routes
+from read_api.ide import GraphiQLView, add_documentation_routes
 from read_api.identity import Authenticator
 from read_api.limits import BodyLimitMiddleware
 from read_api.metrics import Metrics, MetricsMiddleware
@@ -111,15 +111,13 @@ def create_app(
             max_aliases=limits.max_aliases, max_fields=limits.max_fields,
         )
 
-        async def context() -> Context:
-            return Context(services)
-
-        graphql = GraphiQLRouter(
-            schema, context_getter=context, graphql_ide="graphiql" if introspection else None,
+        graphql = GraphiQLView(
+            schema, services=services, graphql_ide="graphiql" if introspection else None,
             # Strawberry's own bound, a backstop above the quota that refuses with a code.
             max_subscriptions_per_connection=services.subscriptions.per_connection + 2,
         )
-        api.include_router(graphql, prefix="/graphql")
+        api.router.routes += [Route("/graphql", graphql, methods=["GET", "POST"], include_in_schema=False),
+                              WebSocketRoute("/graphql", graphql)]
         api.include_router(rest_router(services))
         install_rest_errors(api)
         add_dashboard_routes(api)

@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 from uuid import UUID
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
-from strawberry.fastapi import BaseContext
 
 from projections.read_model import (
     OrderRow,
@@ -44,34 +46,69 @@ def by_key(
     return load
 
 
-class Loaders:
-    def __init__(self, read_model: ReadModel, access: Access) -> None:
+class Visibility:
+    """Which orders this request's caller may see, of those the request has read so far."""
+
+    def __init__(self, access: Access) -> None:
         self.access = access
-        self._visible_orders: set[UUID] = set()
+        self.orders: set[UUID] = set()
         """Orders this request has already found visible: their payment, shipment and saga need no check."""
-        self.orders = DataLoader[UUID, OrderRow | None](
-            load_fn=self._visible(by_key(read_model.orders_by_id)))
-        self.payments = DataLoader[UUID, PaymentRow | None](
-            load_fn=self._of_visible_orders(by_key(read_model.payments_by_order)))
-        self.shipments = DataLoader[UUID, ShipmentRow | None](
-            load_fn=self._of_visible_orders(by_key(read_model.shipments_by_order)))
-        self.sagas = DataLoader[UUID, SagaRow | None](
-            load_fn=self._of_visible_orders(by_key(read_model.sagas_by_order)))
-        self.products = DataLoader[UUID, ProductRow | None](load_fn=by_key(read_model.products_by_id))
 
-    def _visible(
-        self, load: Callable[[list[UUID]], Awaitable[list[OrderRow | None]]],
-    ) -> Callable[[list[UUID]], Awaitable[list[OrderRow | None]]]:
-        async def visible(keys: list[UUID]) -> list[OrderRow | None]:
-            return [self._if_visible(row) for row in await load(keys)]
-
-        return visible
-
-    def _if_visible(self, row: OrderRow | None) -> OrderRow | None:
+    def of(self, row: OrderRow | None) -> OrderRow | None:
+        """The row if its caller may see it (noting so), else None."""
         if row is None or not self.access.sees_order_of(row.customer_id):
             return None
-        self._visible_orders.add(row.id)
+        self.orders.add(row.id)
         return row
+
+
+def _visible(
+    visibility: Visibility, load: Callable[[list[UUID]], Awaitable[list[OrderRow | None]]],
+) -> Callable[[list[UUID]], Awaitable[list[OrderRow | None]]]:
+    async def visible(keys: list[UUID]) -> list[OrderRow | None]:
+        return [visibility.of(row) for row in await load(keys)]
+
+    return visible
+
+
+def _of_visible_orders(
+    visibility: Visibility, orders: DataLoader[UUID, OrderRow | None],
+    load: Callable[[list[UUID]], Awaitable[list[Row | None]]],
+) -> Callable[[list[UUID]], Awaitable[list[Row | None]]]:
+    """Rows keyed by order id, shown only where the order itself is visible."""
+    if visibility.access.sees_every_order:
+        return load
+
+    async def of_visible(keys: list[UUID]) -> list[Row | None]:
+        unknown = [key for key in keys if key not in visibility.orders]
+        if unknown:
+            await orders.load_many(unknown)  # notes which of them are visible
+        rows = await load(keys)
+        return [row if key in visibility.orders else None for key, row in zip(keys, rows, strict=True)]
+
+    return of_visible
+
+
+class Loaders:
+    """A request's DataLoaders.
+
+    No loader's function refers back to the loaders (only to the request's
+    `Visibility` and the orders' loader), so a request's reads hold no reference
+    cycle and are freed as soon as it is answered, not by the cycle collector.
+    """
+
+    def __init__(self, read_model: ReadModel, access: Access) -> None:
+        self.access = access
+        self._visibility = visibility = Visibility(access)
+        self.orders = orders = DataLoader[UUID, OrderRow | None](
+            load_fn=_visible(visibility, by_key(read_model.orders_by_id)))
+        self.payments = DataLoader[UUID, PaymentRow | None](
+            load_fn=_of_visible_orders(visibility, orders, by_key(read_model.payments_by_order)))
+        self.shipments = DataLoader[UUID, ShipmentRow | None](
+            load_fn=_of_visible_orders(visibility, orders, by_key(read_model.shipments_by_order)))
+        self.sagas = DataLoader[UUID, SagaRow | None](
+            load_fn=_of_visible_orders(visibility, orders, by_key(read_model.sagas_by_order)))
+        self.products = DataLoader[UUID, ProductRow | None](load_fn=by_key(read_model.products_by_id))
 
     def remember(self, row: OrderRow, view: OrderView | None = None) -> None:
         """An order read some other way (a page, a push): loading it, or its parts, needs no query.
@@ -79,34 +116,25 @@ class Loaders:
         `view` is the order as the read model holds it, read with its payment, shipment and saga:
         loading those needs no query either.
         """
-        if self._if_visible(row) is not None:
+        if self._visibility.of(row) is not None:
             self.orders.prime(row.id, row)
             if view is not None:
                 self.payments.prime(row.id, view.payment)
                 self.shipments.prime(row.id, view.shipment)
                 self.sagas.prime(row.id, view.saga)
 
-    def _of_visible_orders(
-        self, load: Callable[[list[UUID]], Awaitable[list[Row | None]]],
-    ) -> Callable[[list[UUID]], Awaitable[list[Row | None]]]:
-        """Rows keyed by order id, shown only where the order itself is visible."""
-        if self.access.sees_every_order:
-            return load
 
-        async def of_visible(keys: list[UUID]) -> list[Row | None]:
-            unknown = [key for key in keys if key not in self._visible_orders]
-            if unknown:
-                await self.orders.load_many(unknown)  # notes which of them are visible
-            rows = await load(keys)
-            return [row if key in self._visible_orders else None for key, row in zip(keys, rows, strict=True)]
-
-        return of_visible
-
-
-class Context(BaseContext):
-    def __init__(self, services: Services, access: Access | None = None) -> None:
-        super().__init__()
+class Context:
+    def __init__(
+        self, services: Services, access: Access | None = None, *,
+        request: Request | WebSocket | None = None, response: Response | WebSocket | None = None,
+    ) -> None:
         self.services = services
+        self.request = request
+        """The HTTP request, or the WebSocket of a subscription; None outside a request (a test's call)."""
+        self.response = response
+        self.connection_params: object = None
+        """A WebSocket's `connection_init` payload, as Strawberry leaves it."""
         self._access = access
         self._loaders: Loaders | None = None
 

@@ -6,6 +6,11 @@ whole operation, with `extensions.code` UNAUTHENTICATED or FORBIDDEN, before
 any resolver has read or written anything. A WebSocket authenticates with the
 token in its `connection_init` payload and is closed 4401 (no or bad token) or
 4403 (a token that may not subscribe) otherwise.
+
+`/graphql` itself is Strawberry's ASGI view, a route of its own rather than
+FastAPI's: it asks the route guard's question at its door, as FastAPI asks it
+before each of its routes, and answers without FastAPI's dependency solving,
+which cost a fresh `order(id)` more than its own read of the store.
 """
 
 from __future__ import annotations
@@ -21,18 +26,23 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
     get_operation_ast,
 )
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
 from strawberry.extensions import SchemaExtension
-from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 
 from read_api.answer_cache import CACHEABLE_ROOTS, verdict_of
 from read_api.context import Context
+from read_api.guard import closed_unless_listed
 from read_api.permissions import Access, AccessDeniedError, Rule, UnauthenticatedError
+from read_api.services import Services
 
 ROOT_TYPES = {"query": "Query", "mutation": "Mutation", "subscription": "Subscription"}
 INTROSPECTION = frozenset({"__typename", "__schema", "__type"})
@@ -89,20 +99,20 @@ def root_fields(
     """The names (not aliases) of the root fields an operation selects, through its fragments."""
     names: set[str] = set()
     seen: set[str] = set()
-
-    def walk(selections: SelectionSetNode) -> None:
-        for selection in selections.selections:
+    # A list of selection sets still to walk, not a nested function calling itself: such a
+    # function is a reference cycle, left for the cycle collector after every operation.
+    pending = [operation.selection_set]
+    while pending:
+        for selection in pending.pop().selections:
             if isinstance(selection, FieldNode):
                 names.add(selection.name.value)
             elif isinstance(selection, InlineFragmentNode):
-                walk(selection.selection_set)
+                pending.append(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = fragments.get(selection.name.value)
                 if fragment is not None and fragment.name.value not in seen:
                     seen.add(fragment.name.value)
-                    walk(fragment.selection_set)
-
-    walk(operation.selection_set)
+                    pending.append(fragment.selection_set)
     return names
 
 
@@ -128,11 +138,24 @@ class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_connection_init(message)
 
 
-class GuardedGraphQLRouter(GraphQLRouter[Context, None]):
-    """Strawberry's router, speaking only graphql-transport-ws, through the guarded handler."""
+class GuardedGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view at /graphql, open only where the route guard opened it.
+
+    It speaks only graphql-transport-ws, through the guarded handler, and gives
+    each operation a `Context` of its own over the app's services.
+    """
 
     graphql_transport_ws_handler_class = GuardedTransportWSHandler
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, services: Services, **kwargs: Any) -> None:
         kwargs.setdefault("subscription_protocols", (GRAPHQL_TRANSPORT_WS_PROTOCOL,))
         super().__init__(*args, **kwargs)
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The check FastAPI runs before each of its routes, raised to the same exception handler.
+        await closed_unless_listed(HTTPConnection(scope))
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        return Context(self.services, request=request, response=response)

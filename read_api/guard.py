@@ -3,8 +3,9 @@
 The caller's credential is verified once per request, here, and its `Access`
 is left in the request's state for the routes and the GraphQL context to read.
 A request whose path and method no rule lists is refused 403 by `closed_unless_listed`,
-a dependency of every route of the app, before the route does anything: a new
-route is closed until `permissions.ROUTES` opens it.
+a dependency of every FastAPI route of the app and the first thing the GraphQL
+view (`graphql_guard.GuardedGraphQL`, a route of its own) does, before the route
+does anything: a new route is closed until `permissions.ROUTES` opens it.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class ClosedRouteError(ForbiddenError):
 
 
 async def closed_unless_listed(connection: HTTPConnection) -> None:
-    """A dependency of every route: refuses the request unless the guard found a rule that opened it."""
+    """A dependency of every route (the GraphQL view calls it itself): refuses what no rule opened."""
     if connection.scope.get("state", {}).get(CHECKED):
         return
     if connection.scope["type"] == "websocket":

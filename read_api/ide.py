@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.requests import Request
 
-from read_api.graphql_guard import GuardedGraphQLRouter
+from read_api.graphql_guard import GuardedGraphQL
 
-__all__ = ["Assets", "GraphiQLRouter", "add_documentation_routes"]
+__all__ = ["Assets", "GraphiQLView", "add_documentation_routes"]
 
 STATIC = Path(__file__).with_name("static")
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -54,11 +55,10 @@ SWAGGER_UI = Assets("swagger-ui")
 REDOC = Assets("redoc")
 
 
-class GraphiQLRouter(GuardedGraphQLRouter):
-    """The guarded GraphQL router whose GraphiQL is the packaged page, with its files beside it."""
+class GraphiQLView(GuardedGraphQL):
+    """The guarded GraphQL view whose GraphiQL is the packaged page, with its files beside it."""
 
-    # Strawberry narrows this to an HTMLResponse; a script or a stylesheet is a Response too.
-    async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
+    async def render_graphql_ide(self, request: Request) -> Response:
         # A browser asks for a script or a stylesheet accepting */*, which Strawberry reads as
         # asking for the IDE: so the files come here, and only while the IDE is on.
         asset = request.query_params.get("asset")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from graphql import ASTValidationRule
+from graphql import ASTValidationRule, GraphQLResolveInfoHelpers
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -14,6 +16,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from read_api.graphql_errors import Schema
 from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS, Limits, limit_rule
@@ -24,6 +27,38 @@ from read_api.subscriptions import Subscription
 
 CACHED_DOCUMENTS = 256
 """Query texts whose parse and validation are kept: clients send the same few queries again and again."""
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """An operation's execution, whose state is freed as soon as it has answered.
+
+    graphql-core gives each execution helpers for resolvers (`info.async_helpers`)
+    that are the execution's own bound methods: a reference cycle, which kept the
+    whole operation (its fields, its context, every row it read) until the cycle
+    collector found it, and collecting those cycles took about a sixth of the CPU
+    of a fresh `order(id)`. Here the helpers reach the execution through a weak
+    reference; while it runs, its resolvers' calls find it as before.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.async_helpers = _helpers(weakref.ref(self))
+
+
+def _helpers(execution: weakref.ref[ExecutionContext]) -> GraphQLResolveInfoHelpers:
+    def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+        running = execution()
+        if running is None:
+            raise RuntimeError("the operation has ended")
+        return running.gather_async_work(values)
+
+    def track(values: Sequence[Any]) -> None:
+        running = execution()
+        if running is None:
+            raise RuntimeError("the operation has ended")
+        running.track_async_work(values)
+
+    return GraphQLResolveInfoHelpers(gather=gather, track=track)
 
 
 def build_schema(
@@ -49,6 +84,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=ExecutionContext,
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
             lambda: AddValidationRules(rules),

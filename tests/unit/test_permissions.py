@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
+from starlette.types import Message
 
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
@@ -79,6 +80,54 @@ async def test_a_route_no_rule_opens_is_refused_to_everyone_even_an_admin(system
     assert anonymous.status_code == 403 and admin.status_code == 403
     assert admin.json()["error"]["code"] == "FORBIDDEN"
     assert "everything" not in admin.text
+
+
+async def test_graphql_is_closed_too_when_no_rule_opens_it(
+    system: System, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # /graphql is served by Strawberry's own view, not a FastAPI route: it asks the guard itself.
+    closed = {route: rule for route, rule in ROUTES.items() if route[1] != "/graphql"}
+    monkeypatch.setattr("read_api.guard.ROUTES", closed)
+    app = create_app(system=system, read_model=RowsReadModel(), settings=system.settings)
+    address = {"street": "1 Main St", "city": "Springfield", "state": "IL", "zipCode": "62701",
+               "country": "US"}
+    order = {"customerId": str(A), "items": [{"productId": str(uuid4()), "quantity": 1}],
+             "shippingAddress": address}
+    place = {"query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } } }",
+             "variables": {"input": order}}
+    written = system.orders.recorder.max_notification_id()
+    async with api_client(app) as client:
+        posted = await client.post("/graphql", json=place)
+        got = await client.get("/graphql", params={"query": "{ products { id name } }"})
+    assert [posted.status_code, got.status_code] == [403, 403]
+    for answer in (posted, got):  # in GraphQL's shape, as every refusal at /graphql
+        message = f"{answer.request.method} /graphql is not open to anyone"
+        assert answer.json() == {"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]}
+    assert system.orders.recorder.max_notification_id() == written
+
+
+async def test_a_graphql_websocket_is_closed_when_no_rule_opens_it(
+    system: System, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed = {route: rule for route, rule in ROUTES.items() if route != ("WEBSOCKET", "/graphql")}
+    monkeypatch.setattr("read_api.guard.ROUTES", closed)
+    app = create_app(system=system, read_model=RowsReadModel(), settings=system.settings)
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": "/graphql", "raw_path": b"/graphql",
+             "root_path": "", "query_string": b"", "scheme": "ws", "server": ("api.test", 80),
+             "headers": [(b"host", b"api.test"), (b"sec-websocket-protocol", b"graphql-transport-ws")],
+             "subprotocols": ["graphql-transport-ws"]}
+    await app(scope, receive, send)
+    assert [message["type"] for message in sent] == ["websocket.close"]
+    assert sent[0]["code"] == 4403
 
 
 @pytest.mark.parametrize(("access", "rule", "refusal"), [

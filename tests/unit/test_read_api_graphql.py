@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -17,7 +18,17 @@ from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
-from tests.api_harness import ADMIN, ADMIN_TOKEN, T0, RowsReadModel, api_client, data_of, graphql, order_row
+from tests.api_harness import (
+    ADMIN,
+    ADMIN_TOKEN,
+    T0,
+    RowsReadModel,
+    api_client,
+    asgi_post,
+    data_of,
+    graphql,
+    order_row,
+)
 from tests.fakes import listed_mouse
 from tests.tokens import customer, operator, requiring_tokens
 
@@ -92,6 +103,33 @@ async def test_an_order_is_read_with_its_payment_shipment_and_saga_in_one_call(
     assert (order["payment"]["status"], order["shipment"]["trackingNumber"], order["saga"]["status"]) == (
         "COMPLETED", "TRK1", "COMPLETED")
     assert read_model.calls == {"order_views": 1}
+
+
+async def test_an_answered_request_leaves_nothing_for_the_cycle_collector(
+    system: System, read_model: RowsReadModel
+) -> None:
+    # A request's state in a reference cycle lives on until the cycle collector finds it: collecting
+    # such garbage took about a sixth of the CPU of answering a fresh order(id). The app is called
+    # as a server calls it, without an HTTP client (whose own objects hold cycles).
+    app = create_app(system=system, read_model=read_model, settings=system.settings)
+    order_id, *_ = customers_orders(read_model, 3, uuid4())
+    requests = [(ORDER, {"id": str(order_id)}), (LIST, {"first": 3})]
+    for query, variables in requests:  # the first of each fills caches that live on
+        assert b'"errors"' not in await asgi_post(app, "/graphql", {"query": query, "variables": variables})
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        answers = [await asgi_post(app, "/graphql", {"query": query, "variables": variables})
+                   for query, variables in requests]
+        gc.collect()
+        left = sorted({type(thing).__qualname__ for thing in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert str(order_id).encode() in answers[0] and answers[1].count(b'"status":"COMPLETED"') >= 3
+    assert left == []
 
 
 async def test_an_order_too_new_for_the_read_model_shows_the_parts_already_projected(
