@@ -3,7 +3,7 @@
 An answer is kept under the caller's `Access` (as the permission layer decided it
 for this request), the exact request body (document, variables, operation name)
 and the `Accept` header, and only while every projection's position is the one
-read before the answer was computed. Each request reads the positions first
+read before the answer was computed. A request seen before reads the positions first
 (one small query, shared by the requests waiting together: see `freshness`):
 a kept answer is served only if they have not moved since the request arrived,
 so it is as fresh as reading the read model at that moment; any move forgets
@@ -12,6 +12,12 @@ reflects those positions or later ones, never earlier. When they cannot be
 read, the request is answered as if there were no cache, and nothing is kept.
 Kept answers are bounded in number and in bytes (bodies and answers), so that
 a caller varying its requests cannot grow the process without end.
+
+An answer is kept only from a request's second sight: the first time a request
+comes (by a hash of its key among the last SEEN requests) it is answered as if
+there were no cache, with no reading of the positions and nothing kept. A
+request that never comes again (most `order(id)` of a large shop) costs nothing
+here and takes no room from the answers that are asked again.
 
 Only an operation the GraphQL layer marks as reading the read model alone is
 kept (a `Verdict`, allowed by `graphql_guard.CacheableQueries`): a query whose
@@ -44,6 +50,8 @@ KEPT_BYTES = 32 << 20
 VERDICT = "answer_cache.verdict"
 MAX_KEPT_BODY = 64 << 10
 """Request bodies over this are never kept: a cache key is the whole body."""
+SEEN = 16384
+"""Requests remembered as seen (a hash of each one's key): one seen before has its answer kept."""
 
 
 @dataclass
@@ -82,7 +90,7 @@ class AnswerCache:
     """ASGI middleware for POST /graphql, placed inside the permission layer's `RouteGuard`."""
 
     def __init__(self, app: ASGIApp, *, freshness: Freshness, path: str = "/graphql",
-                 size: int = KEPT_ANSWERS, max_bytes: int = KEPT_BYTES) -> None:
+                 size: int = KEPT_ANSWERS, max_bytes: int = KEPT_BYTES, seen: int = SEEN) -> None:
         self.app = app
         self.freshness = SharedFreshness(freshness)
         self.path = path
@@ -92,6 +100,8 @@ class AnswerCache:
         self._kept: OrderedDict[Hashable, Kept] = OrderedDict()
         self._sizes: dict[Hashable, int] = {}
         self._bytes = 0
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._seen_size = seen
         self.hits = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,6 +115,10 @@ class AnswerCache:
         if more or len(body) > MAX_KEPT_BODY:
             await self.app(scope, _replay(body, more, receive), send)
             return
+        key = (access, _header(scope, b"accept"), _header(scope, b"content-type"), body)
+        if not self._seen_before(key) and key not in self._kept:
+            await self.app(scope, _replay(body, False, receive), send)  # its first sight: answered uncached
+            return
         try:
             at = await self.freshness()
         except Exception:  # the read store is down: answered uncached, the app names the failure as usual
@@ -115,7 +129,6 @@ class AnswerCache:
             self._sizes.clear()
             self._bytes = 0
             self._at = at
-        key = (access, _header(scope, b"accept"), _header(scope, b"content-type"), body)
         kept = self._kept.get(key)
         if kept is not None:
             self._kept.move_to_end(key)
@@ -127,6 +140,17 @@ class AnswerCache:
         if answer is not None and verdict.keep and at == self._at and answer.status == 200 \
                 and b'"errors"' not in answer.body:
             self._keep(key, answer, len(body) + len(answer.body))
+
+    def _seen_before(self, key: Hashable) -> bool:
+        """Whether a request with this key came before, among the last SEEN; notes that it came now."""
+        mark = hash(key)
+        if mark in self._seen:
+            self._seen.move_to_end(mark)
+            return True
+        self._seen[mark] = None
+        if len(self._seen) > self._seen_size:
+            self._seen.popitem(last=False)
+        return False
 
     def _keep(self, key: Hashable, answer: Kept, size: int) -> None:
         """Keep `answer`, forgetting the least recently used while over KEPT_ANSWERS or KEPT_BYTES."""

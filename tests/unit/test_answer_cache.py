@@ -23,12 +23,14 @@ ORDER = "query($id: ID!) { order(id: $id) { id status customerId payment { statu
 
 
 class Positions:
-    """Where the read model stands, moved by hand as a projection would move it."""
+    """Where the read model stands, moved by hand as a projection would move it; counts its readings."""
 
     def __init__(self) -> None:
         self.at = 1
+        self.readings = 0
 
     async def __call__(self) -> int:
+        self.readings += 1
         return self.at
 
 
@@ -48,9 +50,10 @@ async def test_an_order_moved_by_the_projection_is_answered_as_it_is_now_not_as_
         app = create_app(system=system, read_model=rows, settings=config, freshness=positions)
         async with api_client(app) as http:
             headers = bearer(config, str(order.customer_id))
-            first = await graphql(http, ORDER, {"id": str(order.id)}, headers)
-            again = await graphql(http, ORDER, {"id": str(order.id)}, headers)
-            assert first == again and rows.calls["order_views"] == 1  # the second was the kept answer
+            ask = {"id": str(order.id)}
+            first, again, third = [await graphql(http, ORDER, ask, headers) for _ in range(3)]
+            # The first was seen once, the second kept, the third the kept answer.
+            assert first == again == third and rows.calls["order_views"] == 2
             rows.orders_rows[order.id] = replace(order, status="COMPLETED", version=2)
             positions.at += 1  # the projection committed the row and its position together
             moved = await graphql(http, ORDER, {"id": str(order.id)}, headers)
@@ -78,9 +81,9 @@ async def test_an_order_read_from_the_event_store_is_not_kept() -> None:
         async with api_client(app) as http:
             headers = bearer(config, str(uuid4()))
             missing = str(uuid4())
-            await graphql(http, ORDER, {"id": missing}, headers)
-            await graphql(http, ORDER, {"id": missing}, headers)
-    assert rows.calls["order_views"] == 2  # neither answer was kept: the event store was asked
+            for _ in range(3):
+                await graphql(http, ORDER, {"id": missing}, headers)
+    assert rows.calls["order_views"] == 3  # no answer was kept: the event store was asked
 
 
 class Unreachable:
@@ -97,9 +100,9 @@ async def test_a_query_is_answered_as_usual_when_the_read_models_position_cannot
         app = create_app(system=system, read_model=rows, settings=config, freshness=Unreachable())
         async with api_client(app) as http:
             headers = bearer(config, str(order.customer_id))
-            answers = [await graphql(http, ORDER, {"id": str(order.id)}, headers) for _ in range(2)]
-    assert [answer["data"]["order"]["id"] for answer in answers] == [str(order.id)] * 2
-    assert rows.calls["order_views"] == 2  # nothing was kept without knowing where the read model stood
+            answers = [await graphql(http, ORDER, {"id": str(order.id)}, headers) for _ in range(3)]
+    assert [answer["data"]["order"]["id"] for answer in answers] == [str(order.id)] * 3
+    assert rows.calls["order_views"] == 3  # nothing was kept without knowing where the read model stood
 
 
 class Answering:
@@ -111,9 +114,9 @@ class Answering:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += 1
         request = (await receive())["body"]
-        verdict = verdict_of(scope)
-        assert verdict is not None
-        verdict.allow()
+        verdict = verdict_of(scope)  # none on a request's first sight: nothing will be kept
+        if verdict is not None:
+            verdict.allow()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": request.ljust(self.size, b" ")})
 
@@ -140,8 +143,28 @@ async def test_many_differing_requests_keep_only_the_latest_answers_that_fit_the
     app = Answering(size=1000)
     cache = AnswerCache(app, freshness=Positions(), max_bytes=10_000)
     for n in range(100):
-        assert (await asked(cache, f"query {n}".encode())).startswith(f"query {n}".encode())
+        for _ in range(2):  # the second sight of a request keeps its answer
+            assert (await asked(cache, f"query {n}".encode())).startswith(f"query {n}".encode())
     await asked(cache, b"query 99")
-    assert app.calls == 100  # the latest answer was kept
+    assert app.calls == 200  # the latest answer was kept
     await asked(cache, b"query 0")
-    assert app.calls == 101  # the first was forgotten: a hundred answers of 1,000 bytes do not fit
+    assert app.calls == 201  # the first was forgotten: a hundred answers of 1,000 bytes do not fit
+
+
+async def test_a_request_seen_once_reads_nothing_and_keeps_nothing() -> None:
+    app, positions = Answering(size=100), Positions()
+    cache = AnswerCache(app, freshness=positions, seen=10)
+    await asked(cache, b"query once")
+    assert (app.calls, positions.readings, cache.hits) == (1, 0, 0)  # answered as if there were no cache
+    await asked(cache, b"query once")
+    assert (app.calls, positions.readings, cache.hits) == (2, 1, 0)  # seen before: its answer kept
+    await asked(cache, b"query once")
+    assert (app.calls, positions.readings, cache.hits) == (2, 2, 1)  # the kept answer
+    for n in range(10):
+        await asked(cache, f"query {n}".encode())
+    assert (app.calls, positions.readings) == (12, 2)  # ten requests seen once each
+    positions.at += 1  # the read model moves: every kept answer is forgotten
+    await asked(cache, b"query once")
+    assert (app.calls, positions.readings, cache.hits) == (13, 3, 1)  # still known, kept again
+    await asked(cache, b"query 0")
+    assert (app.calls, positions.readings) == (14, 3)  # remembered among the last ten seen no more
