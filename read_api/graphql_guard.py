@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -159,3 +160,7 @@ class GuardedGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         return Context(self.services, request=request, response=response)
+
+    def encode_json(self, data: object) -> bytes:
+        """An answer's JSON, by orjson: UTF-8, as compact as Strawberry's own, in a fraction of the time."""
+        return orjson.dumps(data)
