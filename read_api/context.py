@@ -46,6 +46,32 @@ def by_key(
     return load
 
 
+Shown = TypeVar("Shown")
+
+
+def at_once(
+    loader: DataLoader[UUID, Row | None], key: UUID, shown: Callable[[Row], Shown],
+) -> Shown | Awaitable[Shown | None] | None:
+    """What `loader` holds for `key`, shown: at once if this request has it already, else an awaitable.
+
+    A part primed with its order (`Loaders.remember`) needs no coroutine: graphql-core
+    runs each awaitable field as a task of its own, and an order's three parts were
+    three tasks a request.
+    """
+    held = loader.cache_map.get(key) if loader.cache else None
+    if held is not None and held.done() and not held.cancelled() and held.exception() is None:
+        row = held.result()
+        return None if row is None else shown(row)
+    return _loaded(loader, key, shown)
+
+
+async def _loaded(
+    loader: DataLoader[UUID, Row | None], key: UUID, shown: Callable[[Row], Shown],
+) -> Shown | None:
+    row = await loader.load(key)
+    return None if row is None else shown(row)
+
+
 class Visibility:
     """Which orders this request's caller may see, of those the request has read so far."""
 

@@ -6,6 +6,7 @@ DataLoaders, so listing many orders costs one read-model call per kind.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -21,7 +22,7 @@ from projections.read_model import (
     SagaRow,
     ShipmentRow,
 )
-from read_api.context import Context
+from read_api.context import Context, at_once
 from read_api.cursor import encode_saga_cursor
 from read_api.errors import Problem
 from read_api.integrity import StreamIntegrity
@@ -203,20 +204,26 @@ class Order:
             created_at=row.created_at, updated_at=row.updated_at, version=row.version, historical=historical,
         )
 
-    @strawberry.field(description="The order's payment, once the saga has charged (or failed to)")
-    async def payment(self, info: Info) -> Payment | None:
-        row = None if self.historical else await info.context.loaders.payments.load(UUID(self.id))
-        return None if row is None else Payment.from_row(row)
+    @strawberry.field(graphql_type=Payment | None,
+                      description="The order's payment, once the saga has charged (or failed to)")
+    def payment(self, info: Info) -> Payment | Awaitable[Payment | None] | None:
+        if self.historical:
+            return None
+        return at_once(info.context.loaders.payments, UUID(self.id), Payment.from_row)
 
-    @strawberry.field(description="The order's shipment, once the saga has booked one")
-    async def shipment(self, info: Info) -> Shipment | None:
-        row = None if self.historical else await info.context.loaders.shipments.load(UUID(self.id))
-        return None if row is None else Shipment.from_row(row)
+    @strawberry.field(graphql_type=Shipment | None,
+                      description="The order's shipment, once the saga has booked one")
+    def shipment(self, info: Info) -> Shipment | Awaitable[Shipment | None] | None:
+        if self.historical:
+            return None
+        return at_once(info.context.loaders.shipments, UUID(self.id), Shipment.from_row)
 
-    @strawberry.field(description="The saga fulfilling the order")
-    async def saga(self, info: Info) -> Saga | None:
-        row = None if self.historical else await info.context.loaders.sagas.load(UUID(self.id))
-        return None if row is None else Saga.from_row(row)
+    @strawberry.field(graphql_type=Saga | None,
+                      description="The saga fulfilling the order")
+    def saga(self, info: Info) -> Saga | Awaitable[Saga | None] | None:
+        if self.historical:
+            return None
+        return at_once(info.context.loaders.sagas, UUID(self.id), Saga.from_row)
 
     @strawberry.field(description="Operators: whether the hash chain of each of the order's streams holds "
                                   "(its order, payment, reservation, shipment, notification and saga); null "

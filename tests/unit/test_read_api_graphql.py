@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -130,6 +131,27 @@ async def test_an_answered_request_leaves_nothing_for_the_cycle_collector(
         gc.enable()
     assert str(order_id).encode() in answers[0] and answers[1].count(b'"status":"COMPLETED"') >= 3
     assert left == []
+
+
+async def test_an_orders_parts_read_with_it_are_answered_without_a_task_each(
+    system: System, read_model: RowsReadModel
+) -> None:
+    # graphql-core runs each field that answers with an awaitable as a task of its own.
+    app = create_app(system=system, read_model=read_model, settings=system.settings)
+    [order_id] = customers_orders(read_model, 1, uuid4())
+    loop, tasks = asyncio.get_running_loop(), []
+
+    def counted(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        tasks.append(getattr(coro, "__qualname__", repr(coro)))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counted)
+    try:
+        answer = await asgi_post(app, "/graphql", {"query": ORDER, "variables": {"id": str(order_id)}})
+    finally:
+        loop.set_task_factory(None)
+    assert b'"trackingNumber":"TRK1"' in answer and b'"errors"' not in answer
+    assert tasks == []
 
 
 async def test_an_order_too_new_for_the_read_model_shows_the_parts_already_projected(
