@@ -161,6 +161,10 @@ class GuardedGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         return Context(self.services, request=request, response=response)
 
-    def encode_json(self, data: object) -> bytes:
-        """An answer's JSON, by orjson: UTF-8, as compact as Strawberry's own, in a fraction of the time."""
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        """An answer's JSON, by orjson: as compact as Strawberry's own, in a fraction of the time.
+
+        Text, not bytes: a WebSocket's messages are sent as what this returns, and a browser's
+        GraphQL client reads only text frames.
+        """
+        return orjson.dumps(data).decode()

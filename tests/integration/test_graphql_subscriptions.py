@@ -44,15 +44,21 @@ async def listening(app: FastAPI) -> AsyncIterator[str]:
         await serving_task
 
 
+def text(frame: str | bytes) -> str:
+    """A message as a browser's GraphQL client reads it: only a text frame will do."""
+    assert isinstance(frame, str), f"a binary frame: {frame!r}"
+    return frame
+
+
 async def pushes(socket_: ClientConnection, query: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
     """Every `next` payload of one subscription, until the server completes it."""
     await socket_.send(json.dumps({"type": "connection_init"}))
-    assert json.loads(await socket_.recv())["type"] == "connection_ack"
+    assert json.loads(text(await socket_.recv()))["type"] == "connection_ack"
     await socket_.send(json.dumps({"id": "1", "type": "subscribe",
                                    "payload": {"query": query, "variables": variables}}))
     received: list[dict[str, Any]] = []
     while True:
-        message = json.loads(await asyncio.wait_for(socket_.recv(), 20))
+        message = json.loads(text(await asyncio.wait_for(socket_.recv(), 20)))
         if message["type"] == "complete":
             return received
         assert message["type"] == "next", message
