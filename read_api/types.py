@@ -6,13 +6,15 @@ DataLoaders, so listing many orders costs one read-model call per kind.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import TypeVar
 from uuid import UUID
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from projections.read_model import (
     AddressRow,
@@ -28,6 +30,8 @@ from read_api.errors import Problem
 from read_api.integrity import StreamIntegrity
 
 Info = strawberry.Info[Context, None]
+Row = TypeVar("Row")
+Shown = TypeVar("Shown")
 
 
 @strawberry.enum(description="Where an order stands")
@@ -204,26 +208,26 @@ class Order:
             created_at=row.created_at, updated_at=row.updated_at, version=row.version, historical=historical,
         )
 
+    def _part(
+        self, loader: DataLoader[UUID, Row | None], shown: Callable[[Row], Shown],
+    ) -> Shown | Awaitable[Shown | None] | None:
+        """One of the order's parts, read with it or by its loader; none for an order as it once was."""
+        return None if self.historical else at_once(loader, UUID(self.id), shown)
+
     @strawberry.field(graphql_type=Payment | None,
                       description="The order's payment, once the saga has charged (or failed to)")
     def payment(self, info: Info) -> Payment | Awaitable[Payment | None] | None:
-        if self.historical:
-            return None
-        return at_once(info.context.loaders.payments, UUID(self.id), Payment.from_row)
+        return self._part(info.context.loaders.payments, Payment.from_row)
 
     @strawberry.field(graphql_type=Shipment | None,
                       description="The order's shipment, once the saga has booked one")
     def shipment(self, info: Info) -> Shipment | Awaitable[Shipment | None] | None:
-        if self.historical:
-            return None
-        return at_once(info.context.loaders.shipments, UUID(self.id), Shipment.from_row)
+        return self._part(info.context.loaders.shipments, Shipment.from_row)
 
     @strawberry.field(graphql_type=Saga | None,
                       description="The saga fulfilling the order")
     def saga(self, info: Info) -> Saga | Awaitable[Saga | None] | None:
-        if self.historical:
-            return None
-        return at_once(info.context.loaders.sagas, UUID(self.id), Saga.from_row)
+        return self._part(info.context.loaders.sagas, Saga.from_row)
 
     @strawberry.field(description="Operators: whether the hash chain of each of the order's streams holds "
                                   "(its order, payment, reservation, shipment, notification and saga); null "

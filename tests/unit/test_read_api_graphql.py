@@ -110,7 +110,7 @@ async def test_an_answered_request_leaves_nothing_for_the_cycle_collector(
     system: System, read_model: RowsReadModel
 ) -> None:
     # A request's state in a reference cycle lives on until the cycle collector finds it: collecting
-    # such garbage took about a sixth of the CPU of answering a fresh order(id). The app is called
+    # such garbage took about a fifth of the CPU of answering a fresh order(id). The app is called
     # as a server calls it, without an HTTP client (whose own objects hold cycles).
     app = create_app(system=system, read_model=read_model, settings=system.settings)
     order_id, *_ = customers_orders(read_model, 3, uuid4())
