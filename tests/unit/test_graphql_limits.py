@@ -9,14 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import strawberry.schema.schema as strawberry_schema
 from graphql import parse, validate
 
 from commands.inventory import SEED_CATALOGUE
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
+from read_api import schema as read_api_schema
 from read_api.app import ApiLimits, create_app
 from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, Limits, limit_rule
-from read_api.schema import build_schema
+from read_api.schema import Documents, build_schema
 from tests.api_harness import ADMIN_TOKEN, RowsReadModel, api_client, graphql, order_row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +108,52 @@ async def test_a_document_over_the_token_limit_is_refused_with_its_code(client: 
 
     for answer in answers:
         assert codes(answer) == ["TOO_MANY_TOKENS"]
+
+
+async def test_a_query_text_asked_again_is_neither_parsed_nor_validated_again(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    validated: list[str] = []
+
+    def counting_parse(source: str, **options: object) -> object:
+        parsed.append(source)
+        return parse(source, **options)  # type: ignore[arg-type]
+
+    def counting_validate(schema: object, document: object, rules: object) -> object:
+        validated.append("once")
+        return validate(schema, document, rules)  # type: ignore[arg-type]
+
+    for module in (read_api_schema, strawberry_schema):
+        monkeypatch.setattr(module, "parse", counting_parse)
+    monkeypatch.setattr(strawberry_schema, "validate", counting_validate)
+    query = "{ orders { edges { node { id status } } } }"
+    unknown = "{ orders { edges { node { id colour } } } }"
+
+    answers = [await graphql(client, query) for _ in range(3)]
+    refusals = [await graphql(client, unknown) for _ in range(2)]
+
+    assert "errors" not in answers[0] and answers[0]["data"]["orders"]["edges"]
+    assert answers[1] == answers[2] == answers[0]
+    for refusal in refusals:
+        assert refusal["data"] is None
+        assert "Cannot query field 'colour'" in refusal["errors"][0]["message"]
+    assert parsed == [query, unknown]
+    assert len(validated) == 2
+
+
+def test_the_kept_documents_are_the_last_ones_asked_for_and_none_beyond_the_token_limit() -> None:
+    documents = Documents((), max_tokens=20, maxsize=2)
+    too_long = "{ " + " ".join(f"f{i}" for i in range(30)) + " }"
+
+    a, b = documents.parsed("{ a }"), documents.parsed("{ b }")
+    assert a is not None and b is not None
+    assert documents.parsed("{ a }") is a  # kept, and now the most recently asked for
+    documents.parsed("{ c }")  # one more than it keeps: the least recently asked for goes
+
+    assert documents.parsed("{ a }") is a
+    assert documents.parsed("{ b }") is not b
+    assert documents.parsed(too_long) is None
 
 
 async def test_a_query_deeper_than_the_limit_is_refused_with_its_code(
