@@ -20,7 +20,7 @@ request that never comes again (most `order(id)` of a large shop) costs nothing
 here and takes no room from the answers that are asked again.
 
 Only an operation the GraphQL layer marks as reading the read model alone is
-kept (a `Verdict`, allowed by `graphql_guard.CacheableQueries`): a query whose
+kept (a `Verdict`, allowed by `graphql_guard.FieldGuard`): a query whose
 root fields are all in CACHEABLE_ROOTS, with no error, which no resolver marked
 as reading elsewhere (an order too new for the
 projection is read from the event store; `integrity` recomputes hash chains).

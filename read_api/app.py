@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from projections.read_model import ReadModel
 from read_api.answer_cache import AnswerCache, Freshness
-from read_api.graphql_guard import CacheableQueries, FieldGuard
+from read_api.graphql_guard import FieldGuard
 from read_api.graphql_limits import MAX_ALIASES, MAX_DEPTH, MAX_FIELDS, MAX_TOKENS
 from read_api.guard import ClosedRouteError, RouteGuard, closed_route_refused, closed_unless_listed
 from read_api.health import UNAVAILABLE, Outages, down_parts, merged
@@ -105,7 +105,7 @@ def create_app(
             ),
         )
         schema = build_schema(
-            extensions=[metrics.graphql_extension(), FieldGuard, CacheableQueries],
+            extensions=[metrics.graphql_extension(), FieldGuard],
             introspection=introspection,
             max_depth=limits.max_depth, max_tokens=limits.max_tokens,
             max_aliases=limits.max_aliases, max_fields=limits.max_fields,

@@ -10,6 +10,7 @@ payment, shipment and saga, load as absent, exactly like ones that do not exist.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import cached_property
 from typing import TypeVar
 from uuid import UUID
 
@@ -125,16 +126,32 @@ class Loaders:
 
     def __init__(self, read_model: ReadModel, access: Access) -> None:
         self.access = access
+        self._read_model = read_model
         self._visibility = visibility = Visibility(access)
-        self.orders = orders = DataLoader[UUID, OrderRow | None](
+        self.orders = DataLoader[UUID, OrderRow | None](
             load_fn=_visible(visibility, by_key(read_model.orders_by_id)))
-        self.payments = DataLoader[UUID, PaymentRow | None](
-            load_fn=_of_visible_orders(visibility, orders, by_key(read_model.payments_by_order)))
-        self.shipments = DataLoader[UUID, ShipmentRow | None](
-            load_fn=_of_visible_orders(visibility, orders, by_key(read_model.shipments_by_order)))
-        self.sagas = DataLoader[UUID, SagaRow | None](
-            load_fn=_of_visible_orders(visibility, orders, by_key(read_model.sagas_by_order)))
-        self.products = DataLoader[UUID, ProductRow | None](load_fn=by_key(read_model.products_by_id))
+
+    # The other loaders are made when first used: most requests read one or two kinds of row.
+    @cached_property
+    def payments(self) -> DataLoader[UUID, PaymentRow | None]:
+        return DataLoader(load_fn=self._of_visible_orders(self._read_model.payments_by_order))
+
+    @cached_property
+    def shipments(self) -> DataLoader[UUID, ShipmentRow | None]:
+        return DataLoader(load_fn=self._of_visible_orders(self._read_model.shipments_by_order))
+
+    @cached_property
+    def sagas(self) -> DataLoader[UUID, SagaRow | None]:
+        return DataLoader(load_fn=self._of_visible_orders(self._read_model.sagas_by_order))
+
+    @cached_property
+    def products(self) -> DataLoader[UUID, ProductRow | None]:
+        return DataLoader(load_fn=by_key(self._read_model.products_by_id))
+
+    def _of_visible_orders(
+        self, read: Callable[[Sequence[UUID]], Awaitable[Mapping[UUID, Row]]],
+    ) -> Callable[[list[UUID]], Awaitable[list[Row | None]]]:
+        return _of_visible_orders(self._visibility, self.orders, by_key(read))
 
     def remember(self, row: OrderRow, view: OrderView | None = None) -> None:
         """An order read some other way (a page, a push): loading it, or its parts, needs no query.

@@ -55,7 +55,12 @@ def denied(error: AccessDeniedError) -> GraphQLError:
 
 
 class FieldGuard(SchemaExtension):
-    """Refuses an operation whose root fields the caller may not use, before it executes."""
+    """Refuses an operation whose root fields the caller may not use, before it executes.
+
+    A query it lets through that selects only CACHEABLE_ROOTS may have its
+    answer kept (`answer_cache`; its resolvers may still veto): the same walk
+    of the root fields decides both, once.
+    """
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
@@ -66,31 +71,18 @@ class FieldGuard(SchemaExtension):
             fragments = {
                 d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
             type_name = ROOT_TYPES[operation.operation.value]
-            for name in root_fields(operation, fragments):
+            names = root_fields(operation, fragments)
+            for name in names:
                 if name in INTROSPECTION:
                     continue
                 try:
                     caller.access.require_field(type_name, name)
                 except AccessDeniedError as error:
                     raise denied(error) from None
-        yield
-
-
-class CacheableQueries(SchemaExtension):
-    """Allows keeping the answer of a query that selects only CACHEABLE_ROOTS (resolvers may still veto)."""
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        document = context.graphql_document
-        request = getattr(context.context, "request", None)
-        verdict = verdict_of(None if request is None else request.scope)
-        operation = None if document is None else get_operation_ast(document, context.operation_name)
-        if verdict is not None and document is not None and operation is not None \
-                and operation.operation is OperationType.QUERY:
-            fragments = {
-                d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-            if root_fields(operation, fragments) <= CACHEABLE_ROOTS:
-                verdict.allow()
+            if operation.operation is OperationType.QUERY and names <= CACHEABLE_ROOTS:
+                verdict = verdict_of(None if caller.request is None else caller.request.scope)
+                if verdict is not None:
+                    verdict.allow()
         yield
 
 
