@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route, WebSocketRoute
 
@@ -36,6 +37,8 @@ from read_api.tracing import TracedWriteSide, trace_requests
 __all__ = ["ApiLimits", "ReadyCheck", "create_app", "create_health_app"]
 
 PROJECTIONS_PROBE_SECONDS = 3.0
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's own OpenTelemetry is off: a request's span is `tracing`'s, its figures Prometheus's."""
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -90,7 +93,7 @@ def create_app(
     authenticator = Authenticator() if settings is None else Authenticator.from_settings(settings)
     introspection = introspection_on(settings, authenticator)
     api = FastAPI(title="Saga shop", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  dependencies=[Depends(closed_unless_listed)])
+                  dependencies=[Depends(closed_unless_listed)], telemetry=NO_NATIVE_TELEMETRY)
     add_documentation_routes(api)
     api.add_exception_handler(ClosedRouteError, closed_route_refused)
     add_health_routes(api, _with_projections(ready, read_model))
@@ -142,7 +145,7 @@ def create_health_app(
 ) -> FastAPI:
     """What a worker role serves on its own port: its health for probes, and its metrics at /metrics."""
     api = FastAPI(title=f"Saga shop {role} worker", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+                  redoc_url=None, telemetry=NO_NATIVE_TELEMETRY)
     add_documentation_routes(api)
     add_health_routes(api, ready, role=role)
     metrics = Metrics(registry)
