@@ -19,6 +19,7 @@ from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
+from read_api.schema import build_schema
 from tests.api_harness import (
     ADMIN,
     ADMIN_TOKEN,
@@ -349,3 +350,17 @@ async def test_an_app_built_with_only_a_readiness_check_serves_health_and_metric
         assert (await http.get("/readyz")).status_code == 200
         assert (await http.get("/metrics")).status_code == 200
         assert (await http.post("/graphql", json={"query": "{ products { id } }"})).status_code == 404
+
+
+def test_a_field_without_a_resolver_reads_its_attribute_and_one_with_a_resolver_keeps_it() -> None:
+    fields = build_schema()._schema.type_map["Order"].fields  # type: ignore[attr-defined]
+
+    class Source:
+        failure_reason = "declined"
+
+    read = fields["failureReason"].resolve
+    assert read is not None and read(Source(), None) == "declined"
+    assert read.__code__.co_name == "resolve" and read.__code__.co_argcount == 2
+    for own in ("payment", "shipment", "saga", "integrity"):
+        resolver = fields[own].resolve
+        assert resolver is not None and resolver.__code__ is not read.__code__, own
