@@ -119,8 +119,9 @@ def create_app(
             # Strawberry's own bound, a backstop above the quota that refuses with a code.
             max_subscriptions_per_connection=services.subscriptions.per_connection + 2,
         )
-        api.router.routes += [Route("/graphql", graphql, methods=["GET", "POST"], include_in_schema=False),
-                              WebSocketRoute("/graphql", graphql)]
+        # First of the routes, which are tried in turn: most requests are GraphQL's.
+        api.router.routes[:0] = [Route("/graphql", graphql, methods=["GET", "POST"], include_in_schema=False),
+                                 WebSocketRoute("/graphql", graphql)]
         api.include_router(rest_router(services))
         install_rest_errors(api)
         add_dashboard_routes(api)
