@@ -52,6 +52,7 @@ class Documents:
     lookup (what `functools.lru_cache` over `validate` does, a twentieth of a
     fresh `order(id)`). A text that does not parse is not kept: Strawberry
     parses it again and answers its syntax error, or its token limit, as usual.
+    Used from the event loop that runs the schema's operations, not threads.
     """
 
     def __init__(self, rules: Sequence[type[ASTValidationRule]], *, max_tokens: int, maxsize: int) -> None:
