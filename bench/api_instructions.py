@@ -26,12 +26,10 @@ import argparse
 import contextlib
 import json
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,7 @@ import httpx
 import orjson
 
 from bench.api_parts.config import ORDER, ORDER_Q, ORDERS, PAGE_Q, PAGE_SIZE, RunFailed, parse_options
-from bench.api_parts.server import Server, free_port, serving, wait_until_ready
+from bench.api_parts.server import Server, serving
 from bench.api_parts.shop import Shop, prepare
 from bench.api_parts.stores import fresh_store
 from infra.runtime import run_event_loop
@@ -81,27 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def counted_api(env: dict[str, str], work: Path) -> Iterator[Server]:
+def counted_api(env: dict[str, str], work: Path) -> contextlib.AbstractContextManager[Server]:
     """`saga serve --role api` in one process under callgrind, its instrumentation off until asked."""
-    port = free_port()
-    log_path = work / "serve-counted.log"
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={work}/callgrind.%p",
-            sys.executable, "-m", "infra.cli", "serve", "--role", "api",
-            "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(argv, env=env, cwd=work, stdout=log_file, stderr=subprocess.STDOUT)
-    server = Server("127.0.0.1", port, process, log_path, 1)
-    try:
-        wait_until_ready(server, within=600)  # everything runs some twenty times slower under valgrind
-        yield server
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                f"--callgrind-out-file={work}/callgrind.%p"]
+    # Everything runs some twenty times slower under valgrind, starting included.
+    return serving(env, work, "counted", api_workers=1, wrapper=valgrind, within=600)
 
 
 def count(api: Server, work: Path, name: str, shop: Shop, warmup: int, requests: int) -> dict[str, Any]:

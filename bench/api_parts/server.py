@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,22 +49,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], work: Path, name: str, api_workers: int | None = None) -> Iterator[Server]:
+def serving(
+    env: dict[str, str], work: Path, name: str, api_workers: int | None = None, *,
+    wrapper: Sequence[str] = (), within: float = 120,
+) -> Iterator[Server]:
     """`saga serve` on a free loopback port once every process of it is ready; SIGINT at the end.
 
     Every role in one process, or with `api_workers` the API alone in that many
     processes (`--role api --workers N`), which is what answers queries in production.
+    `wrapper` is a command the server runs under (valgrind, say), given `within` seconds to be ready.
     """
     port = free_port()
     log_path = work / f"serve-{name}.log"
-    argv = [sys.executable, "-m", "infra.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*wrapper, sys.executable, "-m", "infra.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if api_workers is not None:
         argv += ["--role", "api", "--workers", str(api_workers)]
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(argv, env=env, cwd=work, stdout=log_file, stderr=subprocess.STDOUT)
     server = Server("127.0.0.1", port, process, log_path, api_workers or 1)
     try:
-        wait_until_ready(server, within=120)
+        wait_until_ready(server, within=within)
         yield server
     finally:
         process.send_signal(signal.SIGINT)
