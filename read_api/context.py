@@ -134,21 +134,21 @@ class Loaders:
     # The other loaders are made when first used: most requests read one or two kinds of row.
     @cached_property
     def payments(self) -> DataLoader[UUID, PaymentRow | None]:
-        return DataLoader(load_fn=self._of_visible_orders(self._read_model.payments_by_order))
+        return DataLoader(load_fn=self._shown_with_their_orders(self._read_model.payments_by_order))
 
     @cached_property
     def shipments(self) -> DataLoader[UUID, ShipmentRow | None]:
-        return DataLoader(load_fn=self._of_visible_orders(self._read_model.shipments_by_order))
+        return DataLoader(load_fn=self._shown_with_their_orders(self._read_model.shipments_by_order))
 
     @cached_property
     def sagas(self) -> DataLoader[UUID, SagaRow | None]:
-        return DataLoader(load_fn=self._of_visible_orders(self._read_model.sagas_by_order))
+        return DataLoader(load_fn=self._shown_with_their_orders(self._read_model.sagas_by_order))
 
     @cached_property
     def products(self) -> DataLoader[UUID, ProductRow | None]:
         return DataLoader(load_fn=by_key(self._read_model.products_by_id))
 
-    def _of_visible_orders(
+    def _shown_with_their_orders(
         self, read: Callable[[Sequence[UUID]], Awaitable[Mapping[UUID, Row]]],
     ) -> Callable[[list[UUID]], Awaitable[list[Row | None]]]:
         return _of_visible_orders(self._visibility, self.orders, by_key(read))
