@@ -7,11 +7,15 @@ import gc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
 import pytest
+import strawberry
+from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo
+from strawberry.extensions import SchemaExtension
 
 from commands.command import parse_command
 from commands.inventory import SEED_CATALOGUE
@@ -19,7 +23,7 @@ from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
-from read_api.schema import build_schema
+from read_api.schema import LEAF, ExecutionContext, build_schema, read_attributes_directly
 from tests.api_harness import (
     ADMIN,
     ADMIN_TOKEN,
@@ -364,3 +368,122 @@ def test_a_field_without_a_resolver_reads_its_attribute_and_one_with_a_resolver_
     for own in ("payment", "shipment", "saga", "integrity"):
         resolver = fields[own].resolve
         assert resolver is not None and resolver.__code__ is not read.__code__, own
+
+
+@strawberry.enum
+class Mood(Enum):
+    CALM = "calm"
+
+
+@strawberry.type
+class Thing:
+    name: str
+    count: int
+    note: str | None
+    mood: Mood
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    async def later(self) -> int:
+        return self.count
+
+
+GOOD = Thing(name="a", count=1, note=None, mood=Mood.CALM)
+BAD: list[Any] = [
+    Thing(name=None, count=2, note="x", mood=Mood.CALM),  # type: ignore[arg-type]  # null where promised
+    Thing(name="c", count="many", note="y", mood=Mood.CALM),  # type: ignore[arg-type]  # refused by Int
+    Thing(name="d", count=4, note=ValueError("boom"), mood=Mood.CALM),  # type: ignore[arg-type]
+    Thing(name="e", count=5, note="z", mood="sulky"),  # type: ignore[arg-type]  # no such enum value
+]
+
+
+@strawberry.type
+class Things:
+    @strawberry.field
+    def good(self) -> Thing:
+        return GOOD
+
+    @strawberry.field
+    def things(self) -> list[Thing | None]:
+        return [GOOD, *BAD]
+
+
+class Counting(ExecutionContext):
+    """Records the fields for which graphql-core built a resolve info."""
+
+    infos: list[str] = []
+
+    def build_resolve_info(self, field_def: GraphQLField, field_nodes: Any, parent_type: GraphQLObjectType,
+                           path: Any) -> GraphQLResolveInfo[Any]:
+        Counting.infos.append(f"{parent_type.name}.{field_nodes[0].name.value}")
+        return super().build_resolve_info(field_def, field_nodes, parent_type, path)
+
+
+class Shouting(SchemaExtension):
+    def resolve(self, _next: Any, root: Any, info: GraphQLResolveInfo[Any], *args: Any, **kwargs: Any) -> Any:
+        value = _next(root, info, *args, **kwargs)
+        return value.upper() if isinstance(value, str) else value
+
+
+def things_schema(*, direct: bool, extensions: list[Any] | None = None) -> strawberry.Schema:
+    schema = strawberry.Schema(query=Things, execution_context_class=Counting, extensions=extensions or [])
+    if direct:
+        read_attributes_directly(schema)
+    return schema
+
+
+def answered(schema: strawberry.Schema, query: str) -> tuple[Any, list[tuple[Any, ...]]]:
+    result = asyncio.run(schema.execute(query))
+    errors = sorted((e.message, e.path, e.locations) for e in result.errors or [])
+    return result.data, errors
+
+
+def test_a_scalar_field_read_directly_answers_as_graphql_core_does_good_values_and_bad() -> None:
+    query = "{ things { name count note mood __typename } good { mood } }"
+    Counting.infos = []
+    direct = answered(things_schema(direct=True), query)
+    direct_infos, Counting.infos = Counting.infos, []
+    assert direct == answered(things_schema(direct=False), query)
+    data, errors = direct
+    assert data["things"][0] == {"name": "a", "count": 1, "note": None, "mood": "CALM", "__typename": "Thing"}
+    # An error in a required field nulls its object; in a nullable one, the field alone.
+    assert data["things"][1:] == [None, None, {"name": "d", "count": 4, "note": None, "mood": "CALM",
+                                               "__typename": "Thing"}, None]
+    assert data["good"] == {"mood": "CALM"}
+    assert [(message, path) for message, path, _ in errors] == sorted([
+        ("Cannot return null for non-nullable field Thing.name.", ["things", 1, "name"]),
+        ("Int cannot represent non-integer value: 'many'", ["things", 2, "count"]),
+        ("boom", ["things", 3, "note"]),
+        ("Enum 'Mood' cannot represent value: 'sulky'", ["things", 4, "mood"]),
+    ])
+    # Only the root fields and the refused values went through a resolve info; the good leaves and
+    # `__typename` did not.
+    assert sorted(direct_infos) == sorted(["Things.things", "Things.good", "Thing.name", "Thing.count",
+                                           "Thing.note", "Thing.mood"])
+
+
+def test_fields_read_directly_keep_their_places_among_those_graphql_core_answers() -> None:
+    query = "{ things { later name shout mood __typename count } good { shout note later } }"
+    direct = answered(things_schema(direct=True), query)
+    assert direct == answered(things_schema(direct=False), query)
+    data, errors = direct
+    assert list(data["things"][0].items()) == [("later", 1), ("name", "a"), ("shout", "A"), ("mood", "CALM"),
+                                               ("__typename", "Thing"), ("count", 1)]
+    assert list(data["good"]) == ["shout", "note", "later"]
+    assert sorted(path for _, path, _ in errors) == [["things", 1, "name"], ["things", 2, "count"],
+                                                     ["things", 4, "mood"]]
+
+
+def test_a_schema_extension_that_wraps_resolvers_sees_every_field_read_directly_too() -> None:
+    data, errors = answered(things_schema(direct=True, extensions=[Shouting]), "{ good { name note } }")
+    assert errors == [] and data == {"good": {"name": "A", "note": None}}
+
+
+def test_the_api_schema_reads_most_of_an_order_s_scalar_fields_directly() -> None:
+    fields = build_schema()._schema.type_map["Order"].fields  # type: ignore[attr-defined]
+    direct = {name for name, field in fields.items() if LEAF in field.extensions}
+    assert {"failureReason", "status", "customerId"} <= direct
+    assert not direct & {"payment", "shipment", "saga", "integrity"}
