@@ -15,6 +15,8 @@ import httpx
 import pytest
 import strawberry
 from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo
+from graphql.execution import executor as graphql_executor
+from graphql.execution.collect_fields import collect_subfields
 from strawberry.extensions import SchemaExtension
 
 from commands.command import parse_command
@@ -23,7 +25,8 @@ from commands.orders import PlaceOrder
 from infra.bootstrap import System, bootstrap
 from infra.settings import Settings
 from read_api.app import ApiLimits, create_app
-from read_api.schema import LEAF, ExecutionContext, build_schema, read_attributes_directly
+from read_api.execution import COLLECTIONS, LEAF, ExecutionContext, read_attributes_directly
+from read_api.schema import Documents, PreparedDocuments, build_schema
 from tests.api_harness import (
     ADMIN,
     ADMIN_TOKEN,
@@ -435,8 +438,9 @@ def things_schema(*, direct: bool, extensions: list[Any] | None = None) -> straw
     return schema
 
 
-def answered(schema: strawberry.Schema, query: str) -> tuple[Any, list[tuple[Any, ...]]]:
-    result = asyncio.run(schema.execute(query))
+def answered(schema: strawberry.Schema, query: str,
+             variables: dict[str, Any] | None = None) -> tuple[Any, list[tuple[Any, ...]]]:
+    result = asyncio.run(schema.execute(query, variable_values=variables))
     errors = sorted((e.message, e.path, e.locations) for e in result.errors or [])
     return result.data, errors
 
@@ -487,3 +491,38 @@ def test_the_api_schema_reads_most_of_an_order_s_scalar_fields_directly() -> Non
     direct = {name for name, field in fields.items() if LEAF in field.extensions}
     assert {"failureReason", "status", "customerId"} <= direct
     assert not direct & {"payment", "shipment", "saga", "integrity"}
+
+
+def test_an_operation_s_fields_are_collected_once_unless_its_variables_can_change_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected: list[str] = []
+
+    def counted(*args: Any) -> Any:
+        collected.append(args[4].name)  # the type whose sub-fields are collected
+        return collect_subfields(*args)
+
+    monkeypatch.setattr(graphql_executor, "collect_subfields", counted)
+    documents = Documents([], max_tokens=1000, maxsize=8)
+    schema = things_schema(direct=True, extensions=[lambda: PreparedDocuments(documents)])
+    plain = "{ things { name shout } good { ...Moody } } fragment Moody on Thing { mood }"
+    first = answered(schema, plain)
+    assert first[0]["good"] == {"mood": "CALM"} and sorted(set(collected)) == ["Thing"]
+    asked = len(collected)
+    assert answered(schema, plain) == first and len(collected) == asked  # the same document: kept
+
+    varying = "query($full: Boolean!) { good { name note @include(if: $full) } }"
+    for full, expected in [(True, {"name": "a", "note": None}), (False, {"name": "a"}),
+                           (True, {"name": "a", "note": None})]:
+        assert answered(schema, varying, {"full": full}) == ({"good": expected}, [])
+    assert len(collected) == asked + 3  # a directive: collected anew each time
+
+
+def test_the_collections_of_an_operation_go_when_its_document_is_freed() -> None:
+    gc.collect()
+    before = len(COLLECTIONS)
+    schema = things_schema(direct=True)  # no kept documents: each operation parsed anew
+    for _ in range(3):
+        assert answered(schema, "{ good { name } }")[1] == []
+    gc.collect()
+    assert len(COLLECTIONS) == before
