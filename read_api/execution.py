@@ -3,7 +3,7 @@
 An object's fields that read a scalar or enum attribute are answered without
 graphql-core's resolve info (`read_attributes_directly`, `Leaf`); the fields an
 operation selects are collected once per document where nothing in it depends
-on the variables (`CollectedFields`); and an execution's helpers hold it only
+on the variables (`KeptCollections`); and an execution's helpers hold it only
 weakly, so its state is freed as soon as it has answered. Each shortcut answers
 what graphql-core would, errors included: tests/unit/test_read_api_graphql.py
 runs the same operations both ways.
@@ -38,7 +38,7 @@ from strawberry.types.field import StrawberryField
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """An operation's execution, whose state is freed as soon as it has answered.
+    """An operation's execution with this module's shortcuts, its state freed as soon as it has answered.
 
     graphql-core gives each execution helpers for resolvers (`info.async_helpers`)
     that are the execution's own bound methods: a reference cycle, which kept the
