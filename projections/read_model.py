@@ -112,7 +112,9 @@ class SagaRow:
     current_step: str | None
     steps: tuple[SagaStepRow, ...]
     updated_at: datetime
-    timeline: tuple[SagaTimelineEntry, ...] = field(default=())
+    # A tuple; read from the store, a sequence that decodes the stored decisions when first read
+    # (`saga_progress.StoredTimeline`): most reads of a saga never look at them.
+    timeline: Sequence[SagaTimelineEntry] = field(default=())
 
 
 @dataclass(frozen=True)

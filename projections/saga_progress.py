@@ -8,7 +8,8 @@ contract anyway (a unit test checks these against the classes).
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 from uuid import UUID
 
 from projections.facts import Fact
@@ -146,12 +147,63 @@ class SagaProgress(Projection[SagaRow]):
         steps = tuple(
             SagaStepRow(s["name"], s["status"], int(s["attempts"])) for s in as_json(record["steps"])
         )
-        timeline = tuple(
-            SagaTimelineEntry(int(e["version"]), e["type"], e["step"], e["detail"], as_time(e["recorded_at"]))
-            for e in as_json(record["timeline"])
-        )
         return SagaRow(
             id=as_uuid(record["id"]), order_id=as_uuid(record["order_id"]), status=record["status"],
             current_step=record["current_step"], steps=steps, updated_at=as_time(record["updated_at"]),
-            timeline=timeline,
+            timeline=StoredTimeline(record["timeline"]),
         )
+
+
+class StoredTimeline(Sequence[SagaTimelineEntry]):
+    """A saga's decisions as its row stores them, decoded when first read, then kept.
+
+    An order's read, a page of orders, a saga's status: most reads of a saga row
+    never look at its timeline, whose decoding (a dozen entries, each with its
+    time parsed) cost twice the rest of the row's. It equals, and hashes as, the
+    tuple of its entries, which is what a row built in memory holds.
+    """
+
+    __slots__ = ("_entries", "_stored")
+
+    def __init__(self, stored: Any) -> None:
+        self._stored = stored
+        self._entries: tuple[SagaTimelineEntry, ...] | None = None
+
+    @property
+    def entries(self) -> tuple[SagaTimelineEntry, ...]:
+        if self._entries is None:
+            self._entries = tuple(
+                SagaTimelineEntry(int(e["version"]), e["type"], e["step"], e["detail"],
+                                  as_time(e["recorded_at"]))
+                for e in as_json(self._stored)
+            )
+            self._stored = None
+        return self._entries
+
+    @overload
+    def __getitem__(self, index: int) -> SagaTimelineEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[SagaTimelineEntry, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> SagaTimelineEntry | tuple[SagaTimelineEntry, ...]:
+        return self.entries[index]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[SagaTimelineEntry]:
+        return iter(self.entries)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredTimeline):
+            return self.entries == other.entries
+        if isinstance(other, tuple):
+            return self.entries == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __repr__(self) -> str:
+        return repr(self.entries)

@@ -6,7 +6,7 @@ DataLoaders, so listing many orders costs one read-model call per kind.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -22,6 +22,7 @@ from projections.read_model import (
     PaymentRow,
     ProductRow,
     SagaRow,
+    SagaTimelineEntry,
     ShipmentRow,
 )
 from read_api.context import Context, at_once
@@ -141,9 +142,15 @@ class Saga:
     status: SagaStatus
     current_step: str | None = strawberry.field(description="The step being done or undone, if any")
     steps: list[SagaStep]
-    timeline: list[SagaDecision]
+    decisions: strawberry.Private[Sequence[SagaTimelineEntry]]
     updated_at: datetime
     cursor: str = strawberry.field(description="Opaque: `sagas(after: <cursor>)` reads the ones after it")
+
+    @strawberry.field
+    def timeline(self) -> list[SagaDecision]:
+        # Made when asked for: a saga's row decodes its decisions only when they are read.
+        return [SagaDecision(version=e.version, type=e.type, step=e.step, detail=e.detail,
+                             recorded_at=e.recorded_at) for e in self.decisions]
 
     @classmethod
     def from_row(cls, row: SagaRow) -> Saga:
@@ -151,12 +158,7 @@ class Saga:
             id=strawberry.ID(str(row.id)), order_id=strawberry.ID(str(row.order_id)),
             status=SagaStatus(row.status), current_step=row.current_step, cursor=encode_saga_cursor(row.id),
             steps=[SagaStep(name=s.name, status=s.status, attempts=s.attempts) for s in row.steps],
-            timeline=[
-                SagaDecision(version=e.version, type=e.type, step=e.step, detail=e.detail,
-                             recorded_at=e.recorded_at)
-                for e in row.timeline
-            ],
-            updated_at=row.updated_at,
+            decisions=row.timeline, updated_at=row.updated_at,
         )
 
 

@@ -9,6 +9,7 @@ from uuid import UUID
 import orjson
 import pytest
 
+from projections import saga_progress
 from projections.order_summary import OrderLine, OrderRecord, OrderSummary
 from projections.read_model import AddressRow, SagaRow, SagaStepRow, SagaTimelineEntry
 from projections.saga_progress import SagaProgress
@@ -46,6 +47,33 @@ def test_a_saga_row_stores_its_steps_and_timeline_under_the_keys_it_always_had()
     assert projection.decode(dict(zip(projection.table.column_names, (
         values[0], values[1], values[2], values[3], json_text(values[4]), json_text(values[5]), values[6],
     ), strict=True))) == row
+
+
+def test_a_saga_row_read_back_decodes_its_timeline_only_when_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entries = (SagaTimelineEntry(1, "Started", None, "1 line(s), 9.99 USD", AT),
+               SagaTimelineEntry(2, "StepRequested", "payment", "attempt 1: ChargePayment", AT))
+    row = SagaRow(id=SAGA, order_id=ORDER, status="RUNNING", current_step="payment",
+                  steps=(SagaStepRow("payment", "REQUESTED", 1),), updated_at=AT, timeline=entries)
+    projection = SagaProgress()
+    values = projection.encode(row)
+    record = dict(zip(projection.table.column_names, (*values[:4], json_text(values[4]), json_text(values[5]),
+                                                      values[6]), strict=True))
+    decoded: list[object] = []
+
+    def as_json(value: str) -> object:
+        decoded.append(value)
+        return orjson.loads(value)
+
+    monkeypatch.setattr(saga_progress, "as_json", as_json)
+    read = projection.decode(record)
+    assert read.status == "RUNNING" and read.steps == row.steps
+    assert decoded == [record["steps"]], "the timeline is not decoded until it is read"
+    assert read == row and hash(read) == hash(row) and read.timeline == entries and entries == read.timeline
+    assert read.timeline[-1].detail == "attempt 1: ChargePayment" and list(read.timeline) == list(entries)
+    assert decoded == [record["steps"], record["timeline"]], "and then once"
+    assert (*read.timeline, entries[0])[-1] == entries[0] and read.timeline[1:] == entries[1:]
 
 
 def test_an_order_row_stores_its_lines_with_exact_prices() -> None:
