@@ -212,17 +212,19 @@ async def _wait(event: asyncio.Event, seconds: float) -> bool:
     return event.is_set()
 
 
-def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent) -> dict[str, Any]:
+def stored_state(mapper: Mapper[UUID], stored_event: StoredEvent, *, opening: bool = True) -> dict[str, Any]:
     """A stored event's state as plain JSON types (after decryption and decompression).
 
     For readers that need a field or two of many events (a relay, a scheduler):
     validating each into its pydantic event class costs far more than reading it.
     Personal fields are opened with their person's key, or read as erased once the
-    person is forgotten, when the mapper keeps personal data (`personal`).
+    person is forgotten, when the mapper keeps personal data (`personal`); without
+    `opening` they stay sealed as stored and no key is looked up, for a reader
+    that never reads them.
     """
     data = _plain(mapper, stored_event)
     state: dict[str, Any] = mapper.transcoder.decode(data)
-    personal = keys_of(mapper)
+    personal = keys_of(mapper) if opening else None
     if personal is not None and personal.may_hold_sealed(data):
         state = personal.reveal(stored_event.topic, stored_event.originator_id, state)
     return state

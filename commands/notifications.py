@@ -48,7 +48,7 @@ class Notifications(ContextApplication):
 
         def decide() -> list[Notification]:
             notification_id = Notification.create_id(command.order_id, command.purpose)
-            if notification_id in self.repository:
+            if self.find(notification_id, Notification) is not None:  # as the batch loaded it, no query more
                 return []
             return [self._send(notification_id, command)]
 

@@ -3,17 +3,21 @@
 The library's `_take_snapshots` takes each snapshot through `take_snapshot`,
 which reads the aggregate back from the store at the snapshot's version: the
 last snapshot and up to an interval's worth of events, each decoded again. Just
-after a save the application holds that aggregate already, at that version
-whenever the snapshot's event is its last: a Stock, snapshotted every hundred
-events and changed by every order, was read back a hundred events at a time.
-Such a snapshot is taken from the aggregate itself, as the library's own
-`Snapshot.take` would take it from the one it reads back; any other (the
-aggregate moved on in the same save, or a projector of the application's own
-rebuilds it) is left to the library.
+after a save the application holds that aggregate already, at the version of
+the last event the save recorded for it. When a save reaches one of an
+aggregate's snapshotting intervals, the snapshot is taken from the aggregate
+itself, as the library's own `Snapshot.take` would take it from the one it
+reads back, at that version: the interval's, or a few past it when the same
+save recorded more of its events (a Stock changed by several orders of one
+batch). A snapshot is the aggregate as of its version, whichever that is; the
+repository starts from the latest one at or below the version it is asked for.
+An aggregate of a snapshotting projector, which rebuilds it its own way, is
+left to the library.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -25,6 +29,7 @@ def take_snapshots(app: Application[UUID], processing: ProcessingEvent[UUID]) ->
         return
     elsewhere = ProcessingEvent[UUID]()
     elsewhere.aggregates = processing.aggregates
+    in_hand: dict[UUID, Any] = {}  # each aggregate's snapshot once, however many intervals the save crossed
     for event in processing.events:
         aggregate = processing.aggregates.get(event.originator_id)
         if aggregate is None:
@@ -33,10 +38,11 @@ def take_snapshots(app: Application[UUID], processing: ProcessingEvent[UUID]) ->
         if interval is None or event.originator_version % interval != 0:
             continue
         snapshot_class = getattr(type(aggregate), "Snapshot", type(app).snapshot_class)
-        in_hand = aggregate.version == event.originator_version
-        if in_hand and snapshot_class is not None and type(aggregate) not in app.snapshotting_projectors:
-            app.snapshots.put([snapshot_class.take(aggregate)])
+        if snapshot_class is not None and type(aggregate) not in app.snapshotting_projectors:
+            in_hand[aggregate.id] = snapshot_class, aggregate
         else:
             elsewhere.events.append(event)
+    if in_hand:
+        app.snapshots.put([taking.take(aggregate) for taking, aggregate in in_hand.values()])
     if elsewhere.events:
         app._take_snapshots(elsewhere)  # the library's way, for what is not in hand

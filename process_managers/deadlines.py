@@ -91,7 +91,8 @@ class DeadlineIndex:
             def take(window: Sequence[Notification]) -> None:
                 nonlocal read
                 for notification in window:
-                    self._follow(notification, stored_state(self._app.mapper, notification))
+                    # A deadline names no person: the order's address stays sealed, no key is looked up.
+                    self._follow(notification, stored_state(self._app.mapper, notification, opening=False))
                 read += len(window)
 
             self._position = self.log.catch_up(self._position, take)
@@ -105,7 +106,9 @@ class DeadlineIndex:
     def due(self, now: datetime) -> list[Deadline]:
         """The deadlines that have come by `now`, soonest first, after catching up with the log."""
         self.catch_up()
-        return [deadline for deadline in self.pending() if deadline.due <= now]
+        with self._lock:  # the few that have come, sorted: not every saga's pending deadline, each tick
+            pending = (deadline for steps in self._pending.values() for deadline in steps.values())
+            return sorted(deadline for deadline in pending if deadline.due <= now)
 
     def fire_due(self, sagas: TimesOut, now: datetime) -> int:
         """Time out every step whose deadline has come; returns how many were timed out.

@@ -66,7 +66,7 @@ def batch_message(envelopes: Sequence[Envelope]) -> aio_pika.Message:
     """Several envelopes with one routing key as one message (see the module docstring)."""
     first, last = envelopes[0], envelopes[-1]
     return aio_pika.Message(
-        b"[" + b",".join(e.model_dump_json().encode() for e in envelopes) + b"]",
+        _ENVELOPE_LIST.dump_json(list(envelopes)),
         message_id=f"{first.message_id}..{last.message_id}",
         type=first.type if all(e.type == first.type for e in envelopes) else "batch",
         headers={ENVELOPES: len(envelopes), "source": first.source},

@@ -9,11 +9,12 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from commands.notifications import Notifications, SendNotification
 from commands.orders import CompleteOrder, OrderNotFoundError, Orders, PlaceOrder, RequestCancellation
 from domain.order import OrderStatus
 from infra.eventstore.persistence import application_env
 from infra.settings import Settings
-from tests.fakes import ADDRESS, MOUSE, listed_mouse
+from tests.fakes import ADDRESS, MOUSE, FakeNotifier, listed_mouse
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -105,3 +106,29 @@ def test_a_preloaded_batch_sees_what_another_process_wrote_and_asks_the_store_on
     finally:
         here.close()
         elsewhere.close()
+
+
+def test_a_confirmation_s_batch_looks_for_the_one_sent_before_only_in_what_it_preloaded(
+    postgres_settings: Settings,
+) -> None:
+    notifier = FakeNotifier()
+    app = Notifications(application_env(postgres_settings, "Notifications"), notifier=notifier)
+    try:
+        order_id, customer_id = uuid4(), uuid4()
+        loads: list[object] = []
+        select_events = app.recorder.select_events
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            loads.append(args)
+            return select_events(*args, **kwargs)
+
+        app.recorder.select_events = counted  # type: ignore[method-assign]
+        for _ in range(2):  # the second request finds the first one's confirmation, and sends nothing
+            with app.unit_of_work():
+                app.preload(app.order_streams(order_id).values())
+                app.send_notification(SendNotification(order_id=order_id, customer_id=customer_id,
+                                                       subject="Order confirmed", body="Thank you."))
+        assert len(notifier.outbox) == 1
+        assert loads == []  # neither batch asked the store again whether it had been sent
+    finally:
+        app.close()

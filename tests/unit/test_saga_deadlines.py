@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
 
+from infra.eventstore.key_tables import MemoryKeyTable
+from infra.eventstore.master_key import MasterKey
 from infra.eventstore.persistence import application_env
+from infra.eventstore.privacy import PersonalDataKeys
 from infra.settings import Settings
 from process_managers.application import Sagas
 from process_managers.compensation_retries import DEFAULT_RETRIES
@@ -139,3 +143,27 @@ def test_the_index_reads_a_long_log_page_by_page(sagas: Sagas) -> None:
     index = SmallPages(sagas)
     assert {d.order_id for d in index.pending()} == {o.order_id for o in orders}
     assert index.position == sagas.recorder.max_notification_id()
+
+
+class AskedKeyTable(MemoryKeyTable):
+    """A key table that counts how often a reader asks it for keys."""
+
+    asked = 0
+
+    def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
+        self.asked += 1
+        return super().get_many(subjects)
+
+
+def test_the_index_reads_its_deadlines_with_the_customer_s_address_left_sealed(sagas: Sagas) -> None:
+    mapper: Any = sagas.mapper
+    mapper.personal = PersonalDataKeys(MemoryKeyTable(), MasterKey(None))
+    order = Order.new()
+    sagas.handle_event(order.placed(), None)
+    [started] = [n for n in sagas.recorder.select_notifications(1, 10) if n.topic.endswith(".Started")]
+    assert mapper.personal.may_hold_sealed(started.state)  # the saga keeps the order's address sealed
+    table = AskedKeyTable()
+    mapper.personal = PersonalDataKeys(table, MasterKey(None))  # a process with no key at hand
+
+    assert pending(DeadlineIndex(sagas)) == [(order.order_id, PAYMENT, 1, T0 + TIMEOUT)]
+    assert table.asked == 0  # no key looked up: a deadline names no person
