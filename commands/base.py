@@ -23,6 +23,8 @@ their own (`command`, `unit_of_work`, `following`, `personal_data`, `snapshots`)
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -66,6 +68,10 @@ class ContextApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self._followers: list[LogFollower] = []  # woken by saves
+        # Followers of the whole log that saves do not wake, handed what the saves commit all the same;
+        # held weakly, so that one its reader has dropped is not kept (nor handed anything) for good.
+        self._quiet: weakref.WeakSet[LogFollower] = weakref.WeakSet()
+        self._quiet_lock = threading.Lock()  # saves hand over from their own threads
         # Each context logs under its own module's name (commands.payments, ...).
         self.logger = logging.getLogger(type(self).__module__)
         self._unit_of_work: ContextVar[UnitOfWork] = ContextVar(f"unit_of_work_{id(self)}")
@@ -78,12 +84,16 @@ class ContextApplication(Application[UUID]):
 
         It is woken by every save in this process, and by `heard_of_save`, unless
         `woken_by_saves` is False: for a reader that keeps time rather than up with
-        the log (the deadlines).
+        the log (the deadlines). Either way, a follower of the whole log is handed
+        what this process's saves commit, for its next read (`LogFollower.offer`).
         """
         follower = LogFollower(self.process_recorder, window=window, topics=topics,
                                poll_interval=poll_interval)
         if woken_by_saves:
             self._followers.append(follower)
+        elif not topics:
+            with self._quiet_lock:
+                self._quiet.add(follower)
         return follower
 
     def heard_of_save(self, upto: int | None = None) -> None:
@@ -95,7 +105,9 @@ class ContextApplication(Application[UUID]):
         # The library calls this after every save in this process, once the save has committed.
         if recordings:
             notifications = [recording.notification for recording in recordings]
-            for follower in self._followers:
+            with self._quiet_lock:
+                quiet = list(self._quiet)
+            for follower in (*self._followers, *quiet):
                 follower.offer(notifications)
             self.heard_of_save(notifications[-1].id)
 

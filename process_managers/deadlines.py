@@ -69,8 +69,9 @@ class DeadlineIndex:
         self._app = sagas
         self._kinds: dict[str, type[Any]] = {get_topic(cls): cls for cls in FOLLOWED}
         # Saves do not wake it: deadlines come by the clock, and the index catches up before each look.
-        self.log = sagas.follower(window=self.page_size, topics=list(self._kinds), poll_interval=every,
-                                  woken_by_saves=False)
+        # It follows the whole log, so that what this process's saves commit is handed to it, not read
+        # back from the store; the few topics it does not follow are skipped here.
+        self.log = sagas.follower(window=self.page_size, poll_interval=every, woken_by_saves=False)
         self._position = 0
         self._orders: dict[UUID, UUID] = {}  # saga id -> order id, for unfinished sagas
         # Each unfinished saga's pending deadlines by step: a saga's end drops its own, not a scan of all.
@@ -91,6 +92,8 @@ class DeadlineIndex:
             def take(window: Sequence[Notification]) -> None:
                 nonlocal read
                 for notification in window:
+                    if notification.topic not in self._kinds:
+                        continue
                     # A deadline names no person: the order's address stays sealed, no key is looked up.
                     self._follow(notification, stored_state(self._app.mapper, notification, opening=False))
                 read += len(window)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from eventsourcing.persistence import Tracking
@@ -103,3 +105,37 @@ def test_a_pending_deadline_survives_a_restart_and_fires_once(store_settings: Se
     assert fire_due(after, DeadlineIndex(after), T0 + TIMEOUT) == 0
     assert after.get_saga(order.order_id).steps[StepName.PAYMENT].status is StepStatus.COMPENSATING
     after.close()
+
+
+def test_the_deadlines_take_this_process_s_saves_as_handed_over_and_another_s_from_the_store(
+    sagas: Sagas, store_settings: Settings
+) -> None:
+    earlier = Order.new()
+    sagas.handle_event(earlier.placed(), None)
+    index = DeadlineIndex(sagas)  # a new index reads what is already there from the store
+    log = index.log.log
+    read_from_store: list[int | None] = []
+    select_notifications = log.select_notifications
+
+    def counted(start: int | None, *args: Any, **kwargs: Any) -> Any:
+        read_from_store.append(start)
+        return select_notifications(start, *args, **kwargs)
+
+    index.log.log = SimpleNamespace(select_notifications=counted, max_notification_id=log.max_notification_id)
+    here, there = Order.new(), Order.new()
+    sagas.handle_event(here.placed(), None)
+    index.catch_up()
+    assert {d.order_id for d in index.pending()} == {earlier.order_id, here.order_id}
+    assert read_from_store == []  # this process's save was handed to the index as it committed
+
+    elsewhere = new_sagas(store_settings)
+    try:
+        elsewhere.handle_event(there.placed(), None)
+    finally:
+        elsewhere.close()
+    sagas.handle_event(here.charged(), None)
+    index.catch_up()
+    assert {(d.order_id, d.step) for d in index.pending()} == {
+        (earlier.order_id, StepName.PAYMENT), (here.order_id, StepName.INVENTORY),
+        (there.order_id, StepName.PAYMENT)}
+    assert read_from_store  # another process's save is read from the store, and what follows it too

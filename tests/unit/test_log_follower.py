@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Sequence
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
@@ -11,6 +14,10 @@ from eventsourcing.persistence import Notification
 
 from commands import following
 from commands.following import LogFollower
+from commands.orders import Orders, PlaceOrder
+from infra.eventstore.persistence import application_env
+from infra.settings import Settings
+from tests.fakes import ADDRESS, MOUSE, listed_mouse
 
 
 class Log:
@@ -238,3 +245,25 @@ def test_offered_notifications_nobody_reads_are_let_go(monkeypatch: pytest.Monke
 def test_a_window_of_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="window"):
         LogFollower(Log([]), window=0)
+
+
+def test_a_follower_no_save_wakes_is_handed_the_saves_and_let_go_with_its_reader(
+    memory_settings: Settings,
+) -> None:
+    orders = listed_mouse(Orders(application_env(memory_settings, "Orders")))
+    try:
+        quiet = orders.follower(window=100, woken_by_saves=False)
+        assert quiet.read(0)  # the first read asks the store
+        position = quiet.seen
+        orders.place_order(PlaceOrder(customer_id=uuid4(), items=[{"product_id": MOUSE, "quantity": 1}],
+                                      shipping_address=ADDRESS))
+        store = quiet.log
+        quiet.log = SimpleNamespace(select_notifications=None, max_notification_id=store.max_notification_id)
+        assert [n.id for n in quiet.read(position)] == [position + 1]  # not from the store: that would raise
+
+        dropped = weakref.ref(quiet)
+        del quiet
+        gc.collect()
+        assert dropped() is None  # the application keeps no follower its reader has let go
+    finally:
+        orders.close()
