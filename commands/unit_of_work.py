@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.application import Cache
 from eventsourcing.persistence import Mapper, StoredEvent, Tracking
 
+from commands.following import have_keys_for
 from domain.base import Aggregate, Cause
 
 SelectAfter = Callable[[Mapping[UUID, int]], list[StoredEvent]]
@@ -49,7 +50,8 @@ def load_ahead(
 
     Each is the cached copy brought up to date with the events recorded since,
     or, for one not cached, its whole stream (none: it does not exist yet). One
-    query instead of one per message; anything not preloaded is loaded as usual.
+    query instead of one per message, and one for the keys that open their sealed
+    fields instead of one per person; anything not preloaded is loaded as usual.
     Streams that snapshots shorten are left to the repository when not cached.
     """
     start: dict[UUID, Aggregate | None] = {}
@@ -63,6 +65,7 @@ def load_ahead(
     if not start:
         return
     stored: list[StoredEvent] = select_after({i: a.version if a else 0 for i, a in start.items()})
+    have_keys_for(mapper, stored)  # the keys of the persons whose sealed fields they hold, in one round trip
     for stored_event in stored:
         event: Any = mapper.to_domain_event(stored_event)
         start[event.originator_id] = event.mutate(start[event.originator_id])

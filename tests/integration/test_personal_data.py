@@ -9,6 +9,7 @@ process started later, and a copy of the event tables holds nothing to recover.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -86,3 +87,25 @@ async def test_a_forgotten_customer_s_address_reads_erased_everywhere_and_cannot
         assert saga.status is SagaStatus.COMPLETED and saga.state.order.shipping_address.city == ERASED
         assert raw_states(later) == before  # the events themselves are untouched: only the key is gone
         assert later.personal_data is not None and not later.personal_data.knows(customer_id)
+
+
+async def test_a_batch_loading_the_orders_of_several_customers_asks_for_their_keys_once(
+    postgres_settings: Settings,
+) -> None:
+    async with running(postgres_settings) as system:
+        order_ids = [await asyncio.to_thread(place, system) for _ in range(3)]  # three customers, three keys
+
+    with bootstrap(postgres_settings) as later:  # a process with no key at hand
+        table: Any = later.orders.mapper.personal.table  # type: ignore[attr-defined]
+        asked: list[int] = []
+        get_many = table.get_many
+
+        def counted(subjects: Any) -> Any:
+            asked.append(len(subjects))
+            return get_many(subjects)
+
+        table.get_many = counted
+        with later.orders.unit_of_work():
+            later.orders.preload(order_ids)
+            assert {later.orders.get_order(o).shipping_address.city for o in order_ids} == {"Springfield"}
+        assert asked == [3]  # one round trip for the three customers' keys
