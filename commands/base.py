@@ -23,8 +23,6 @@ their own (`command`, `unit_of_work`, `following`, `personal_data`, `snapshots`)
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,7 +33,7 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, Recording, Tracking
 
 from commands.command import Command, ConcurrencyError
-from commands.following import LogFollower
+from commands.following import Followers, LogFollower
 from commands.personal_data import have_keys_to_seal
 from commands.snapshots import take_snapshots
 from commands.unit_of_work import UnitOfWork, decided, load_ahead
@@ -67,11 +65,7 @@ class ContextApplication(Application[UUID]):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        self._followers: list[LogFollower] = []  # woken by saves
-        # Followers of the whole log that saves do not wake, handed what the saves commit all the same;
-        # held weakly, so that one its reader has dropped is not kept (nor handed anything) for good.
-        self._quiet: weakref.WeakSet[LogFollower] = weakref.WeakSet()
-        self._quiet_lock = threading.Lock()  # saves hand over from their own threads
+        self._followers = Followers()  # this process's readers of the log
         # Each context logs under its own module's name (commands.payments, ...).
         self.logger = logging.getLogger(type(self).__module__)
         self._unit_of_work: ContextVar[UnitOfWork] = ContextVar(f"unit_of_work_{id(self)}")
@@ -89,27 +83,16 @@ class ContextApplication(Application[UUID]):
         """
         follower = LogFollower(self.process_recorder, window=window, topics=topics,
                                poll_interval=poll_interval)
-        if woken_by_saves:
-            self._followers.append(follower)
-        elif not topics:
-            with self._quiet_lock:
-                self._quiet.add(follower)
-        return follower
+        return self._followers.add(follower, woken_by_saves=woken_by_saves)
 
     def heard_of_save(self, upto: int | None = None) -> None:
         """Wake this process's followers of the log: a save up to `upto` if known (infra: NOTIFY)."""
-        for follower in self._followers:
-            follower.wake(upto)
+        self._followers.wake(upto)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         # The library calls this after every save in this process, once the save has committed.
         if recordings:
-            notifications = [recording.notification for recording in recordings]
-            with self._quiet_lock:
-                quiet = list(self._quiet)
-            for follower in (*self._followers, *quiet):
-                follower.offer(notifications)
-            self.heard_of_save(notifications[-1].id)
+            self._followers.saved([recording.notification for recording in recordings])
 
     def handle(self, command: Command) -> Any:
         """Dispatch a command to the method marked `@handles(type(command))`."""

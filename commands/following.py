@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -193,6 +194,42 @@ class LogFollower:
             stopped = stopping is not None and stopping.is_set()
             if covered < self.window and not stopped and not await _wait(news, self.poll_interval):
                 self._unsure = True  # no news for a while: the next read asks the store
+
+
+class Followers:
+    """An application's followers of its log in this process, and the news its saves give them.
+
+    A follower that saves wake is held for as long as the application lives (the
+    relays, the projector). One that they do not wake (the deadlines) is only
+    handed what the saves commit, if it follows the whole log, and is held weakly:
+    one its reader has dropped is let go rather than handed notifications for good.
+    """
+
+    def __init__(self) -> None:
+        self._woken: list[LogFollower] = []
+        self._quiet: weakref.WeakSet[LogFollower] = weakref.WeakSet()
+        self._lock = threading.Lock()  # saves hand over from their own threads
+
+    def add(self, follower: LogFollower, *, woken_by_saves: bool) -> LogFollower:
+        if woken_by_saves:
+            self._woken.append(follower)
+        elif not follower.topics:
+            with self._lock:
+                self._quiet.add(follower)
+        return follower
+
+    def wake(self, upto: int | None = None) -> None:
+        """News of a save, up to `upto` if known: each follower that saves wake reads on."""
+        for follower in self._woken:
+            follower.wake(upto)
+
+    def saved(self, notifications: Sequence[Notification]) -> None:
+        """A save in this process has committed these: hand them over, then wake who reads on news."""
+        with self._lock:
+            quiet = list(self._quiet)
+        for follower in (*self._woken, *quiet):
+            follower.offer(notifications)
+        self.wake(notifications[-1].id)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -25,6 +25,19 @@ def orders(request: pytest.FixtureRequest) -> Iterator[Orders]:
     app.close()
 
 
+def stream_loads(app: Any) -> list[object]:
+    """Each stream the application's recorder reads from now on, one entry a query."""
+    loads: list[object] = []
+    select_events = app.recorder.select_events
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loads.append(args)
+        return select_events(*args, **kwargs)
+
+    app.recorder.select_events = counted
+    return loads
+
+
 def placement() -> PlaceOrder:
     return PlaceOrder(customer_id=uuid4(), items=[{"product_id": MOUSE, "quantity": 1}],
                       shipping_address=ADDRESS)
@@ -84,14 +97,7 @@ def test_a_preloaded_batch_sees_what_another_process_wrote_and_asks_the_store_on
         elsewhere.place_order(fresh)
         elsewhere.request_cancellation(RequestCancellation(order_id=known.order_id, reason="changed my mind"))
 
-        loads: list[object] = []
-        select_events = here.recorder.select_events
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            loads.append(args)
-            return select_events(*args, **kwargs)
-
-        here.recorder.select_events = counted  # type: ignore[method-assign]
+        loads = stream_loads(here)
         with here.unit_of_work():
             here.preload([known.order_id, fresh.order_id, unknown])
             # The cached order is brought up to date, the one never seen here is loaded whole,
@@ -115,14 +121,7 @@ def test_a_confirmation_s_batch_looks_for_the_one_sent_before_only_in_what_it_pr
     app = Notifications(application_env(postgres_settings, "Notifications"), notifier=notifier)
     try:
         order_id, customer_id = uuid4(), uuid4()
-        loads: list[object] = []
-        select_events = app.recorder.select_events
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            loads.append(args)
-            return select_events(*args, **kwargs)
-
-        app.recorder.select_events = counted  # type: ignore[method-assign]
+        loads = stream_loads(app)
         for _ in range(2):  # the second request finds the first one's confirmation, and sends nothing
             with app.unit_of_work():
                 app.preload(app.order_streams(order_id).values())
