@@ -96,7 +96,7 @@ class DeadlineIndex:
                         continue
                     # A deadline names no person: the order's address stays sealed, no key is looked up.
                     self._follow(notification, stored_state(self._app.mapper, notification, opening=False))
-                read += len(window)
+                    read += 1
 
             self._position = self.log.catch_up(self._position, take)
             return read
