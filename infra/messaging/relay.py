@@ -45,7 +45,7 @@ from infra.messaging.bus import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, Bus, Unrouta
 from infra.messaging.consumers import roles_for
 from infra.messaging.leadership import Leadership, SoleLeader
 from infra.observability.metrics import SagaMetrics
-from infra.observability.tracing import publishing, traced
+from infra.observability.tracing import publishing, traced_envelope
 from projections.waiting import wait_until_set
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def integration_messages(source: str, notification: Notification, event: Any) ->
     fact = to_integration_event(event)
     if fact is None:
         return []
-    return [(EVENTS_EXCHANGE, traced(Envelope(
+    return [(EVENTS_EXCHANGE, traced_envelope(
         message_id=f"{source}:{notification.id}",
         type=type(fact).__name__,
         kind="event",
@@ -78,7 +78,7 @@ def integration_messages(source: str, notification: Notification, event: Any) ->
         position=notification.id,
         routing_key=fact.routing_key(),
         payload=fact.model_dump(mode="json"),
-    )))]
+    ))]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def _saga_commands(source: str, notification: Notification, state: dict[str, Any
     if command is None:
         return []
     # Its trace parent is what the saga heard, not the saga event that carries it.
-    return [(COMMANDS_EXCHANGE, traced(Envelope(
+    return [(COMMANDS_EXCHANGE, traced_envelope(
         message_id=f"{source}:{notification.id}",
         type=command["type"],
         kind="command",
@@ -112,7 +112,8 @@ def _saga_commands(source: str, notification: Notification, state: dict[str, Any
         position=notification.id,
         routing_key=f"{command['context']}.{command['type']}",
         payload=command["payload"],
-    ), cause=state.get("causation_id")))]
+        cause=state.get("causation_id"),
+    ))]
 
 
 saga_commands = FromStoredState(_saga_commands)

@@ -79,8 +79,12 @@ def span_id_of(key: str) -> str:
 
 def span_key(envelope: Envelope) -> str:
     """What the messages this one causes will name as their cause."""
-    command_id = envelope.payload.get("command_id") if envelope.kind == "command" else None
-    return f"{COMMAND_KEY}{command_id}" if command_id else envelope.message_id
+    return _span_key(envelope.kind, envelope.message_id, envelope.payload)
+
+
+def _span_key(kind: str, message_id: str, payload: Mapping[str, Any]) -> str:
+    command_id = payload.get("command_id") if kind == "command" else None
+    return f"{COMMAND_KEY}{command_id}" if command_id else message_id
 
 
 def names_a_message(cause: str) -> bool:
@@ -95,18 +99,36 @@ def trace_context_for(envelope: Envelope, cause: str | None = None) -> dict[str,
     `cause` defaults to the envelope's causation id. A message of no order (a product's
     listing) starts a trace of its own, so its cause, whose span is in no such trace, is no parent.
     """
-    key = span_key(envelope)
-    cause = envelope.causation_id if cause is None else cause
-    trace_id = trace_id_of(envelope.correlation_id, envelope.message_id)
+    return _trace_context(envelope.kind, envelope.message_id, envelope.payload, envelope.correlation_id,
+                          envelope.causation_id if cause is None else cause)
+
+
+def _trace_context(
+    kind: str, message_id: str, payload: Mapping[str, Any], correlation_id: UUID | None, cause: str | None
+) -> dict[str, str]:
+    key = _span_key(kind, message_id, payload)
+    trace_id = trace_id_of(correlation_id, message_id)
     context = {"traceparent": f"{VERSION}-{trace_id}-{span_id_of(key)}-{SAMPLED}"}
-    of_an_order = envelope.correlation_id is not None and envelope.correlation_id.int != 0
-    if of_an_order and cause and cause not in (key, envelope.message_id) and names_a_message(cause):
+    of_an_order = correlation_id is not None and correlation_id.int != 0
+    if of_an_order and cause and cause not in (key, message_id) and names_a_message(cause):
         context["tracestate"] = f"{STATE_KEY}={span_id_of(cause)}"
     return context
 
 
 def traced(envelope: Envelope, cause: str | None = None) -> Envelope:
     return envelope.model_copy(update={"trace": trace_context_for(envelope, cause)})
+
+
+def traced_envelope(*, cause: str | None = None, **fields: Any) -> Envelope:
+    """`traced(Envelope(**fields), cause)`, built once: the relay makes one per message it publishes,
+    and copying a validated envelope to add its trace cost a third of making it."""
+    correlation_id = fields.get("correlation_id")
+    if correlation_id is not None and not isinstance(correlation_id, UUID):
+        correlation_id = fields["correlation_id"] = UUID(str(correlation_id))
+    causation_id = fields.get("causation_id")
+    fields["trace"] = _trace_context(fields["kind"], fields["message_id"], fields["payload"], correlation_id,
+                                     causation_id if cause is None else cause)
+    return Envelope(**fields)
 
 
 def ids_of(trace_context: Mapping[str, str]) -> tuple[int, int]:

@@ -13,7 +13,14 @@ from opentelemetry import trace
 
 from commands.contract.messages import Envelope
 from infra.messaging.relay import saga_commands
-from infra.observability.tracing import extract, parent_span_id, span_id_of, trace_context_for, traced
+from infra.observability.tracing import (
+    extract,
+    parent_span_id,
+    span_id_of,
+    trace_context_for,
+    traced,
+    traced_envelope,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +107,22 @@ def test_a_message_of_no_order_starts_a_trace_of_its_own_whatever_caused_it() ->
         update={"correlation_id": None, "trace": None})
     context = trace_context_for(listed)
     assert parent_span_id(context) is None and "tracestate" not in context
+
+
+def test_an_envelope_built_with_its_trace_is_the_envelope_traced_after_it_was_built() -> None:
+    order_id, command_id = uuid4(), uuid4()
+    common: dict[str, Any] = {"occurred_at": datetime.now(UTC), "source": "OrderFulfillment", "position": 7}
+    charge: dict[str, Any] = {
+        **common, "message_id": "OrderFulfillment:7", "type": "ChargePayment", "kind": "command",
+        "correlation_id": str(order_id), "causation_id": "OrderFulfillment:7",
+        "routing_key": "payments.ChargePayment", "payload": {"command_id": str(command_id)},
+    }
+    charged: dict[str, Any] = {
+        **common, "message_id": "Payments:3", "type": "PaymentCharged", "kind": "event",
+        "correlation_id": order_id, "causation_id": f"command:{command_id}",
+        "routing_key": "payments.PaymentCharged", "payload": {"order_id": str(order_id)},
+    }
+    listed = {**charged, "correlation_id": None, "causation_id": "command:listing"}
+    for fields, cause in ((charge, "Orders:1"), (charge, None), (charged, None), (listed, None)):
+        built = traced_envelope(**fields, cause=cause)
+        assert built == traced(Envelope(**fields), cause) and built.trace is not None
