@@ -28,6 +28,22 @@ from infra.eventstore.save_function import SaveFunction
 from infra.eventstore.sealing import kept_keys, new_keys, settling_seals
 
 
+def notification(id_: int, originator_id: UUID, version: int, topic: str, state: bytes) -> Notification:
+    """`Notification(...)` of the row's fields as they are, at less than half its cost.
+
+    The library's frozen dataclass sets each field through `object.__setattr__`;
+    a relay and a replay make one per event read. The fields are written as
+    `__init__` would write them (it has no `__post_init__` and no slots).
+    """
+    made: Notification = _new(Notification)
+    made.__dict__.update(originator_id=originator_id, originator_version=version, topic=topic, state=state,
+                         id=id_)
+    return made
+
+
+_new = object.__new__
+
+
 class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, ChainedStore):
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events",
@@ -132,10 +148,7 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, [*params, limit], prepare=True)
-            return [
-                Notification(id=i, originator_id=o, originator_version=v, topic=t, state=bytes(state))
-                for i, o, v, t, state in curs.fetchall()
-            ]
+            return [notification(i, o, v, t, bytes(state)) for i, o, v, t, state in curs.fetchall()]
 
     def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
         """Every event of these streams above the version given for each, in one query.

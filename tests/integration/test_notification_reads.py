@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 
 from domain.order import Order, OrderLine
 from domain.values import Address, Money
 from infra.bootstrap import System, bootstrap
 from infra.eventstore.persistence import OrjsonTranscoder
+from infra.eventstore.postgres_recorder import notification
 from infra.settings import Settings
 from projections.applier import Unreadable, read_window
 from projections.facts import Fact
@@ -38,6 +40,17 @@ def record(system: System, count: int) -> None:
             stream = uuid4()
         events.append(StoredEvent(stream, index % 3 + 1, topic, STATE))
     system.orders.recorder.insert_events(events)
+
+
+def test_a_notification_made_from_a_row_is_the_library_s_own() -> None:
+    stream = uuid4()
+    made = notification(7, stream, 2, TOPICS[0], STATE)
+    expected = Notification(id=7, originator_id=stream, originator_version=2, topic=TOPICS[0], state=STATE)
+    assert made == expected and repr(made) == repr(expected)
+    assert vars(made) == vars(expected)
+    assert set(vars(made)) == {field.name for field in dataclasses.fields(Notification)}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.id = 8  # type: ignore[misc]
 
 
 def test_our_postgres_query_returns_what_the_library_s_does(postgres_settings: Settings) -> None:
