@@ -3,6 +3,7 @@ environment that points each eventsourcing application at SQLite or PostgreSQL."
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +48,7 @@ class PydanticMapper(Mapper[UUID]):
         state = domain_event.model_dump(
             mode="json", exclude={"originator_id", "originator_version"}
         )
-        class_version = getattr(type(domain_event), "class_version", 1)
+        class_version = class_version_of(type(domain_event))
         if class_version > 1:
             state["class_version"] = class_version
         seal = None
@@ -74,7 +75,7 @@ def decode_event(mapper: Mapper[UUID], stored_event: StoredEvent) -> Any:
     cls = resolve_topic(stored_event.topic)
     state = decode_state(mapper, stored_event)
     version = state.pop("class_version", 1)
-    while version < getattr(cls, "class_version", 1):
+    while version < class_version_of(cls):
         getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
         version += 1
     return cls(
@@ -82,6 +83,17 @@ def decode_event(mapper: Mapper[UUID], stored_event: StoredEvent) -> Any:
         originator_version=stored_event.originator_version,
         **state,
     )
+
+
+@functools.cache
+def class_version_of(event_class: type[Any]) -> int:
+    """The class's `class_version`, 1 if it declares none: asked once a class, as every event is mapped.
+
+    A pydantic model class answers an attribute it lacks by raising from its metaclass's
+    `__getattr__`, a few microseconds an event.
+    """
+    version: int = getattr(event_class, "class_version", 1)
+    return version
 
 
 def application_env(settings: Settings, app_name: str) -> dict[str, str]:
