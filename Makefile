@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Compiled once at install, as `pip install .` compiles an installed package (the image's): an editable
+# install compiles nothing, and where PYTHONDONTWRITEBYTECODE is set every process compiled them again.
+PACKAGES := domain commands projections process_managers read_api infra bench
 
 .PHONY: run test lint typecheck unit bench clean
 
@@ -10,6 +13,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q -j 0 $(PACKAGES)
 	@touch $(STAMP)
 
 run: $(STAMP)
