@@ -115,13 +115,10 @@ def _trace_context(
     return context
 
 
-def traced(envelope: Envelope, cause: str | None = None) -> Envelope:
-    return envelope.model_copy(update={"trace": trace_context_for(envelope, cause)})
-
-
 def traced_envelope(*, cause: str | None = None, **fields: Any) -> Envelope:
-    """`traced(Envelope(**fields), cause)`, built once: the relay makes one per message it publishes,
-    and copying a validated envelope to add its trace cost a third of making it."""
+    """The envelope of these fields with the trace context `trace_context_for` gives it, built at once:
+    the relay makes one per message it publishes, and building one, then copying it to add its trace,
+    cost a third more."""
     correlation_id = fields.get("correlation_id")
     if correlation_id is not None and not isinstance(correlation_id, UUID):
         correlation_id = fields["correlation_id"] = UUID(str(correlation_id))
