@@ -67,6 +67,7 @@ from infra.messaging.rabbitmq_messages import (
     envelope_message,
     letter_id,
     own_headers,
+    publish_confirmed,
 )
 from infra.messaging.rabbitmq_parking import PARKING_LOCK, ParkingLock, take_parked
 from infra.messaging.rabbitmq_queues import QueueType, declare_typed, queue_arguments, retry_arguments
@@ -159,18 +160,16 @@ class RabbitBus:
     async def _publish_window(
         self, target: AbstractExchange, exchange: str, window: Sequence[Envelope]
     ) -> None:
-        await self._ready(_required(self._publisher))
+        publisher = _required(self._publisher)
+        await self._ready(publisher)
         by_key: dict[str, list[Envelope]] = {}
         for envelope in window:
             by_key.setdefault(envelope.routing_key, []).append(envelope)
         groups = list(by_key.values())
-        results = await asyncio.gather(
-            *(target.publish(
-                envelope_message(group[0]) if len(group) == 1 else batch_message(group),
-                group[0].routing_key, mandatory=True, timeout=self._timeout,
-            ) for group in groups),
-            return_exceptions=True,
-        )
+        results = await publish_confirmed(publisher, target.name, [
+            (envelope_message(group[0]) if len(group) == 1 else batch_message(group), group[0].routing_key)
+            for group in groups
+        ], within=self._timeout)
         _raise_failures(exchange, [group[0] for group in groups], results)
 
     async def subscribe(self, subscription: Subscription, *, run: RunLoop | None = None) -> None:

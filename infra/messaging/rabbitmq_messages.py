@@ -1,5 +1,6 @@
 """RabbitMQ messages as this system writes them: an envelope's message and headers, the
-relay's batches of envelopes in one message, and the headers a parked message carries.
+relay's batches of envelopes in one message, publishing a window of them, and the
+headers a parked message carries.
 
 Parking keeps the attempts, the error, when it was parked and where the message came
 from in headers of our own (`x-…`), so a parked message can be listed and re-driven
@@ -8,11 +9,13 @@ with its broker-added `x-death` history left behind.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pamqp.common import FieldTable, FieldValue
 from pydantic import TypeAdapter, ValidationError
 
@@ -73,6 +76,31 @@ def batch_message(envelopes: Sequence[Envelope]) -> aio_pika.Message:
         content_type=BATCH_CONTENT_TYPE,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         app_id=first.source,
+    )
+
+
+async def publish_confirmed(
+    channel: AbstractChannel, exchange: str, messages: Sequence[tuple[aio_pika.Message, str]],
+    *, within: float,
+) -> list[object]:
+    """Mandatory messages (each with its routing key) published at once, each result once the broker
+    has confirmed it: its confirm, or the error (`PublishError` for a message returned unroutable).
+
+    aio-pika's `Exchange.publish` also waits, message by message, until the connection's
+    writer has handed each to the socket before the next may start (aiormq's `wait`): a
+    trip through the writer task a message, for nothing the confirm does not say. Here the
+    messages are queued for the writer at once; a confirm still fails if the channel closes
+    before the broker answers, and `within` seconds on.
+    """
+    underlay = await channel.get_underlay_channel()
+    if not isinstance(underlay, aiormq.Channel):
+        raise TypeError(f"not an aiormq channel: {underlay!r}")
+    return await asyncio.gather(
+        *(underlay.basic_publish(
+            message.body, exchange=exchange, routing_key=routing_key, properties=message.properties,
+            mandatory=True, timeout=within, wait=False,
+        ) for message, routing_key in messages),
+        return_exceptions=True,
     )
 
 

@@ -176,6 +176,29 @@ async def test_a_window_sharing_a_routing_key_travels_as_one_message_and_settles
     assert parked.headers["x-original-routing-key"] == "payments.PaymentCharged"
 
 
+async def test_a_window_is_published_only_once_the_broker_has_confirmed_every_message(
+    bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
+) -> None:
+    # A queue that refuses everything routed to it: the broker nacks those messages.
+    window = [envelope("payments.PaymentCharged"), envelope("refusing.Anything"), envelope("shipping.Created")]
+    async with broker.channel() as channel:
+        refusing = await channel.declare_queue(
+            exclusive=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+        await refusing.bind(f"{rabbit_namespace}.{EVENTS_EXCHANGE}", "refusing.*")
+        tap = await channel.declare_queue(exclusive=True)
+        for key in ("payments.*", "shipping.*"):
+            await tap.bind(f"{rabbit_namespace}.{EVENTS_EXCHANGE}", key)
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await bus.publish(EVENTS_EXCHANGE, window)
+        # The rest of the window was confirmed and arrived: a relay that publishes it again
+        # sends those twice, which the consumers drop, and loses none.
+        received = [await tap.get(timeout=5), await tap.get(timeout=5)]
+        assert sorted(m.message_id for m in received if m.message_id) == sorted(
+            [window[0].message_id, window[2].message_id])
+        await bus.publish(EVENTS_EXCHANGE, [window[0], window[2]])  # the broker takes what it can route
+        assert len([await tap.get(timeout=5), await tap.get(timeout=5)]) == 2
+
+
 async def test_a_parked_message_keeps_where_it_came_from_in_its_headers(
     bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
 ) -> None:
