@@ -137,7 +137,7 @@ class Consumer:
             if isinstance(result, BaseException):
                 raise result
         # Every earlier delivery on this channel is settled, so one ack covers the batch (DESIGN §9).
-        await batch[-1].ack(multiple=True)
+        await ack_through(batch[-1])
 
     def _settle(
         self, message: AbstractIncomingMessage, outcome: Outcome, envelope: Envelope | None = None
@@ -174,6 +174,19 @@ class Consumer:
         else:
             moved = envelope_message(envelope, headers | extra)
         return self._channel.default_exchange.publish(moved, queue, mandatory=True, timeout=self._timeout)
+
+
+async def ack_through(message: AbstractIncomingMessage) -> None:
+    """Acknowledge every delivery of the message's channel up to and including it.
+
+    The ack is queued for the connection's writer, and the next batch need not wait
+    until the writer has handed it to the socket (aio-pika's `ack` waits). An ack the
+    socket never carries, the connection lost first, leaves the batch unacked: the
+    broker delivers it again, as after an ack lost on the way, and the handlers'
+    inboxes drop what they have handled.
+    """
+    if message.delivery_tag is not None:
+        await message.channel.basic_ack(message.delivery_tag, multiple=True, wait=False)
 
 
 def is_live(message: AbstractIncomingMessage) -> bool:
