@@ -34,6 +34,7 @@ from psycopg.rows import DictRow, tuple_row
 
 from infra.eventstore.chain import Link, StreamReport, chain, check_stream, needed
 from infra.eventstore.committed_heads import CommittedHeads
+from infra.eventstore.statements import Rendered
 
 ROWS_AS_VALUES = 32
 HashRow = tuple[UUID, int, bytes]
@@ -71,14 +72,14 @@ class PostgresHashes:
             "originator_version bigint NOT NULL, hash bytea NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))").format(**names)
         # Lists bind in binary (%b): as text, psycopg escapes each bytea with a regular expression.
-        self._previous = sql.SQL(
+        self._previous = Rendered(sql.SQL(
             "SELECT h.originator_id, h.originator_version, h.hash FROM {schema}.{hashes} h "
             "JOIN unnest(%b::{id_type}[], %b::bigint[]) AS k(id, v) "
-            "ON h.originator_id = k.id AND h.originator_version = k.v").format(**names)
-        self._insert = sql.SQL(
+            "ON h.originator_id = k.id AND h.originator_version = k.v").format(**names))
+        self._insert = Rendered(sql.SQL(
             "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::bytea[]) "
-            "ON CONFLICT DO NOTHING").format(**names)
+            "ON CONFLICT DO NOTHING").format(**names))
         self._start = sql.SQL(
             "SELECT e.notification_id FROM {schema}.{events} e JOIN {schema}.{hashes} h "
             "ON h.originator_id = e.originator_id AND h.originator_version = e.originator_version "
@@ -120,16 +121,16 @@ class PostgresHashes:
 
     @functools.lru_cache(maxsize=ROWS_AS_VALUES)  # noqa: B019 (one per recorder, for its life)
     def _insert_values(self, n: int) -> sql.Composed:
-        return sql.SQL(
+        return Rendered(sql.SQL(
             "INSERT INTO {schema}.{hashes} (originator_id, originator_version, hash) VALUES {rows} "
-            "ON CONFLICT DO NOTHING").format(**self._names, rows=sql.SQL(", ".join(["(%s, %s, %s)"] * n)))
+            "ON CONFLICT DO NOTHING").format(**self._names, rows=sql.SQL(", ".join(["(%s, %s, %s)"] * n))))
 
     @functools.lru_cache(maxsize=ROWS_AS_VALUES)  # noqa: B019
     def _previous_values(self, n: int) -> sql.Composed:
-        return sql.SQL(
+        return Rendered(sql.SQL(
             "SELECT originator_id, originator_version, hash FROM {schema}.{hashes} "
             "WHERE (originator_id, originator_version) IN ({rows})").format(
-                **self._names, rows=sql.SQL(", ".join(["(%s, %s)"] * n)))
+                **self._names, rows=sql.SQL(", ".join(["(%s, %s)"] * n))))
 
     @contextmanager
     def snapshot(self, stream_id: UUID | None = None) -> Iterator[ChainSnapshot]:

@@ -17,6 +17,8 @@ from eventsourcing.persistence import StoredEvent
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
+from infra.eventstore.statements import Rendered
+
 ROWS_AS_VALUES = 8
 
 
@@ -26,18 +28,18 @@ class EventRows:
     def __init__(self, schema: str, table: str, id_type: str) -> None:
         self._names = {"schema": sql.Identifier(schema), "table": sql.Identifier(table),
                        "id_type": sql.SQL(id_type)}
-        self._arrays = sql.SQL(
+        self._arrays = Rendered(sql.SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id").format(**self._names)
+            "RETURNING notification_id").format(**self._names))
         # Each stream looked up by its key. Joined as sets, the planner, guessing at a young table,
         # scanned all of it for every batch of messages; OFFSET 0 keeps the subquery a lookup.
-        self.after = sql.SQL(
+        self.after = Rendered(sql.SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state"
             " FROM unnest(%b::{id_type}[], %b::bigint[]) AS c(id, v)"
             " CROSS JOIN LATERAL (SELECT * FROM {schema}.{table} s"
             " WHERE s.originator_id = c.id AND s.originator_version > c.v OFFSET 0) e"
-            " ORDER BY e.originator_id, e.originator_version").format(**self._names)
+            " ORDER BY e.originator_id, e.originator_version").format(**self._names))
         """Every event of the streams `(ids, versions)` above the version given for each."""
 
     def insert(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
@@ -54,8 +56,8 @@ class EventRows:
 
     @functools.lru_cache(maxsize=ROWS_AS_VALUES)  # noqa: B019 (one per recorder, for its life)
     def _values(self, n: int) -> sql.Composed:
-        return sql.SQL(
+        return Rendered(sql.SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) VALUES {rows} "
             "RETURNING notification_id").format(
                 **self._names, rows=sql.SQL(", ".join(["(%b::{id_type}, %b::bigint, %b, %b)"] * n)).format(
-                    **self._names))
+                    **self._names)))

@@ -32,6 +32,7 @@ from psycopg import Cursor, sql
 from psycopg.rows import DictRow, tuple_row
 
 from infra.eventstore.sealing import kept_keys, new_keys
+from infra.eventstore.statements import Rendered
 
 TABLE = "personal_data_keys"
 SQLITE_SUBJECTS = 500  # per SELECT: within SQLite's oldest limit of 999 parameters
@@ -149,22 +150,23 @@ class PostgresKeyTable:
             " created_at timestamptz NOT NULL DEFAULT now())"
         ).format(name)
         # Lists bind in binary (%b): as text, psycopg escapes each bytea with a regular expression.
-        self._select = sql.SQL("SELECT subject, stored FROM {} WHERE subject = ANY(%b::uuid[])").format(name)
-        self._insert = sql.SQL(
+        self._select = Rendered(
+            sql.SQL("SELECT subject, stored FROM {} WHERE subject = ANY(%b::uuid[])").format(name))
+        self._insert = Rendered(sql.SQL(
             "INSERT INTO {} (subject, stored) SELECT * FROM unnest(%b::uuid[], %b::bytea[])"
-        ).format(name)
-        self._insert_one = sql.SQL("INSERT INTO {} (subject, stored) VALUES (%s, %s)").format(name)
+        ).format(name))
+        self._insert_one = Rendered(sql.SQL("INSERT INTO {} (subject, stored) VALUES (%s, %s)").format(name))
         # A key no longer kept (or another) inserts its person with no key: a NOT NULL violation.
-        self._check = sql.SQL(
+        self._check = Rendered(sql.SQL(
             "INSERT INTO {0} (subject, stored) SELECT k.subject, NULL::bytea"
             " FROM unnest(%b::uuid[], %b::bytea[]) AS k(subject, stored)"
             " WHERE NOT EXISTS (SELECT 1 FROM {0} t WHERE t.subject = k.subject AND t.stored = k.stored)"
-        ).format(name)
-        self._check_one = sql.SQL(
+        ).format(name))
+        self._check_one = Rendered(sql.SQL(
             "INSERT INTO {0} (subject, stored) SELECT %s, NULL::bytea"
             " WHERE NOT EXISTS (SELECT 1 FROM {0} WHERE subject = %s AND stored = %s)"
-        ).format(name)
-        self._delete = sql.SQL("DELETE FROM {} WHERE subject = %s").format(name)
+        ).format(name))
+        self._delete = Rendered(sql.SQL("DELETE FROM {} WHERE subject = %s").format(name))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:

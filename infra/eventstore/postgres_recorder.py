@@ -7,6 +7,7 @@ transaction, with this store's steps (hashes, keys, tracking rows) queued in it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -26,6 +27,7 @@ from infra.eventstore.key_tables import PostgresKeyTable
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.save_function import SaveFunction
 from infra.eventstore.sealing import kept_keys, new_keys, settling_seals
+from infra.eventstore.statements import Rendered
 
 
 def notification(id_: int, originator_id: UUID, version: int, topic: str, state: bytes) -> Notification:
@@ -52,6 +54,13 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         super().__init__(
             datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name
         )
+        # The library's statements that saves, loads and positions run, rendered once (`statements`).
+        self.max_notification_id_statement = Rendered(self.max_notification_id_statement)
+        self.insert_tracking_statement = Rendered(self.insert_tracking_statement)
+        self.max_tracking_id_statement = Rendered(self.max_tracking_id_statement)
+        self._tracked = Rendered(sql.SQL(
+            "SELECT 1 FROM {}.{} WHERE application_name = %s AND notification_id = %s"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.tracking_table_name)))
         self.hashes = PostgresHashes(datastore, events_table_name)
         self.key_table = PostgresKeyTable(datastore)
         self.event_rows = EventRows(datastore.schema, events_table_name, datastore.originator_id_type)
@@ -141,13 +150,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         if topics:
             conditions.append("topic = ANY(%s)")
             params.append(list(topics))
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        statement = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
-            + where + " ORDER BY notification_id LIMIT %s"
-        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name))
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(statement, [*params, limit], prepare=True)
+            curs.execute(self._selecting(" AND ".join(conditions)), [*params, limit], prepare=True)
             return [notification(i, o, v, t, bytes(state)) for i, o, v, t, state in curs.fetchall()]
 
     def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
@@ -168,12 +172,16 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
                 for row in curs.fetchall()
             ]
 
+    @functools.lru_cache(maxsize=16)  # noqa: B019 (one per recorder, for its life; a few shapes of query)
+    def _selecting(self, conditions: str) -> Rendered:
+        return Rendered(sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+            + (f" WHERE {conditions}" if conditions else "") + " ORDER BY notification_id LIMIT %s"
+        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.events_table_name)))
+
     def has_tracking_id(self, application_name: str, notification_id: int | None) -> bool:
         if notification_id is None:
             return True
-        statement = sql.SQL(
-            "SELECT 1 FROM {}.{} WHERE application_name = %s AND notification_id = %s"
-        ).format(sql.Identifier(self.datastore.schema), sql.Identifier(self.tracking_table_name))
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (application_name, notification_id), prepare=True)
+            curs.execute(self._tracked, (application_name, notification_id), prepare=True)
             return curs.fetchone() is not None

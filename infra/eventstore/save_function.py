@@ -33,6 +33,8 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from psycopg import Connection, sql
 from psycopg.rows import tuple_row
 
+from infra.eventstore.statements import Rendered
+
 logger = logging.getLogger(__name__)
 
 BODY = """
@@ -93,11 +95,11 @@ class SaveFunction:
             " RETURNS SETOF bigint LANGUAGE plpgsql AS {body}"
         ).format(**names, body=sql.Literal(body))
         # Lists bind in binary (%b): as text, psycopg escapes each bytea with a regular expression.
-        self._call = sql.SQL(
+        self._call = Rendered(sql.SQL(
             "SELECT * FROM {schema}.{name}(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[],"
             " %b::{id_type}[], %b::bigint[], %b::bytea[], %b::uuid[], %b::bytea[], %b::uuid[], %b::bytea[],"
             " %b::text[], %b::bigint[], %b::text)"
-        ).format(**names)
+        ).format(**names))
         self._exists = sql.SQL("SELECT to_regprocedure({})").format(sql.Literal(
             f"{sql.Identifier(schema).as_string(None)}.{sql.Identifier(name).as_string(None)}"
             f"({id_type}[], bigint[], text[], bytea[], {id_type}[], bigint[], bytea[], uuid[], bytea[],"

@@ -13,9 +13,11 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import sql
 
 from infra.eventstore.recorders import PostgresExactlyOnceRecorder
+from infra.eventstore.statements import Rendered
 from infra.settings import Settings
 
 
@@ -32,6 +34,24 @@ def saving(
     if request.param == "statements":
         drop_function(recorder)
     return recorder
+
+
+def test_the_library_s_statements_are_rendered_once_as_the_library_renders_them(
+    recorder: PostgresExactlyOnceRecorder,
+) -> None:
+    library = PostgresProcessRecorder(
+        recorder.datastore, events_table_name=recorder.events_table_name,
+        tracking_table_name=recorder.tracking_table_name,
+    )
+    for name in ("max_notification_id_statement", "insert_tracking_statement", "max_tracking_id_statement"):
+        ours, theirs = getattr(recorder, name), getattr(library, name)
+        assert isinstance(ours, Rendered), name
+        assert ours.as_bytes(None) == theirs.as_bytes(None), name
+    # and they run: a position recorded, found, and the highest one read back
+    recorder.insert_tracking(Tracking("upstream", 4))
+    assert recorder.has_tracking_id("upstream", 4) and not recorder.has_tracking_id("upstream", 5)
+    assert recorder.max_tracking_id("upstream") == 4
+    assert recorder.max_notification_id() is None
 
 
 def drop_function(recorder: PostgresExactlyOnceRecorder) -> None:
