@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -43,3 +47,17 @@ def test_audit_of_something_that_is_not_an_order_id_is_a_usage_error_naming_the_
     assert result.exit_code == 2
     assert "'ORDER_ID': 'not-a-uuid' is not an order id" in result.stderr
     assert result.stdout == ""
+
+
+def test_the_installed_command_is_the_command_line_and_its_module_imports_none_of_it() -> None:
+    # A rebuild's workers are spawned: each imports its parent's main module (the `saga` script's)
+    # first, and should not pay for the command line's imports it never runs.
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "saga"]
+    assert script.value == "infra.cli.__main__:main"
+    probe = ("import sys, runpy; runpy.run_module('infra.cli.__main__', run_name='__mp_main__'); "
+             "print(sorted(m for m in sys.modules"
+             " if m.startswith(('infra.cli.main', 'typer', 'infra.bootstrap'))))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
+    assert subprocess.run([sys.executable, "-m", "infra.cli", "--help"], capture_output=True, text=True,
+                          check=True).stdout.count("projections") >= 1
