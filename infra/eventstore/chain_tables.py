@@ -34,7 +34,7 @@ from psycopg.rows import DictRow, tuple_row
 
 from infra.eventstore.chain import Link, StreamReport, chain, check_stream, needed
 from infra.eventstore.committed_heads import CommittedHeads
-from infra.eventstore.statements import Rendered
+from infra.eventstore.statements import Rendered, kept_cursor
 
 ROWS_AS_VALUES = 32
 HashRow = tuple[UUID, int, bytes]
@@ -97,9 +97,9 @@ class PostgresHashes:
         """The batch's hashes, as the rows `insert` writes; reads the hashes it chains from."""
         stored, keys = self.heads.known(needed(stored_events))
         if keys:
-            with curs.connection.cursor(row_factory=tuple_row) as reading:
-                reading.execute(*self._reading(keys), prepare=True)
-                stored.update({(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()})
+            reading = kept_cursor(curs.connection)
+            reading.execute(*self._reading(keys), prepare=True)
+            stored.update({(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()})
         rows = chain(stored_events, stored)
         self.heads.hold(rows)
         return rows

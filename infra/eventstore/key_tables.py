@@ -29,10 +29,10 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg import Cursor, sql
-from psycopg.rows import DictRow, tuple_row
+from psycopg.rows import DictRow
 
 from infra.eventstore.sealing import kept_keys, new_keys
-from infra.eventstore.statements import Rendered
+from infra.eventstore.statements import Rendered, kept_cursor
 
 TABLE = "personal_data_keys"
 SQLITE_SUBJECTS = 500  # per SELECT: within SQLite's oldest limit of 999 parameters
@@ -171,7 +171,8 @@ class PostgresKeyTable:
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def get_many(self, subjects: Sequence[UUID]) -> dict[UUID, bytes]:
         # The pool's connections commit each statement: one round trip, not three.
-        with self.datastore.get_connection() as connection, connection.cursor(row_factory=tuple_row) as c:
+        with self.datastore.get_connection() as connection:
+            c = kept_cursor(connection)
             c.execute(self._select, (list(subjects),), prepare=True)
             return {subject: bytes(stored) for subject, stored in c.fetchall()}
 

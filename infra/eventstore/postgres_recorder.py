@@ -18,7 +18,7 @@ from eventsourcing.persistence import InterfaceError, Notification, OperationalE
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor, sql
-from psycopg.rows import DictRow, tuple_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 
 from infra.eventstore.chain_tables import ChainedStore, ChainSnapshot, PostgresHashes
 from infra.eventstore.ddl import SerialisedDDL
@@ -27,7 +27,7 @@ from infra.eventstore.key_tables import PostgresKeyTable
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.save_function import SaveFunction
 from infra.eventstore.sealing import kept_keys, new_keys, settling_seals
-from infra.eventstore.statements import Rendered
+from infra.eventstore.statements import Rendered, kept_cursor
 
 
 def notification(id_: int, originator_id: UUID, version: int, topic: str, state: bytes) -> Notification:
@@ -94,7 +94,7 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         with self.datastore.get_connection() as conn:
             if not self.save_function.usable(conn):
                 return None
-            curs = conn.cursor()
+            curs = kept_cursor(conn, dict_row)
             if trackings and not self.has_checked_for_multi_row_tracking_table:
                 self._check_has_multi_row_tracking_table(curs)
             chained = self.hashes.chained(curs, stored_events) if stored_events else []
@@ -105,8 +105,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_tracking(self, tracking: Tracking) -> None:
         """A position recorded alone (a relay's): one statement committing itself, not BEGIN, it, COMMIT."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            self._insert_tracking(curs, tracking)
+        with self.datastore.get_connection() as conn:
+            self._insert_tracking(kept_cursor(conn, dict_row), tracking)
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -162,14 +162,12 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         """
         if not versions:
             return []
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn:
+            curs = kept_cursor(conn)
             curs.execute(self.event_rows.after, (list(versions), list(versions.values())), prepare=True)
             return [
-                StoredEvent(
-                    originator_id=row["originator_id"], originator_version=row["originator_version"],
-                    topic=row["topic"], state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
+                StoredEvent(originator_id=i, originator_version=v, topic=t, state=bytes(state))
+                for i, v, t, state in curs.fetchall()
             ]
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 (one per recorder, for its life; a few shapes of query)

@@ -33,7 +33,7 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from psycopg import Connection, sql
 from psycopg.rows import tuple_row
 
-from infra.eventstore.statements import Rendered
+from infra.eventstore.statements import Rendered, kept_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,6 @@ class SaveFunction:
             [t.application_name for t in trackings], [t.notification_id for t in trackings],
             f"{lock_timeout}s",
         )
-        with connection.cursor(row_factory=tuple_row) as cursor:
-            cursor.execute(self._call, params, prepare=True)
-            return [row[0] for row in cursor.fetchall()]
+        cursor = kept_cursor(connection)
+        cursor.execute(self._call, params, prepare=True)
+        return [row[0] for row in cursor.fetchall()]

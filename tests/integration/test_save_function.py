@@ -6,8 +6,10 @@ start) saves as the library does, statement by statement, with the same guarante
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
+import weakref
 from uuid import UUID, uuid4
 
 import psycopg
@@ -15,9 +17,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from infra.eventstore.recorders import PostgresExactlyOnceRecorder
-from infra.eventstore.statements import Rendered
+from infra.eventstore.statements import Rendered, kept_cursor
 from infra.settings import Settings
 
 
@@ -145,6 +148,39 @@ def test_a_store_without_the_function_says_so_once_and_saves_statement_by_statem
         f"no function {recorder.datastore.schema}.{recorder.events_table_name}_save in the store "
         "(`saga migrate` creates it): saving statement by statement") == 1
     assert len(rows(recorder)["events"]) == 4
+
+
+def test_a_refused_save_leaves_its_connection_fit_for_the_next_save_and_load(
+    saving: PostgresExactlyOnceRecorder,
+) -> None:
+    # A save, a load and a position share each connection's kept cursor (`statements.kept_cursor`).
+    saving.insert_events([event(uuid4())], trackings=[Tracking("Payments", 1)])
+    for _ in range(3):  # more than the pool's connections
+        with pytest.raises(IntegrityError):
+            saving.insert_events([event(uuid4())], trackings=[Tracking("Payments", 1)])
+    stream = uuid4()
+    ids = saving.insert_events([event(stream), event(stream, 2)], trackings=[Tracking("Payments", 2)])
+    assert ids is not None and len(ids) == 2
+    assert [e.originator_version for e in saving.select_events_after({stream: 0})] == [1, 2]
+    assert saving.has_tracking_id("Payments", 2)
+
+
+def test_a_connection_keeps_one_cursor_that_makes_rows_as_each_caller_asks_and_goes_with_it(
+    postgres_settings: Settings,
+) -> None:
+    assert postgres_settings.database_url is not None
+    connection = psycopg.connect(postgres_settings.database_url.split("?")[0], autocommit=True)
+    cursor = kept_cursor(connection)
+    assert cursor.execute("SELECT 1 AS one").fetchall() == [(1,)]
+    assert kept_cursor(connection, dict_row) is cursor
+    assert cursor.execute("SELECT 1 AS one").fetchall() == [{"one": 1}]
+    cursor.close()
+    assert kept_cursor(connection) is not cursor  # a closed one is replaced
+    gone = weakref.ref(connection)
+    connection.close()
+    del connection, cursor
+    gc.collect()
+    assert gone() is None
 
 
 def test_a_position_recorded_alone_commits_and_a_repeat_of_it_is_refused(
