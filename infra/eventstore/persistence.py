@@ -13,12 +13,14 @@ from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel
 
 from commands.following import stored_state as decode_state
-from domain.privacy import subject_of
+from domain.privacy import personal_data_of, subject_of
 from infra.eventstore.privacy import PersonalDataKeys
 from infra.eventstore.recorders import MemoryFactory, PostgresExactlyOnceFactory
 from infra.eventstore.sealing import SealedStoredEvent
 from infra.eventstore.sqlite_store import SQLiteExactlyOnceFactory
 from infra.settings import PostgresDsn, Settings
+
+STREAM_FIELDS = {"originator_id", "originator_version"}  # the stored event's columns, not its JSON
 
 
 class OrjsonTranscoder(Transcoder):
@@ -45,17 +47,22 @@ class PydanticMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         assert isinstance(domain_event, BaseModel)
-        state = domain_event.model_dump(
-            mode="json", exclude={"originator_id", "originator_version"}
-        )
-        class_version = class_version_of(type(domain_event))
-        if class_version > 1:
-            state["class_version"] = class_version
+        event_class = type(domain_event)
+        class_version = class_version_of(event_class)
         seal = None
-        if self.personal is not None:
-            seal = self.personal.conceal(type(domain_event), domain_event.originator_id, state,  # type: ignore[attr-defined]
-                                         subject_of(domain_event))
-        data = self.transcoder.encode(state)
+        if class_version == 1 and isinstance(self.transcoder, OrjsonTranscoder) and (
+                self.personal is None or personal_data_of(event_class) is None):
+            # Nothing to add to the fields or seal in them: pydantic writes the JSON the dict
+            # below would make, byte for byte, in under half the time.
+            data = event_class.__pydantic_serializer__.to_json(domain_event, exclude=STREAM_FIELDS)
+        else:
+            state = domain_event.model_dump(mode="json", exclude=STREAM_FIELDS)
+            if class_version > 1:
+                state["class_version"] = class_version
+            if self.personal is not None:
+                seal = self.personal.conceal(event_class, domain_event.originator_id, state,  # type: ignore[attr-defined]
+                                             subject_of(domain_event))
+            data = self.transcoder.encode(state)
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
