@@ -180,7 +180,8 @@ async def test_a_window_is_published_only_once_the_broker_has_confirmed_every_me
     bus: RabbitBus, broker: AbstractConnection, rabbit_namespace: str
 ) -> None:
     # A queue that refuses everything routed to it: the broker nacks those messages.
-    window = [envelope("payments.PaymentCharged"), envelope("refusing.Anything"), envelope("shipping.Created")]
+    window = [envelope("payments.PaymentCharged"), envelope("refusing.Anything"),
+              envelope("shipping.Created")]
     async with broker.channel() as channel:
         refusing = await channel.declare_queue(
             exclusive=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
