@@ -98,7 +98,7 @@ class PostgresHashes:
         stored, keys = self.heads.known(needed(stored_events))
         if keys:
             reading = kept_cursor(curs.connection)
-            reading.execute(*self._reading(keys), prepare=True)
+            reading.execute(*self._reading(keys), prepare=True, binary=True)
             stored.update({(row[0], row[1]): bytes(row[2]) for row in reading.fetchall()})
         rows = chain(stored_events, stored)
         self.heads.hold(rows)
@@ -144,8 +144,9 @@ class PostgresHashes:
             start = conn.cursor(row_factory=tuple_row).execute(self._start).fetchone()
             # Two scans in key order (each its primary key's), merged here: a join sorted by the
             # server would sort every state.
-            with conn.cursor(name="chain_events", row_factory=tuple_row) as events, \
-                    conn.cursor(name="chain_hashes", row_factory=tuple_row) as hashes:
+            # Rows in binary: a state's and a hash's bytes as they are, not spelt out in hex.
+            with conn.cursor(name="chain_events", row_factory=tuple_row, binary=True) as events, \
+                    conn.cursor(name="chain_hashes", row_factory=tuple_row, binary=True) as hashes:
                 events.itersize = hashes.itersize = READ_BATCH
                 events.execute(self._events.format(**self._names, where=where), params)
                 hashes.execute(self._hashes.format(**self._names, where=where), params)

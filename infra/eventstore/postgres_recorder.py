@@ -138,7 +138,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
         self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (),
         *, inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        """The library's query, its rows read as tuples: a dict per row cost a third of a replay's reading."""
+        """The library's query, its rows read as tuples (a dict per row cost a third of a replay's
+        reading) and sent in binary (the state's bytes as they are, not spelt out in hex)."""
         conditions: list[str] = []
         params: list[Any] = []
         if start is not None:
@@ -151,7 +152,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
             conditions.append("topic = ANY(%s)")
             params.append(list(topics))
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self._selecting(" AND ".join(conditions)), [*params, limit], prepare=True)
+            statement = self._selecting(" AND ".join(conditions))
+            curs.execute(statement, [*params, limit], prepare=True, binary=True)
             return [notification(i, o, v, t, bytes(state)) for i, o, v, t, state in curs.fetchall()]
 
     def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
@@ -164,7 +166,8 @@ class PostgresExactlyOnceRecorder(PostgresProcessRecorder, SerialisedDDL, Chaine
             return []
         with self.datastore.get_connection() as conn:
             curs = kept_cursor(conn)
-            curs.execute(self.event_rows.after, (list(versions), list(versions.values())), prepare=True)
+            curs.execute(self.event_rows.after, (list(versions), list(versions.values())), prepare=True,
+                         binary=True)
             return [
                 StoredEvent(originator_id=i, originator_version=v, topic=t, state=bytes(state))
                 for i, v, t, state in curs.fetchall()
