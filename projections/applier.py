@@ -183,8 +183,10 @@ def fold(
 ) -> tuple[set[UUID], list[tracking.ProjectionFailure]]:
     """Fold the items, each with its row's key (None where it has none), into the rows in place.
 
-    The keys changed, and the events that could not be applied.
+    The keys changed, and the events that could not be applied, in the order of the items.
     """
+    if projection.folds_runs:
+        return _fold_runs(projection, rows, keyed)
     changed: set[UUID] = set()
     failures: list[tracking.ProjectionFailure] = []
     for key, item in keyed:
@@ -197,6 +199,39 @@ def fold(
             changed.add(key)
         except Exception as error:
             failures.append(_failure(projection, item, error))
+    return changed, failures
+
+
+def _fold_runs(
+    projection: AnyProjection, rows: dict[UUID, Any], keyed: Sequence[tuple[UUID | None, Item]]
+) -> tuple[set[UUID], list[tracking.ProjectionFailure]]:
+    # `fold`, each row's facts handed to the projection as one run (`evolve_all`).
+    runs: dict[UUID, list[Fact]] = {}
+    failures: list[tracking.ProjectionFailure] = []
+    for key, item in keyed:
+        if isinstance(item, Unreadable):
+            failures.append(_failure(projection, item, ValueError(item.error)))
+            continue
+        if key is None:
+            try:
+                key = projection.key(item)  # raises: why it has none
+            except Exception as error:
+                failures.append(_failure(projection, item, error))
+                continue
+        run = runs.get(key)
+        if run is None:
+            runs[key] = [item]
+        else:
+            run.append(item)
+    changed: set[UUID] = set()
+    for key, facts in runs.items():
+        row, refused = projection.evolve_all(rows.get(key), facts)
+        if len(refused) < len(facts):
+            rows[key] = row
+            changed.add(key)
+        failures += [_failure(projection, fact, error) for fact, error in refused]
+    if len(failures) > 1:
+        failures.sort(key=lambda failure: failure.notification_id)  # the items' order
     return changed, failures
 
 

@@ -19,6 +19,8 @@ from projections.facts import Fact
 from projections.store import Row, TableSpec, Tx, placeholders
 
 R = TypeVar("R")
+Refused = tuple[Fact, Exception]
+"""A fact a projection could not apply, and why."""
 
 REBUILD_SUFFIX = "__rebuild"
 IN_LIST_CHUNK = 500
@@ -37,6 +39,9 @@ class Projection(ABC, Generic[R]):
     base_table: ClassVar[TableSpec]
     reads_personal_data: ClassVar[bool] = True
     """False for a projection whose rows hold no personal field: a rebuild leaves its events' seals shut."""
+    folds_runs: ClassVar[bool] = False
+    """True for a projection whose `evolve_all` builds a row once for a run of its facts: the
+    applier then hands it each row's facts of a batch at once rather than one by one."""
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
@@ -61,6 +66,21 @@ class Projection(ABC, Generic[R]):
     @abstractmethod
     def evolve(self, row: R | None, fact: Fact) -> R:
         """The row after the fact; raises CannotApplyError (or any error) for an event it cannot apply."""
+
+    def evolve_all(self, row: R | None, facts: Sequence[Fact]) -> tuple[R | None, list[Refused]]:
+        """The row after these facts of it in turn, and those it could not apply (each skipped).
+
+        A projection whose rows are dear to build may build one for the whole run of
+        facts instead of one per fact (and say so, `folds_runs`); it must come to the
+        row `evolve` would.
+        """
+        refused: list[Refused] = []
+        for fact in facts:
+            try:
+                row = self.evolve(row, fact)
+            except Exception as error:
+                refused.append((fact, error))
+        return row, refused
 
     @abstractmethod
     def encode(self, row: R) -> tuple[Any, ...]:
