@@ -6,8 +6,12 @@ on serving readers and following new events. Nobody else writes that table, so
 the rebuild folds many windows of the log in memory before it writes: a row
 changed by twenty events is encoded and written once rather than once a window,
 and the rows it has never written are copied in (COPY on PostgreSQL) rather
-than upserted. The rows and the position they reflect still commit together,
-each time PENDING_ROWS rows wait or a log ends. Then one transaction locks the
+than upserted. The rows and the positions they reflect still commit together,
+each time PENDING_ROWS rows wait and once the logs end. A projection that follows
+several logs (the order summary reads the orders' and the sagas') reads them side
+by side, the log least far along first, so that the events of one order meet
+while its row is still in memory rather than read back from the table after a
+whole log. Then one transaction locks the
 live positions (a running projector waits), replays into the rebuilt table
 whatever the live one has seen since, drops the live table, renames the
 rebuilt one into its place and hands over its positions. Readers see the old
@@ -81,23 +85,28 @@ class Rebuild:
 
     async def run(self, progress: Progress | None) -> None:
         await self.prepare()
-        heads = await self.projector.heads()
-        total, done = sum(heads.get(name, 0) for name in self.live.applications), 0
+        names = self.live.applications
+        known = await self.projector.heads()
+        heads = {name: known.get(name, 0) for name in names}
+        total, done = sum(heads.values()), 0
+        positions = dict.fromkeys(names, 0)
         if progress is not None:
             progress(self.live.name, 0, total)
-        for name in self.live.applications:
-            position, head = 0, heads.get(name, 0)
-            while position < head:
-                stop = min(position + self.batch_size, head)
-                await self.fold(name, position, stop)
-                if len(self.pending) >= self.pending_rows:
-                    await self.write(name)
-                done, position = done + stop - position, stop
-                if progress is not None:
-                    progress(self.live.name, done, max(total, done))
-                if position == head:  # events recorded meanwhile are replayed too
-                    head = await self.head_of(name)
-            await self.write(name)
+        while behind := [name for name in names if positions[name] < heads[name]]:
+            # The log least far along: an order's events in several logs are folded close together,
+            # while its row is still in memory, rather than one log after another.
+            name = min(behind, key=lambda n: positions[n] / heads[n])
+            position = positions[name]
+            stop = min(position + self.batch_size, heads[name])
+            await self.fold(name, position, stop)
+            if len(self.pending) >= self.pending_rows:
+                await self.write()
+            done, positions[name] = done + stop - position, stop
+            if progress is not None:
+                progress(self.live.name, done, max(total, done))
+            if stop == heads[name]:  # events recorded meanwhile are replayed too
+                heads[name] = await self.head_of(name)
+        await self.write()
         await self.swap_in()
 
     async def head_of(self, application: str) -> int:
@@ -115,7 +124,7 @@ class Rebuild:
         """Replay the log after `position` up to `stop`, which must not be past its last notification."""
         if tx is None:
             await self.fold(application, position, stop)
-            await self.write(application)
+            await self.write()
             return
         app = self.projector.applications[application]
         items = await asyncio.to_thread(
@@ -123,7 +132,7 @@ class Rebuild:
         )
         applied = await self.applier.apply_in(tx, self.shadow, application, position, stop, items, self.rows)
         if applied is None:
-            raise RebuildConflictError(f"another rebuild of {self.live.name} is running; let it finish")
+            raise self._conflict()
         self.uncommitted.append(applied)
 
     async def fold(self, application: str, position: int, stop: int) -> None:
@@ -150,27 +159,32 @@ class Rebuild:
         self.failures += failures
         self.folded[application] = stop
 
-    async def write(self, application: str) -> None:
-        """Write the pending rows, what was parked and the position folded up to, in one transaction."""
-        expected = self.written.get(application, 0)
-        last = self.folded.get(application, expected)
-        if last == expected and not self.pending:
+    async def write(self) -> None:
+        """Write the pending rows, what was parked and the positions folded up to, in one transaction."""
+        moved = {name: (self.written.get(name, 0), last) for name, last in self.folded.items()
+                 if last != self.written.get(name, 0)}
+        if not moved and not self.pending:
             return
         async with self.store.transaction() as tx:
-            claimed = await tracking.claim(
-                tx, self.shadow.tracking_name, self.shadow.applications, application, expected,
-                for_update=self.store.dialect.for_update,
-            )
-            if not claimed:
-                raise RebuildConflictError(f"another rebuild of {self.live.name} is running; let it finish")
+            for name, (expected, _) in moved.items():
+                claimed = await tracking.claim(
+                    tx, self.shadow.tracking_name, self.shadow.applications, name, expected,
+                    for_update=self.store.dialect.for_update,
+                )
+                if not claimed:
+                    raise self._conflict()
             await self.shadow.insert(tx, [row for key, row in self.pending.items() if key in self.new])
             await self.shadow.save(tx, {k: row for k, row in self.pending.items() if k not in self.new})
             await tracking.park(tx, self.failures)
-            await tracking.advance(tx, self.shadow.tracking_name, application, last)
+            for name, (_, last) in moved.items():
+                await tracking.advance(tx, self.shadow.tracking_name, name, last)
         self.applier.committed(Applied(set(), self.failures))
         self.rows.keep(self.pending)
         self.pending, self.new, self.failures = {}, set(), []
-        self.written[application] = last
+        self.written.update((name, last) for name, (_, last) in moved.items())
+
+    def _conflict(self) -> RebuildConflictError:
+        return RebuildConflictError(f"another rebuild of {self.live.name} is running; let it finish")
 
     async def swap_in(self) -> None:
         dialect = self.store.dialect
