@@ -45,6 +45,7 @@ class ShipmentTracking(Projection[ShipmentRow]):
     name = "shipment_tracking"
     applications = ("Shipping",)
     topics = frozenset({CREATED, FAILED, CANCELLED, DISPATCHED, DELIVERED})
+    reads_personal_data = False  # a shipment's row holds its carrier and number, never its address
     base_table = TableSpec(
         "read_shipments",
         (("id", "uuid"), ("order_id", "uuid"), ("status", "text"), ("tracking_number", "text"),

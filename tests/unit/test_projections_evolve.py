@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -10,11 +12,12 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.notification import Notification
 from domain.order import Order, OrderLine
 from domain.payment import CANCELLED_BEFORE_PAYMENT, Payment
+from domain.privacy import personal_data_of
 from domain.shipment import Shipment
 from domain.stock import Stock
 from domain.values import Address, Money
@@ -28,6 +31,7 @@ from projections import (
     shipment_tracking,
     stock_levels,
 )
+from projections.catalog import named
 from projections.facts import Fact, fact_of
 from projections.projection import CannotApplyError, changed
 from tests.sagas import Deadline, story
@@ -343,3 +347,40 @@ def test_the_saga_topics_and_steps_the_read_side_names_are_the_saga_s_own() -> N
     }
     assert set(saga_progress.DECISIONS) == declared
     assert tuple(step.name.value for step in STEPS) == saga_progress.STEP_NAMES
+
+
+# Projections that leave seals shut in a rebuild
+
+
+def sealed(fact: Fact) -> Fact:
+    """The fact as a rebuild that opens no seal reads it: each declared personal field a sealed value."""
+    declared = personal_data_of(resolve_topic(fact.topic))
+    if declared is None:
+        return fact
+    data = copy.deepcopy(dict(fact.data))
+    for path in declared.fields:
+        *parents, name = path.split(".")
+        holder = functools.reduce(lambda value, key: value.get(key, {}), parents, data)
+        if name in holder:  # a step's command carries an address only on its way to the carrier
+            holder[name] = "sealed:AAAA"
+    return fact._replace(data=data)
+
+
+def test_a_projection_that_leaves_seals_shut_makes_the_same_rows_from_sealed_events() -> None:
+    order = SagaOrder.new()
+    shipment = Shipment.create(uuid4(), ADDRESS, "TRK1", customer_id=uuid4())
+    shipment.dispatch()
+    streams = {
+        "saga_progress": facts(story(order, *order.happy_replies(), order.completed())),
+        "shipment_tracking": facts(shipment.collect_events()),
+    }
+    shut = [p for p in named(None) if not p.reads_personal_data]
+    assert {p.name for p in shut} == set(streams)
+    for projection in shut:
+        stream = streams[projection.name]
+        assert any(sealed(fact) != fact for fact in stream)  # the stream holds personal fields
+        opened = sealed_row = None
+        for fact in stream:
+            opened = projection.evolve(opened, fact)
+            sealed_row = projection.evolve(sealed_row, sealed(fact))
+        assert sealed_row == opened
