@@ -69,7 +69,7 @@ from infra.messaging.rabbitmq_messages import (
     own_headers,
     publish_confirmed,
 )
-from infra.messaging.rabbitmq_parking import PARKING_LOCK, ParkingLock, take_parked
+from infra.messaging.rabbitmq_parking import PARKING_LOCK, TURN_SECONDS, ParkingLock, take_parked
 from infra.messaging.rabbitmq_queues import QueueType, declare_typed, queue_arguments, retry_arguments
 from infra.supervision import Supervisor
 
@@ -120,7 +120,7 @@ class RabbitBus:
         self._consumers: list[Consumer] = []
         self._loops = Supervisor()  # for consumers subscribed without a supervisor of the process's
         self._admin_lock = asyncio.Lock()
-        self._parking = ParkingLock(self.name(PARKING_LOCK), within=connect_timeout)
+        self._parking = ParkingLock(self.name(PARKING_LOCK), within=connect_timeout, turn=TURN_SECONDS)
 
     def name(self, name: str) -> str:
         """The broker's name for an exchange or queue of this namespace."""

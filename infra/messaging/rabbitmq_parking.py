@@ -43,6 +43,12 @@ from infra.messaging.rabbitmq_consumer import put_back
 PARKING_LOCK = "saga.parked.lock"
 RETRY_SECONDS = 0.02
 HAND_OVER_SECONDS = 3 * RETRY_SECONDS
+TURN_SECONDS = 30.0
+"""How long a bus's reader waits for its turn at the lock, at least. Each turn of another is one read of
+the parking queues, bounded by that reader's own timeouts (and a dead reader's lock goes with its
+connection), so waiting longer only lets the readers through one after another. The connection's timeout,
+which still bounds each call to the broker, is too short for it: on a host whose two cores the broker
+shares, two processes listing in turn kept a redrive waiting longer than five seconds."""
 
 
 class ParkingLock:
@@ -52,19 +58,22 @@ class ParkingLock:
     first, so that a process reading again and again lets the others in between its turns.
     """
 
-    def __init__(self, name: str, *, within: float) -> None:
+    def __init__(self, name: str, *, within: float, turn: float | None = None) -> None:
         self._name = name
-        self._within = within
+        self._within = within  # each call to the broker
+        self._turn = within if turn is None else max(within, turn)  # the wait for the lock
         self._let_go_at: float | None = None
 
     @asynccontextmanager
     async def holding(self, connection: AbstractConnection) -> AsyncIterator[None]:
-        """Hold the lock while the body runs; TimeoutError when others keep it for `within` seconds."""
+        """Hold the lock while the body runs; TimeoutError when others keep it for `turn` seconds."""
         loop = asyncio.get_running_loop()
         if self._let_go_at is not None:
             await asyncio.sleep(self._let_go_at + HAND_OVER_SECONDS - loop.time())
         try:
-            async with holding_the_parking_queues(connection, self._name, within=self._within):
+            async with holding_the_parking_queues(
+                connection, self._name, within=self._within, turn=self._turn
+            ):
                 yield
         finally:
             self._let_go_at = loop.time()
@@ -72,14 +81,15 @@ class ParkingLock:
 
 @asynccontextmanager
 async def holding_the_parking_queues(
-    connection: AbstractConnection, name: str, *, within: float
+    connection: AbstractConnection, name: str, *, within: float, turn: float | None = None
 ) -> AsyncIterator[None]:
     """Hold the namespace's lock (`name`, the broker's name of PARKING_LOCK) while the body runs.
 
-    TimeoutError when another process holds it for longer than `within` seconds.
+    TimeoutError when another process holds it for longer than `turn` seconds (`within` unless
+    given), or when a call to the broker takes longer than `within`.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
+    deadline = loop.time() + (within if turn is None else turn)
     while True:
         # A channel of its own, not robust: the broker closes it when the lock is taken, and a
         # robust channel would open itself again behind our back.
