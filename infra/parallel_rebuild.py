@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing.queues import Queue
@@ -64,7 +65,7 @@ def rebuild_projections(
     with bootstrap(settings) as system:
         heads = {app.name: app.recorder.max_notification_id() or 0 for app in system.applications}
     shares = shared_out(projections, heads, jobs)
-    context = multiprocessing.get_context("spawn")  # a fork would share the parent's connections
+    context = multiprocessing.get_context(start_method())
     news: News = context.Queue()
     with ProcessPoolExecutor(len(shares), mp_context=context, initializer=_listen, initargs=(news,)) as pool:
         # The tables exist now (bootstrap above): workers starting together must not race to create them.
@@ -73,6 +74,20 @@ def rebuild_projections(
         _report(news, futures, progress)
         rebuilt = {name for future in futures for name in future.result()}  # the first failure raises here
     return [p.name for p in projections if p.name in rebuilt]
+
+
+def start_method() -> str:
+    """How worker processes start: forked where the platform can and no other thread runs, else spawned.
+
+    A forked worker starts with the parent's modules imported, where a spawned one imports them
+    again (a second of the rebuild here, before its first window). It shares no connection with
+    the parent, which has closed its stores by then. A thread's locks would be copied as they
+    stand, a lock another thread held left held in the child for good: with any other thread
+    running, the workers are spawned.
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
 
 
 def shared_out(projections: Sequence[AnyProjection], heads: dict[str, int], jobs: int) -> list[list[str]]:

@@ -103,13 +103,15 @@ def projections_cli(
 
 def _rebuild(settings: Settings, name: str | None, jobs: int, console: Console) -> list[str]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
+    # Redrawn as the workers report rather than by a thread of its own: with no other thread
+    # running, the workers can be forked (`start_method`).
+    with Progress(*columns, console=console, auto_refresh=False) as bar:
         tasks: dict[str, TaskID] = {}
 
         def advance(projection: str, done: int, total: int) -> None:
             if projection not in tasks:
                 tasks[projection] = bar.add_task(projection, total=total)
-            bar.update(tasks[projection], completed=done, total=total)
+            bar.update(tasks[projection], completed=done, total=total, refresh=True)
 
         return rebuild_projections(settings, None if name is None else [name], jobs=jobs, progress=advance)
 

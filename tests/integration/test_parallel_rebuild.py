@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
 from typing import Any
 
 from infra.bootstrap import bootstrap
-from infra.parallel_rebuild import rebuild_projections
+from infra.parallel_rebuild import rebuild_projections, start_method
 from infra.readstore.opening import open_read_store, read_store_opener
 from infra.settings import Settings
 from projections.catalog import all_projections
@@ -62,3 +67,46 @@ def test_a_rebuild_in_two_processes_on_sqlite_gives_the_rows_a_rebuild_in_one_gi
 
     assert asyncio.run(every_row(sqlite_settings)) == in_one
     assert len(in_one["read_orders"]) == 4
+
+
+FORKING_REBUILD = """
+import json, multiprocessing, sys
+from infra.parallel_rebuild import rebuild_projections
+from infra.settings import Settings
+asked, context = [], multiprocessing.get_context
+multiprocessing.get_context = lambda method=None: (asked.append(method), context(method))[1]
+rebuilt = rebuild_projections(Settings(_env_file=None), None, jobs=2)
+print(json.dumps({"rebuilt": rebuilt, "start_methods": asked}))
+"""
+
+
+def test_a_rebuild_started_where_no_other_thread_runs_forks_its_workers_and_they_give_the_same_rows(
+    store_settings: Settings,
+) -> None:
+    asyncio.run(saga_orders(store_settings))
+    rebuild_projections(store_settings, None, jobs=1)
+    in_one = asyncio.run(every_row(store_settings))
+    unset = ("DATABASE_URL", "AMQP_URL", "DB_HOST", "RABBITMQ_URL", "RABBITMQ_HOST", "DATA_DIR")
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
+    store = ({"DATABASE_URL": store_settings.database_url} if store_settings.database_url
+             else {"DATA_DIR": str(store_settings.data_dir)})
+
+    done = subprocess.run([sys.executable, "-c", FORKING_REBUILD], capture_output=True, text=True,
+                          timeout=120, env={**environment, **store})
+
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["start_methods"] == ["fork"]
+    assert sorted(said["rebuilt"]) == sorted(p.name for p in all_projections())
+    assert asyncio.run(every_row(store_settings)) == in_one
+
+
+def test_workers_are_spawned_while_another_thread_runs() -> None:
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert start_method() == "spawn"
+    finally:
+        stop.set()
+        other.join()
