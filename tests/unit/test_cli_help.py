@@ -61,3 +61,18 @@ def test_the_installed_command_is_the_command_line_and_its_module_imports_none_o
     assert imported.stdout.strip() == "[]"
     assert subprocess.run([sys.executable, "-m", "infra.cli", "--help"], capture_output=True, text=True,
                           check=True).stdout.count("projections") >= 1
+
+
+def test_the_command_line_starts_without_graphqls_engine() -> None:
+    # Every `saga` command pays for what the command line imports; GraphQL's engine is the API's alone.
+    imports = "import sys, infra.cli.main; print('graphql' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_the_demo_follows_as_many_orders_in_one_request_as_the_api_allows_aliases() -> None:
+    from infra.cli.demo import POLL_BATCH
+    from read_api.graphql_limits import MAX_ALIASES
+
+    assert POLL_BATCH == MAX_ALIASES
