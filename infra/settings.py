@@ -127,7 +127,9 @@ class Settings(BaseSettings):
 
     create_table: bool = True
     cpu_affinity: str = Field("", description=(
-        "one: a serving process's threads on one CPU; or CPU numbers such as 0,2 (unset: anywhere)"))
+        "one: a serving process's threads on one CPU; any: wherever the scheduler puts them; or CPU "
+        "numbers such as 0,2 (unset: one CPU for a process of every role and for each API worker, "
+        "else any)"))
     aggregate_cache_size: int = Field(10_000, ge=1)
     # Connections each application keeps open (and may grow by the overflow under load):
     # every role process builds every application, so a small floor keeps many processes

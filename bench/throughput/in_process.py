@@ -21,7 +21,7 @@ from bench.throughput.stores import fresh_store
 from bench.throughput.verify import before_run, verify
 from bench.throughput.workload import stock_up
 from commands.orders import PlaceOrder
-from infra.affinity import keep_to_cpus
+from infra.affinity import keep_to_cpus, serving_cpus
 from infra.bootstrap import assemble
 from infra.runtime import Runtime, run_event_loop
 from infra.settings import Settings
@@ -44,7 +44,7 @@ def _run_in_this_process(
 ) -> dict[str, Any]:
     plain = unchained() if mode == "b0" else contextlib.nullcontext()
     with fresh_store(mode, config) as settings, plain:
-        keep_to_cpus(settings.cpu_affinity)  # as `saga serve` does (CPU_AFFINITY)
+        keep_to_cpus(serving_cpus(settings.cpu_affinity, every_role=True))  # as `saga serve` does
         # The loop `saga serve` runs in (uvloop where installed).
         return run_event_loop(_in_process(mode, config, settings, commands, rate))
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from infra.affinity import keep_to_cpus
+from infra.affinity import keep_to_cpus, serving_cpus
 from infra.bootstrap import assemble, migrate
 from infra.cli.base import (
     ExitCode,
@@ -102,7 +102,9 @@ def serve(
             except StoreInUseError as error:
                 fail(ExitCode.FAILED, f"{error}: stop it first, or set another DATA_DIR")
         try:
-            keep_to_cpus(settings.cpu_affinity, index=worker_number())
+            worker = worker_number()
+            keep_to_cpus(serving_cpus(settings.cpu_affinity, every_role=roles == set(ROLES), worker=worker),
+                         index=worker)
         except ValueError as error:
             fail(ExitCode.USAGE, str(error))
         configure_logging(settings.log_level, json=settings.log_format == "json")

@@ -176,12 +176,28 @@ def test_the_start_banner_reads_in_80_columns(tmp_path: Path) -> None:
     assert max(len(line) for line in banner) <= 80, banner
 
 
-def test_cpu_affinity_one_keeps_every_thread_of_the_server_on_one_cpu(tmp_path: Path) -> None:
-    with embedded_server(tmp_path, CPU_AFFINITY="one") as (base, process):
-        httpx.get(f"{base}/readyz")  # the roles, their loops and worker threads all started by now
-        tasks = Path(f"/proc/{process.pid}/task")
-        masks = {(task / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
-                 for task in tasks.iterdir()}
-        threads = len(list(tasks.iterdir()))
+def threads_cpus(base: str, process: subprocess.Popen[bytes]) -> tuple[int, set[str]]:
+    """The server's threads, counted, and the CPUs each may run on (as /proc lists them)."""
+    httpx.get(f"{base}/readyz")  # the roles, their loops and worker threads all started by now
+    tasks = Path(f"/proc/{process.pid}/task")
+    masks = {(task / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
+             for task in tasks.iterdir()}
+    return len(list(tasks.iterdir())), masks
+
+
+@pytest.mark.parametrize("setting", ["one", ""], ids=["one", "unset"])
+def test_a_server_of_every_role_keeps_every_thread_on_one_cpu(tmp_path: Path, setting: str) -> None:
+    with embedded_server(tmp_path, CPU_AFFINITY=setting) as (base, process):
+        threads, masks = threads_cpus(base, process)
     allowed = sorted(os.sched_getaffinity(0))
     assert threads > 1 and masks == {str(allowed[process.pid % len(allowed)])}
+
+
+def test_cpu_affinity_any_leaves_the_servers_threads_to_the_scheduler(tmp_path: Path) -> None:
+    with embedded_server(tmp_path, CPU_AFFINITY="any") as (base, process):
+        threads, masks = threads_cpus(base, process)
+    allowed = os.sched_getaffinity(0)
+    assert threads > 1 and len(masks) == 1
+    listed = masks.pop()  # "0-1", or "0,2-3"
+    spans = [part.split("-") for part in listed.split(",")]
+    assert {n for span in spans for n in range(int(span[0]), int(span[-1]) + 1)} == allowed

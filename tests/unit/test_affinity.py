@@ -1,4 +1,4 @@
-"""CPU_AFFINITY: a serving process's threads kept on one CPU, or on the CPUs named."""
+"""CPU_AFFINITY: a serving process's threads kept to one CPU or to the CPUs named, or left anywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from infra.affinity import parse_cpus
+from infra.affinity import parse_cpus, serving_cpus
 from infra.settings import Settings
 
 ALLOWED = sorted(os.sched_getaffinity(0))
@@ -42,10 +42,21 @@ def test_the_setting_is_one_or_a_list_of_cpus_and_anything_else_is_refused_namin
     assert Settings(_env_file=None).cpu_affinity == ""
     assert Settings(_env_file=None, cpu_affinity=" One ").cpu_affinity == "one"
     assert Settings(_env_file=None, cpu_affinity="2, 0,2").cpu_affinity == "0,2"
+    assert Settings(_env_file=None, cpu_affinity="ANY").cpu_affinity == "any"
     for bad in ("fast", "0-3", "1,,2", "-1"):
         with pytest.raises(ValidationError, match="cpu_affinity"):
             Settings(_env_file=None, cpu_affinity=bad)
     assert parse_cpus("") == ""
+
+
+def test_unset_keeps_a_process_of_every_role_and_each_api_worker_to_one_cpu_and_leaves_the_rest() -> None:
+    assert serving_cpus("", every_role=True) == "one"
+    assert serving_cpus("", every_role=False, worker=1) == "one"
+    assert serving_cpus("", every_role=False) == ""  # one of several role processes
+    assert serving_cpus("any", every_role=True, worker=0) == ""
+    assert serving_cpus("one", every_role=False) == "one"
+    assert serving_cpus("0,2", every_role=True) == "0,2"
+    assert probe("any") == {"chosen": None, "threads": [ALLOWED] * 3}
 
 
 def test_one_keeps_every_thread_on_one_cpu_those_started_before_and_after() -> None:
