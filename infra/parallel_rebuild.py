@@ -24,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -77,15 +78,15 @@ def rebuild_projections(
 
 
 def start_method() -> str:
-    """How worker processes start: forked where the platform can and no other thread runs, else spawned.
+    """How worker processes start: forked on Linux where no other thread runs, else spawned.
 
     A forked worker starts with the parent's modules imported, where a spawned one imports them
-    again (a second of the rebuild here, before its first window). It shares no connection with
-    the parent, which has closed its stores by then. A thread's locks would be copied as they
-    stand, a lock another thread held left held in the child for good: with any other thread
-    running, the workers are spawned.
+    again (about a second before its first window). It shares no connection with the parent,
+    which has closed its stores by then. A thread's locks would be copied as they stand, a lock
+    another thread held left held in the child for good: with any other thread running, the
+    workers are spawned. So they are on macOS, whose system libraries are not safe to fork.
     """
-    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
         return "fork"
     return "spawn"
 

@@ -70,7 +70,7 @@ def test_a_rebuild_in_two_processes_on_sqlite_gives_the_rows_a_rebuild_in_one_gi
 
 
 FORKING_REBUILD = """
-import json, multiprocessing, sys
+import json, multiprocessing
 from infra.parallel_rebuild import rebuild_projections
 from infra.settings import Settings
 asked, context = [], multiprocessing.get_context
